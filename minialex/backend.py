@@ -1,0 +1,149 @@
+"""Array-module selection: NumPy on the CPU, CuPy on a CUDA GPU.
+
+Every layer starts with ``xp = get_array_module(x)`` so the same code runs on
+both (the Chainer idiom). Devices are chosen here, at the edges, never inside
+a layer.
+"""
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+
+_CUPY_HINT = (
+    "Install CuPy for your CUDA version, e.g. `pip install \"minialex[gpu]\"` "
+    "(cupy-cuda12x) or `pip install cupy-cuda11x`; see https://docs.cupy.dev/en/stable/install.html"
+)
+
+
+def _import_cupy():
+    """Return the cupy module, or None when it is not importable."""
+    try:
+        import cupy  # noqa: F401
+    except Exception:  # ImportError, or a broken CUDA install raising at import
+        return None
+    return cupy
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports and at least one CUDA device is visible."""
+    cp = _import_cupy()
+    if cp is None:
+        return False
+    try:
+        return cp.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def get_array_module(*arrays):
+    """Return ``numpy`` or ``cupy``, whichever owns the given arrays.
+
+    Parameters
+    ----------
+    *arrays : array-like
+        Any mix of arrays and scalars. ``None`` entries are ignored.
+
+    Returns
+    -------
+    module
+        ``cupy`` if any argument is a ``cupy.ndarray``, else ``numpy``.
+    """
+    for a in arrays:
+        if a is None or isinstance(a, np.ndarray):
+            continue
+        mod = type(a).__module__
+        if mod.startswith("cupy"):
+            import cupy
+
+            return cupy
+    return np
+
+
+def get_backend(name: str = "numpy"):
+    """Return the array module for ``name`` ("numpy" or "cupy").
+
+    Raises
+    ------
+    ValueError
+        For an unknown name.
+    RuntimeError
+        For "cupy" when CuPy is not installed or no CUDA device is visible;
+        the message says which, and how to fix it. There is no silent fallback.
+    """
+    if name == "numpy":
+        return np
+    if name != "cupy":
+        raise ValueError(f"backend must be 'numpy' or 'cupy', got {name!r}")
+    cp = _import_cupy()
+    if cp is None:
+        raise RuntimeError("backend 'cupy' requested but CuPy is not installed. " + _CUPY_HINT)
+    try:
+        n = cp.cuda.runtime.getDeviceCount()
+    except Exception as e:  # driver missing, CUDA_VISIBLE_DEVICES empty, ...
+        raise RuntimeError(
+            f"backend 'cupy' requested but no CUDA device is usable ({type(e).__name__}: {e}). "
+            "Check `nvidia-smi`, the NVIDIA driver and CUDA_VISIBLE_DEVICES, "
+            "or run with --backend numpy."
+        ) from e
+    if n == 0:
+        raise RuntimeError(
+            "backend 'cupy' requested but no CUDA device is visible (device count 0). "
+            "Check `nvidia-smi` and CUDA_VISIBLE_DEVICES, or run with --backend numpy."
+        )
+    return cp
+
+
+def to_numpy(a):
+    """Return ``a`` as a NumPy array (copies from the GPU when needed)."""
+    if isinstance(a, np.ndarray):
+        return a
+    if type(a).__module__.startswith("cupy"):
+        return a.get()
+    return np.asarray(a)
+
+
+def to_device(a, xp, device=None):
+    """Move ``a`` to the array module ``xp`` (and CUDA ``device`` for CuPy)."""
+    if xp is np:
+        return to_numpy(a)
+    if device is None:
+        return xp.asarray(a)
+    with xp.cuda.Device(device):
+        return xp.asarray(a)
+
+
+def info() -> dict:
+    """Versions and the active kernel paths, for bug reports and ``--verbose``.
+
+    Returns a dict with python, numpy, numba, cupy versions, the number of
+    CUDA devices, and which im2col implementation the dispatcher picks on the
+    CPU ("numba" or "reference", see ``minialex.im2col``).
+    """
+    from . import im2col
+
+    out = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": None,
+        "cupy": None,
+        "cuda_devices": 0,
+        "im2col_cpu": im2col.active_impl(),
+        "MINIALEX_IM2COL": os.environ.get("MINIALEX_IM2COL", ""),
+    }
+    try:
+        import numba
+
+        out["numba"] = numba.__version__
+        out["numba_threads"] = numba.get_num_threads()
+    except Exception:
+        pass
+    cp = _import_cupy()
+    if cp is not None:
+        out["cupy"] = cp.__version__
+        try:
+            out["cuda_devices"] = cp.cuda.runtime.getDeviceCount()
+        except Exception:
+            out["cuda_devices"] = 0
+    return out

@@ -1,0 +1,82 @@
+"""Local response normalisation across kernel maps (Sec. 3.3)."""
+from __future__ import annotations
+
+from ..backend import get_array_module
+from .base import Layer, check_float, check_ndim
+
+ALPHA_CONVENTIONS = ("paper", "pytorch")
+
+
+def window_sum(a, half):
+    """Sum of ``a`` over channels i-half .. i+half, clipped at 0 and C-1.
+
+    This is the sum in the paper's formula, with its max(0, .) and
+    min(N-1, .) limits: channels outside the layer simply contribute nothing.
+
+    Shapes:  a, out: (N, C, H, W)
+    """
+    xp = get_array_module(a)
+    C = a.shape[1]
+    s = a.copy()                                   # the d = 0 term
+    for d in range(1, half + 1):
+        if d >= C:
+            break
+        s[:, :C - d] += a[:, d:]                   # neighbour above: channel i + d
+        s[:, d:] += a[:, :C - d]                   # neighbour below: channel i - d
+    return s if s.dtype == a.dtype else xp.asarray(s, dtype=a.dtype)
+
+
+class LocalResponseNorm(Layer):
+    """Brightness normalisation across adjacent kernel maps.
+
+        b_i = a_i / (k + alpha * sum_{j=max(0, i-n/2)}^{min(C-1, i+n/2)} a_j^2) ** beta
+
+    Shapes:  x, out: (N, C, H, W)
+    Paper:   Sec. 3.3; k=2, n=5, alpha=1e-4, beta=0.75, after ReLU in conv1/conv2.
+             n/2 is integer division, so the window holds 2*(n//2)+1 maps
+             (5 for n=5) and is clipped at the first and last channel.
+             alpha is NOT divided by n (``alpha_convention="paper"``).
+             PyTorch's ``LocalResponseNorm`` and Caffe divide alpha by n; pass
+             ``alpha_convention="pytorch"`` to get theirs: the paper's layer
+             equals theirs with alpha' = n * alpha. See docs/deviations.md.
+    Backward derivation: docs/derivations.md#local-response-normalisation.
+    """
+
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_convention="paper"):
+        super().__init__()
+        if int(size) != size or size < 1:
+            raise ValueError(f"LocalResponseNorm: size must be a positive integer, got {size!r}")
+        if alpha_convention not in ALPHA_CONVENTIONS:
+            raise ValueError(
+                f"LocalResponseNorm: alpha_convention must be one of {ALPHA_CONVENTIONS}, "
+                f"got {alpha_convention!r}"
+            )
+        if k <= 0:
+            raise ValueError(f"LocalResponseNorm: k must be > 0 so the denominator is positive, got {k!r}")
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.alpha_convention = alpha_convention
+
+    @property
+    def coeff(self):
+        """The factor in front of the sum: alpha (paper) or alpha/n (PyTorch, Caffe)."""
+        return self.alpha if self.alpha_convention == "paper" else self.alpha / self.size
+
+    def forward(self, x, train=True):
+        check_ndim(x, 4, "LocalResponseNorm")
+        check_float(x, "LocalResponseNorm")
+        half = self.size // 2
+        scale = self.k + self.coeff * window_sum(x * x, half)     # (N, C, H, W), >= k > 0
+        out = x * scale ** (-self.beta)
+        self.cache = (x, scale, out)
+        return out
+
+    def backward(self, dout):
+        # dL/da_j = dout_j * s_j^-beta
+        #           - 2 alpha beta a_j * sum_{i: j in window(i)} dout_i b_i / s_i
+        # The window is symmetric, so "i whose window holds j" is window(j).
+        x, scale, out = self.cache
+        half = self.size // 2
+        dx = dout * scale ** (-self.beta)
+        dx -= (2 * self.coeff * self.beta) * x * window_sum(dout * out / scale, half)
+        self.cache = None
+        return dx

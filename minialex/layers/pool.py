@@ -1,0 +1,64 @@
+"""Overlapping max pooling (Sec. 3.4)."""
+from __future__ import annotations
+
+from ..backend import get_array_module
+from ..im2col import col2im, conv_output_size, im2col
+from .base import Layer, check_float, check_ndim
+
+
+class MaxPool2D(Layer):
+    """Max over z x z windows placed every s pixels; s < z overlaps.
+
+    Each channel is pooled on its own, so the input is viewed as N*C
+    one-channel images and unrolled with im2col: every column is one window.
+    Backward routes each output gradient to the arg-max of its window and
+    col2im **adds** them, because with z=3, s=2 one pixel can be the max of
+    up to four windows. Ties go to the first maximum in row-major window
+    order, so results are deterministic.
+
+    Shapes:  x: (N, C, H, W)  ->  out: (N, C, OH, OW),  OH = (H - z) // s + 1
+    Paper:   Sec. 3.4; z=3, s=2 (overlapping) vs z=s=2 (classic).
+    Backward derivation: docs/derivations.md#overlapping-max-pooling.
+    """
+
+    def __init__(self, kernel_size=3, stride=2, im2col_impl="auto"):
+        super().__init__()
+        for name, v in (("kernel_size", kernel_size), ("stride", stride)):
+            if int(v) != v or v < 1:
+                raise ValueError(f"MaxPool2D: {name} must be a positive integer, got {v!r}")
+        self.kernel_size, self.stride = kernel_size, stride
+        self.im2col_impl = im2col_impl
+
+    def output_shape(self, input_shape):
+        """(C, H, W) -> (C, OH, OW)."""
+        C, H, W = input_shape
+        z, s = self.kernel_size, self.stride
+        return (C, conv_output_size(H, z, s, 0), conv_output_size(W, z, s, 0))
+
+    def forward(self, x, train=True):
+        xp = get_array_module(x)
+        check_ndim(x, 4, "MaxPool2D")
+        check_float(x, "MaxPool2D")
+        N, C, H, W = x.shape
+        z, s = self.kernel_size, self.stride
+        if z > H or z > W:
+            raise ValueError(f"MaxPool2D: kernel_size={z} is larger than the input {H}x{W}")
+        _, OH, OW = self.output_shape((C, H, W))
+        cols = im2col(x.reshape(N * C, 1, H, W), z, z, s, 0, impl=self.im2col_impl)  # (z*z, N*C*OH*OW)
+        arg = xp.argmax(cols, axis=0)                              # (N*C*OH*OW,), first max wins
+        out = xp.take_along_axis(cols, arg[None, :], axis=0)       # (1, N*C*OH*OW)
+        out = out.reshape(N, C, OH, OW)                            # (N, C, OH, OW)
+        self.cache = (x.shape, arg)
+        return out
+
+    def backward(self, dout):
+        xp = get_array_module(dout)
+        x_shape, arg = self.cache
+        N, C, H, W = x_shape
+        z, s = self.kernel_size, self.stride
+        M = arg.shape[0]                                           # N*C*OH*OW windows
+        dcols = xp.zeros((z * z, M), dtype=dout.dtype)             # (z*z, N*C*OH*OW)
+        dcols[arg, xp.arange(M)] = dout.reshape(M)                 # one entry per column: no clash
+        dx = col2im(dcols, (N * C, 1, H, W), z, z, s, 0, impl=self.im2col_impl)  # (N*C, 1, H, W), summed at overlaps
+        self.cache = None
+        return dx.reshape(N, C, H, W)                              # (N, C, H, W)
