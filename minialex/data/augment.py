@@ -230,7 +230,8 @@ class EvalTransform:
     ``mode="ten"``:    -> (N*10, C, crop, crop); rows ``10*i .. 10*i+9`` are
     image i's patches in ``ten_crop`` order; average the softmax with
     ``probs.reshape(N, 10, K).mean(axis=1)`` (Sec. 4.1).
-    ``crop=None`` keeps the full image.
+    ``crop=None`` keeps the full image (with "ten": the largest square, so the
+    five positions collapse to the centre on square images).
     """
 
     mean: np.ndarray = None
@@ -244,10 +245,10 @@ class EvalTransform:
 
     def __call__(self, x, rng=None):
         out = _subtract_mean(x, self.mean, self.dtype)  # (N, C, H, W)
-        crop = self.crop if self.crop is not None else min(out.shape[2:])
         if self.mode == "ten":
-            N, C = out.shape[:2]
+            N, C, H, W = out.shape
+            crop = self.crop if self.crop is not None else min(H, W)
             out = ten_crop(out, crop).reshape(N * 10, C, crop, crop)  # (N, 10, C, c, c) -> (N*10, C, c, c)
-        else:
-            out = center_crop(out, crop)
+        elif self.crop is not None:
+            out = center_crop(out, self.crop)
         return np.ascontiguousarray(out)
