@@ -110,7 +110,8 @@ class TensorCheck:
         """Human-readable location of the worst entry (channel/position for 4-D)."""
         idx = self.worst_index
         if len(self.shape) == 4 and len(idx) == 4:
-            return f"n={idx[0]} c={idx[1]} h={idx[2]} w={idx[3]}"
+            axes = ("f", "c", "kh", "kw") if self.name in ("w", "dw") else ("n", "c", "h", "w")
+            return " ".join(f"{a}={i}" for a, i in zip(axes, idx))
         return str(idx)
 
 

@@ -170,6 +170,11 @@ def _kink_at_worst(ctx, name, count=3):
 
 def _gradient_findings(ctx, name, a, n):
     found = []
+    if not (np.isfinite(a).all() and np.isfinite(n).all()):
+        which = "your gradient" if not np.isfinite(a).all() else "the forward pass (so the numerical gradient)"
+        found.append(Diagnosis("nonfinite", name, f"{which} contains NaN or inf: an overflow? "
+                               "(exp of a large number: subtract the row maximum first; a division by 0?)"))
+        return found
     if not np.any(a) and np.any(n):
         found.append(Diagnosis("zero_grad", name, "your gradient is all zeros: is it computed, "
                                "assigned (grads[...] = ...) and returned?"))
@@ -203,7 +208,7 @@ def _scale_factor(ctx, name, a, n, what):
                    "carries a 1/N. Divide by N"
         named[1 / N] = f"1/{N} = 1/N: the gradient is divided by the batch size once too often"
     named[-1.0] = "-1: a sign is flipped"
-    named[2.0] = "2: a factor 2 too much (the derivative of x^2 is 2x, not 4x?)"
+    named[2.0] = "2: twice the right value (a term counted twice?)"
     named[0.5] = "1/2: a factor 2 is missing (the derivative of x^2 is 2x)"
     size = ctx.info.get("size")
     if size and size > 1:
@@ -232,7 +237,8 @@ def _location(ctx, name, bad, what, any_specific=False):
         if name == "dx" and k and s and s < k and kind in ("pool", "conv", "col2im"):
             p = int(info.get("padding", 0) or 0) if kind != "pool" else 0
             count = _overlap_count(H, W, int(k), int(s), p)
-            if np.all(count[pix] > 1):
+            # informative only if some pixels are covered once (or not at all) and are right
+            if (count <= 1).any() and np.all(count[pix] > 1):
                 why = {"pool": "a pixel can be the maximum of up to four windows",
                        "conv": "col2im must add every window's contribution",
                        "col2im": "col2im must add every window's contribution"}[kind]
@@ -405,14 +411,14 @@ def _conv_kernel(ctx, name, a, n):
     info = ctx.info
     F, Cg, KH, KW = w.shape
     G = int(info.get("groups", 1) or 1)
-    variants = (("conv_kernel_flip", "rotated by 180 degrees (flipped in h and w)",
-                 lambda v: v[:, :, ::-1, ::-1]),                   # (F, Cg, KH, KW)
-                ("conv_kernel_transpose", "with its h and w axes swapped",
-                 lambda v: v.transpose(0, 1, 3, 2)))               # (F, Cg, KW, KH)
-    for code, how, op in variants:
+    variants = (("conv_kernel_flip", "is rotated by 180 degrees (flipped in h and w)",
+                 "rotated by 180 degrees", lambda v: v[:, :, ::-1, ::-1]),   # (F, Cg, KH, KW)
+                ("conv_kernel_transpose", "has its h and w axes swapped",
+                 "with its h and w axes swapped", lambda v: v.transpose(0, 1, 3, 2)))  # (F, Cg, KW, KH)
+    for code, how, how_dw, op in variants:
         if name == "w":
             if rel_error(a, op(n)) < _MATCH:
-                return [Diagnosis(code, "w", f"your dw is the right dw {how}: check the order in "
+                return [Diagnosis(code, "w", f"your dw is the right dw {how_dw}: check the order in "
                                   "which you pair dout with the input windows.")]
             continue
         wv = op(w)
@@ -427,7 +433,7 @@ def _conv_kernel(ctx, name, a, n):
                      "kernel flipped in h and w: check the flip (w[:, :, ::-1, ::-1]), or use "
                      "col2im(w.T @ dout), which needs none." if code == "conv_kernel_flip" else
                      "Check the order of the kernel's axes (F, C/G, KH, KW) in backward.")
-            return [Diagnosis(code, "dx", f"your dx is the gradient of a convolution whose kernel is "
+            return [Diagnosis(code, "dx", f"your dx is the gradient of a convolution whose kernel "
                               f"{how}. {extra}")]
     return []
 
