@@ -326,10 +326,12 @@ def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, 
     for k in list(params):
         params[k] = _as_float64(params[k])
 
-    takes_train = _accepts_train(layer.forward)
+    takes = {id(layer): _accepts_train(layer.forward)}
+    if reference is not None:
+        takes[id(reference)] = _accepts_train(reference.forward)
 
     def fwd(obj, arr):
-        return obj.forward(arr, train=train) if _accepts_train(obj.forward) else obj.forward(arr)
+        return obj.forward(arr, train=train) if takes[id(obj)] else obj.forward(arr)
 
     report = GradReport(name or type(layer).__name__, threshold)
 
@@ -346,7 +348,7 @@ def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, 
                 continue
             ref_params[k] = params[k].copy()
 
-    out = layer.forward(x, train=train) if takes_train else layer.forward(x)
+    out = fwd(layer, x)
     out_dtype = getattr(out, "dtype", None)
     dout = rng.standard_normal(np.shape(out))
 

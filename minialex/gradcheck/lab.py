@@ -220,8 +220,9 @@ def grade(source, names=None, threshold=None):
     return LabResult(rows, str(label))
 
 
-def main_lab(path, names=None, threshold=None, out=sys.stdout, err=sys.stderr):
+def main_lab(path, names=None, threshold=None, out=None, err=None):
     """The CLI's ``--lab``: print the table and return the exit code (0, 1, 2)."""
+    out, err = out or sys.stdout, err or sys.stderr
     try:
         result = grade(path, names, threshold)
     except StudentModuleError as e:
