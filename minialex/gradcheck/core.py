@@ -277,7 +277,7 @@ def _kind_of(*objs, info=None):
 def _hyper_of(*objs):
     """Hyper-parameters read from the layers' attributes (the reference wins)."""
     info = {}
-    for o in reversed([o for o in objs if o is not None]):
+    for o in [o for o in objs if o is not None]:          # later objects win
         for k in _HYPER:
             if hasattr(o, k) and not callable(getattr(o, k)):
                 info[k] = getattr(o, k)
