@@ -18,13 +18,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="python -m minialex.gradcheck",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Check backward passes against centred finite differences in float64 "
-                    "(relative error max|a-b| / max(|a|+|b|), threshold 1e-6).\n\n"
-                    "Without --lab: every built-in minialex layer (conv Sec. 3.2/3.5, ReLU Sec. 3.1, "
-                    "LRN Sec. 3.3, overlapping max-pool Sec. 3.4, dropout Sec. 4.2, softmax Sec. 3.5); "
-                    "prints a table, exits 1 if any fails.\n"
-                    "With --lab FILE: the autograder. Imports FILE, checks each agreed name "
-                    "(--list) against minialex's own layer, prints a pass/fail table with hints.",
+        description=(
+            "Check backward passes against centred finite differences in float64\n"
+            "(relative error max|a-b| / max(|a|+|b|), threshold 1e-6).\n\n"
+            "Without --lab: every built-in minialex layer (conv Sec. 3.2/3.5, ReLU Sec. 3.1,\n"
+            "LRN Sec. 3.3, overlapping max-pool Sec. 3.4, dropout Sec. 4.2, softmax Sec. 3.5);\n"
+            "prints a table, exits 1 if any fails.\n\n"
+            "With --lab FILE: the autograder for the teaching labs. Imports FILE, checks each\n"
+            "agreed name (--list) against minialex's own layer (gradients and forward pass),\n"
+            "prints a pass/fail table with hints on where the errors sit."),
         epilog="exit codes: 0 all pass; 1 a check failed (or a name is missing); "
                "2 the --lab module cannot be imported",
     )
@@ -44,7 +46,7 @@ def main(argv=None):
         return 0
     if args.lab:
         try:
-            return main_lab(args.lab, args.names, args.threshold)
+            return main_lab(args.lab, args.names, args.threshold, verbose=args.verbose)
         except ValueError as e:          # an unknown --names entry
             print(f"python -m minialex.gradcheck: {e}")
             return EXIT_UNUSABLE

@@ -105,10 +105,11 @@ class TensorCheck:
     passed: bool
     analytic_at_worst: float = 0.0
     numeric_at_worst: float = 0.0
+    worst: list = field(default_factory=list)   # up to 3 (index, yours, numeric), worst first
 
-    def where(self):
-        """Human-readable location of the worst entry (channel/position for 4-D)."""
-        idx = self.worst_index
+    def where(self, idx=None):
+        """Human-readable location of an entry, the worst by default (channel/position for 4-D)."""
+        idx = self.worst_index if idx is None else idx
         if len(self.shape) == 4 and len(idx) == 4:
             axes = ("f", "c", "kh", "kw") if self.name in ("w", "dw") else ("n", "c", "h", "w")
             return " ".join(f"{a}={i}" for a, i in zip(axes, idx))
@@ -193,10 +194,10 @@ class GradReport:
                 f"  {label:<{w}}  {str(t.shape):<18} {t.max_rel_error:11.2e}  {t.where():<26} "
                 f"{'ok' if t.passed else 'FAIL'}"
             )
-            if not t.passed and np.isfinite(t.max_rel_error) and t.worst_index != ():
+            if not t.passed and t.worst:
                 other = "reference" if t is self.forward else "numeric"
-                lines.append(f"  {'':<{w}}  at worst: yours {t.analytic_at_worst:.6g}, "
-                             f"{other} {t.numeric_at_worst:.6g}")
+                for idx, mine, theirs in t.worst:
+                    lines.append(f"  {'':<{w}}  at {t.where(idx)}: yours {mine:.6g}, {other} {theirs:.6g}")
         if self.forward is not None:
             lines.append("  (out = your forward pass against the reference on the same inputs and params)")
         lines += [f"  note: {n}" for n in self.notes]
@@ -219,8 +220,14 @@ def _tensor_check(name, analytic, numeric, threshold):
     m = float(err.max())
     if not np.isfinite(analytic).all():
         m = float("inf")
+    worst = []
+    for f in np.argsort(err, axis=None)[::-1][:3]:
+        i = tuple(int(j) for j in np.unravel_index(f, err.shape))
+        if not err[i] > threshold:
+            break
+        worst.append((i, float(analytic[i]), float(numeric[i])))
     return TensorCheck(name, tuple(numeric.shape), m, idx, m <= threshold,
-                       float(analytic[idx]), float(numeric[idx]))
+                       float(analytic[idx]), float(numeric[idx]), worst)
 
 
 def _as_float64(a):

@@ -220,8 +220,11 @@ def grade(source, names=None, threshold=None):
     return LabResult(rows, str(label))
 
 
-def main_lab(path, names=None, threshold=None, out=None, err=None):
-    """The CLI's ``--lab``: print the table and return the exit code (0, 1, 2)."""
+def main_lab(path, names=None, threshold=None, out=None, err=None, verbose=False):
+    """The CLI's ``--lab``: print the table and return the exit code (0, 1, 2).
+
+    ``verbose``: also print every check's full gradient report.
+    """
     out, err = out or sys.stdout, err or sys.stderr
     try:
         result = grade(path, names, threshold)
@@ -230,4 +233,8 @@ def main_lab(path, names=None, threshold=None, out=None, err=None):
         return EXIT_UNUSABLE
     print(f"grading {path}", file=out)
     print(result, file=out)
+    if verbose:
+        for r in result.rows:
+            if r.report is not None:
+                print(f"\n{r.name}, {r.check}:\n{r.report}", file=out)
     return result.exit_code
