@@ -23,7 +23,8 @@ def test_lrn_forward_matches_loops():
         for i in range(C):
             for h in range(H):
                 for w in range(W):
-                    s = sum(x[b, j, h, w] ** 2 for j in range(max(0, i - n // 2), min(C - 1, i + n // 2) + 1))
+                    window = range(max(0, i - n // 2), min(C - 1, i + n // 2) + 1)
+                    s = sum(x[b, j, h, w] ** 2 for j in window)
                     want[b, i, h, w] = x[b, i, h, w] / (k + alpha * s) ** beta
     np.testing.assert_allclose(out, want, rtol=1e-12)
 

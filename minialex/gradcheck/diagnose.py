@@ -171,7 +171,8 @@ def _kink_at_worst(ctx, name, count=3):
 def _gradient_findings(ctx, name, a, n):
     found = []
     if not (np.isfinite(a).all() and np.isfinite(n).all()):
-        which = "your gradient" if not np.isfinite(a).all() else "the forward pass (so the numerical gradient)"
+        which = ("your gradient" if not np.isfinite(a).all()
+                 else "the forward pass (so the numerical gradient)")
         found.append(Diagnosis("nonfinite", name, f"{which} contains NaN or inf: an overflow? "
                                "(exp of a large number: subtract the row maximum first; a division by 0?)"))
         return found

@@ -141,7 +141,14 @@ def _softmax(N, K, offset, threshold):
         y = rng.integers(0, K, N)
 
         def forward(x, y):
-            loss, dx = fn(x, y)
+            res = fn(x, y)
+            if not (isinstance(res, tuple) and len(res) == 2):
+                raise ValueError("softmax_cross_entropy must return a pair (loss, dx), got "
+                                 f"{type(res).__name__}")
+            loss, dx = res
+            if np.shape(dx) != x.shape:
+                raise ValueError(f"softmax_cross_entropy: dx must have the logits' shape {x.shape}, "
+                                 f"got {np.shape(dx) if dx is not None else None}")
             return loss, dx                          # the "cache" is the student's dx
 
         def backward(dout, dx):
