@@ -134,3 +134,10 @@ def test_main_lab_in_process(capsys):
 def test_grade_rejects_unknown_names(names):
     with pytest.raises(ValueError, match="unknown lab or name"):
         grade({}, names=names)
+
+
+def test_wrong_constructor_names_the_agreed_signature():
+    res = grade(WRONG / "bad_constructor.py", names=["lrn"])
+    assert {r.verdict for r in res.rows} == {"ERROR"}
+    assert "the agreed constructor is LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)" \
+        in res.rows[0].hints[0]

@@ -107,3 +107,11 @@ def test_grade_table_carries_the_reason():
     assert verdicts == ["FAIL", "PASS"]
     assert "pool_overlap" in res.rows[0].reason
     assert "gradients must accumulate" in str(res)
+
+
+def test_softmax_without_max_subtraction_overflows_on_large_logits():
+    small, large = _reports("softmax_unstable", "softmax_cross_entropy")
+    assert small.passed, str(small)                  # fine while exp() does not overflow
+    assert not large.passed
+    assert "nonfinite" in large.codes, str(large)
+    assert "subtract the row maximum" in str(large)

@@ -196,6 +196,8 @@ def _batch_size(ctx):
 
 
 def _scale_factor(ctx, name, a, n, what):
+    if not (np.isfinite(a).all() and np.isfinite(n).all()):
+        return []
     nn = float(np.sum(n * n))
     if nn == 0:
         return []
@@ -463,6 +465,10 @@ def _softmax_label(ctx, name, a, n):
 def _forward_findings(ctx):
     found = []
     out, ref = ctx.out, ctx.ref_out
+    if not np.isfinite(out).all():
+        return [Diagnosis("nonfinite", "out", "your forward output contains NaN or inf where the "
+                          "reference's is finite: an overflow? (exp of a large number: subtract the "
+                          "row maximum first; a division by 0?)")]
     if ctx.kind == "lrn" and out.ndim == 4:
         found += _lrn_forward_hypotheses(ctx)
     if not found:

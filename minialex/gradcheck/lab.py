@@ -27,6 +27,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE = 0, 1, 2
 
 _PKG_DIR = str(Path(__file__).resolve().parents[1])     # .../minialex
@@ -63,7 +65,7 @@ def load_student_module(path):
             raise
         raise StudentModuleError(
             f"cannot grade {path}: importing it raised {type(e).__name__}: {e} "
-            f"({_student_line(e, str(path.resolve()))}). Code at the top level of the file runs on "
+            f"({_student_line(e, str(path.resolve())) or 'at import'}). Code at the top level of the file runs on "
             "import: keep only definitions there (put experiments under "
             "`if __name__ == \"__main__\":`). Nothing was checked.") from None
     finally:
@@ -72,21 +74,25 @@ def load_student_module(path):
 
 
 def _student_line(exc, filename=None):
-    """'file.py line 12: `code`' for the deepest frame in student code."""
+    """'file.py line 12: `code`' for the deepest frame in student code, or None.
+
+    Student code is ``filename`` when given; otherwise any frame outside the
+    minialex package and the import machinery (a notebook cell, a helper file).
+    """
     frames = traceback.extract_tb(exc.__traceback__)
-    pick = None
-    for fr in frames:
-        f = os.path.abspath(fr.filename)
-        if filename and f == os.path.abspath(filename):
-            pick = fr
-        elif not filename and not f.startswith(_PKG_DIR) and "importlib" not in f:
-            pick = fr
-    if pick is None and frames:
-        pick = frames[-1]
+    mine = [fr for fr in frames if filename and os.path.abspath(fr.filename) == os.path.abspath(filename)]
+    others = [fr for fr in frames if not _is_library(os.path.abspath(fr.filename))]
+    pick = (mine or others or [None])[-1]
     if pick is None:
-        return "no traceback"
+        return None
     code = f": `{pick.line.strip()}`" if pick.line else ""
     return f"{os.path.basename(pick.filename)} line {pick.lineno}{code}"
+
+
+def _is_library(path):
+    """minialex itself, the standard library, installed packages: not the student's code."""
+    return (path.startswith(_PKG_DIR) or "site-packages" in path or "importlib" in path
+            or path.startswith(sys.base_prefix) or path.startswith(sys.prefix))
 
 
 @dataclass
@@ -171,14 +177,16 @@ def _reason(report):
 
 def _run_case(case, obj, filename):
     try:
-        report = case.run(obj)
+        with np.errstate(all="ignore"):    # overflow shows up as a "nonfinite" diagnosis instead
+            report = case.run(obj)
     except NotImplementedError as e:
-        return LabRow(case.name, case.check, "TODO",
-                      f"not implemented yet ({_student_line(e, filename)})")
+        where = _student_line(e, filename)
+        return LabRow(case.name, case.check, "TODO", "not implemented yet" + (f" ({where})" if where else ""))
     except Exception as e:                              # noqa: BLE001 - student code may raise anything
         msg = f"{type(e).__name__}: {e}"
+        where = _student_line(e, filename)
         return LabRow(case.name, case.check, "ERROR", f"raised {msg[:120]}",
-                      hints=[f"your code raised {msg} at {_student_line(e, filename)}"])
+                      hints=[f"your code raised {msg}" + (f" at {where}" if where else "")])
     fwd = None if report.forward is None else report.forward.max_rel_error
     hints = report.hints() + [f"note: {n}" for n in report.notes]
     return LabRow(case.name, case.check, "PASS" if report.passed else "FAIL", _reason(report),

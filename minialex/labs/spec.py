@@ -60,6 +60,14 @@ def _distinct(rng, shape):
     return rng.permutation(vals).reshape(shape)
 
 
+def _construct(cls, signature, *args, **kwargs):
+    """cls(*args, **kwargs), with a message naming the agreed signature when it does not fit."""
+    try:
+        return cls(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"{e}; the agreed constructor is {signature}") from e
+
+
 def _threshold(t):
     return DEFAULT_THRESHOLD if t is None else t
 
@@ -68,7 +76,8 @@ def _lrn(alpha, k, C, threshold):
     from ..layers import LocalResponseNorm
 
     def run(cls):
-        student = cls(size=5, alpha=alpha, beta=0.75, k=k)
+        student = _construct(cls, "LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)",
+                             size=5, alpha=alpha, beta=0.75, k=k)
         ref = LocalResponseNorm(5, alpha=alpha, beta=0.75, k=k)
         x = np.random.default_rng(11).standard_normal((2, C, 3, 3))
         return check_layer(student, x, reference=ref, name="LocalResponseNorm",
@@ -80,7 +89,7 @@ def _pool(z, s, H, threshold):
     from ..layers import MaxPool2D
 
     def run(cls):
-        student = cls(kernel_size=z, stride=s)
+        student = _construct(cls, "MaxPool2D(kernel_size=3, stride=2)", kernel_size=z, stride=s)
         x = _distinct(np.random.default_rng(12), (2, 3, H, H))
         return check_layer(student, x, reference=MaxPool2D(z, s), name="MaxPool2D",
                            threshold=_threshold(threshold), info={"kind": "pool", "kernel_size": z,
@@ -110,7 +119,8 @@ def _conv(C, F, K, s, p, G, H, threshold):
     from ..layers import Conv2D
 
     def run(cls):
-        student = cls(C, F, K, stride=s, padding=p, groups=G)
+        student = _construct(cls, "Conv2D(in_channels, out_channels, kernel_size, stride=1, "
+                             "padding=0, groups=1)", C, F, K, stride=s, padding=p, groups=G)
         rng = np.random.default_rng(14)
         ref = Conv2D(C, F, K, stride=s, padding=p, groups=G, dtype=np.float64)
         params = {"w": rng.standard_normal((F, C // G, K, K)) * 0.5,   # (F, C/G, K, K)
