@@ -7,6 +7,7 @@ to check. The reference solutions must pass the same cases.
 """
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minialex.gradcheck.lab import grade, load_student_module
@@ -110,7 +111,8 @@ def test_grade_table_carries_the_reason():
 
 
 def test_softmax_without_max_subtraction_overflows_on_large_logits():
-    small, large = _reports("softmax_unstable", "softmax_cross_entropy")
+    with np.errstate(over="ignore", invalid="ignore"):    # the overflow is the point
+        small, large = _reports("softmax_unstable", "softmax_cross_entropy")
     assert small.passed, str(small)                  # fine while exp() does not overflow
     assert not large.passed
     assert "nonfinite" in large.codes, str(large)
