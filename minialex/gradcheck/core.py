@@ -357,7 +357,8 @@ def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, 
 
     out = fwd(layer, x)
     out_dtype = getattr(out, "dtype", None)
-    dout = rng.standard_normal(np.shape(out))
+    out = _as_float64(out)                   # a copy: the layer may reuse its output buffer
+    dout = rng.standard_normal(out.shape)
 
     def f():
         return np.sum(to_numpy(fwd(layer, x)) * dout)
@@ -398,7 +399,7 @@ def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, 
     hyper.update(info or {})
     ctx = CheckContext(_kind_of(reference, layer, info=info), hyper, f, arrays,
                        {k: v for k, v in analytic.items() if v is not None}, numeric, dout,
-                       threshold, eps, dtypes, out_dtype, _as_float64(out), ref_out, layer, reference)
+                       threshold, eps, dtypes, out_dtype, out, ref_out, layer, reference)
     return _finish(report, ctx, diagnose)
 
 

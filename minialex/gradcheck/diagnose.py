@@ -27,6 +27,8 @@ What the errors look like
     scale_factor      analytic = c * numeric everywhere; c is named when it is
                       recognisable (N: a missing 1/N; -1: a sign).
     zero_grad         backward returned zeros.
+    nonfinite         NaN or inf in the output or the gradient (an overflow).
+    shape             a gradient or output of the wrong shape.
     lrn_cross_channel LRN backward keeps only the i = j term of the sum.
     lrn_window        LRN forward or backward sums over the wrong channels
                       (off by one); the window found is named.

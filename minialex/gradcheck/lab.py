@@ -86,7 +86,8 @@ def _student_line(exc, filename=None):
     if pick is None:
         return None
     code = f": `{pick.line.strip()}`" if pick.line else ""
-    return f"{os.path.basename(pick.filename)} line {pick.lineno}{code}"
+    where = "your notebook cell," if "ipykernel" in pick.filename else os.path.basename(pick.filename)
+    return f"{where} line {pick.lineno}{code}"
 
 
 def _is_library(path):
