@@ -1,6 +1,7 @@
 """The lab notebooks (notebooks/labs/): they execute with the solutions filled in, the bare
 skeletons fail their own check cell, and the committed files match build_labs.py."""
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # nbrun.py, whatever pytest's import mode
 from nbrun import cell_errors, cell_outputs, load_notebook, run_notebook  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
