@@ -141,3 +141,11 @@ def test_wrong_constructor_names_the_agreed_signature():
     assert {r.verdict for r in res.rows} == {"ERROR"}
     assert "the agreed constructor is LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)" \
         in res.rows[0].hints[0]
+
+
+def test_module_calling_exit_on_import_is_unusable(tmp_path):
+    student = tmp_path / "exits.py"
+    student.write_text("import sys\nsys.exit(3)\n")
+    code, out, err = autograde("--lab", student)
+    assert code == EXIT_UNUSABLE
+    assert "SystemExit" in err and "exits.py line 2" in err

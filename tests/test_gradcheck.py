@@ -239,3 +239,19 @@ def test_assert_gradients_close_for_function_pairs_and_unreliable_checks():
 def test_cli_builtin_suite_in_process(capsys):
     assert gc.main(["--layer", "softmax"]) == 0
     assert "all layers pass" in capsys.readouterr().out
+
+
+def test_backward_that_modifies_dout_is_noted():
+    class InPlace:
+        params, grads = {}, {}
+
+        def forward(self, x):
+            return 3 * x
+
+        def backward(self, dout):
+            dout *= 3                      # the Deep-Learning-from-Scratch flaw (STYLE.md)
+            return dout
+
+    rep = check_layer(InPlace(), np.random.default_rng(16).standard_normal((2, 3)))
+    assert rep.passed                      # the numbers are right ...
+    assert any("modified dout" in n for n in rep.notes)   # ... but the habit is reported
