@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from minialex import gradcheck
+from minialex.gradcheck.builtin import _distinct
 from minialex.gradcheck import check_layer, check_loss, numerical_gradient, rel_error
 from minialex.layers import (Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D, ReLU,
                              SoftmaxCrossEntropy, Tanh)
@@ -32,7 +33,7 @@ def test_conv(stride, pad, groups):
 
 
 def test_relu_away_from_kink():
-    x = gradcheck._distinct(np.random.default_rng(0), (3, 4, 5))
+    x = _distinct(np.random.default_rng(0), (3, 4, 5))
     assert np.min(np.abs(x)) > 0.05
     assert_passes(check_layer(ReLU(), x, threshold=THRESHOLD))
 
@@ -67,7 +68,7 @@ def test_lrn_check_exposes_a_wrong_window():
 
 
 def test_overlapping_maxpool():
-    x = gradcheck._distinct(np.random.default_rng(4), (2, 3, 9, 9))
+    x = _distinct(np.random.default_rng(4), (2, 3, 9, 9))
     assert_passes(check_layer(MaxPool2D(3, 2), x, threshold=THRESHOLD))
 
 
