@@ -376,3 +376,36 @@ def _load_cifar_images(n=64):
         ys.append(c)
     x = np.stack(xs).transpose(0, 3, 1, 2) / 255.0              # (N, 3, 32, 32)
     return x.astype(np.float32), np.array(ys)
+
+
+def test_cli_prints_the_table(capsys):
+    from minialex.model import main
+    assert main(["--config", "tiny", "--time", "2", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "conv1" in out and "fc8" in out and "total" in out
+    assert "SGD step, batch 2" in out
+
+
+@pytest.mark.gpu
+def test_model_runs_on_cupy_and_saves_to_numpy(tmp_path):
+    cp = pytest.importorskip("cupy")
+    from minialex.backend import cupy_available
+    if not cupy_available():
+        pytest.skip("no CUDA device")
+    from minialex.checkpoint import load_checkpoint, save_checkpoint
+    cfg = AlexNetConfig.tiny()
+    cpu, gpu = AlexNet(cfg), AlexNet(cfg).to("cupy")
+    x = np.random.default_rng(0).standard_normal((2, 3, 15, 15))
+    y = np.array([0, 1])
+    for m, xx, yy in ((cpu, x, y), (gpu, cp.asarray(x), cp.asarray(y))):
+        loss = SoftmaxCrossEntropy()
+        loss.forward(m.forward(xx), yy)
+        m.backward(loss.backward())
+        SGD(m).step()
+    for (n, a), (_, b) in zip(cpu.named_params(), gpu.named_params()):
+        assert isinstance(b, cp.ndarray)
+        np.testing.assert_allclose(a, cp.asnumpy(b), rtol=1e-9, atol=1e-12, err_msg=n)
+    save_checkpoint(tmp_path / "g.npz", gpu)
+    back = load_checkpoint(tmp_path / "g.npz")["model"]
+    for (n, a), (_, b) in zip(back.named_params(), gpu.named_params()):
+        np.testing.assert_array_equal(a, cp.asnumpy(b))
