@@ -107,7 +107,9 @@ class AlexNetConfig:
     drop_conv: tuple = ()            # conv layers to remove, from (2, 3, 4); () keeps all five
     # --- initialisation (Sec. 5) ---
     init: str = "paper"              # "paper": w ~ N(0, weight_std^2), biases 1 in conv2/4/5, fc6/7;
-                                     # "scaled": He-style std = sqrt(gain / fan_in), biases 0
+                                     # "scaled" (not in the paper; He et al. 2015): std = sqrt(2 / fan_in)
+                                     # before a ReLU, sqrt(1 / fan_in) before tanh and for fc8, biases 0.
+                                     # The paper's init stalls small deep nets (cifar() docstring).
     weight_std: float = 0.01         # the paper's 0.01 (used by init="paper")
     seed: int = 0                    # seeds the initial weights and the dropout masks
     dtype: str = "float32"           # parameter dtype; "float64" for gradient checks
