@@ -43,12 +43,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .backend import get_array_module, to_device
-from .im2col import conv_output_size
 from .layers import (Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D, ReLU,
                      Sequential, Tanh)
 
