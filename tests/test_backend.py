@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+
+from minialex import backend
+
+
+def test_get_array_module_numpy():
+    assert backend.get_array_module(np.zeros(2)) is np
+    assert backend.get_array_module(None, 3.0, np.zeros(1)) is np
+
+
+def test_get_backend():
+    assert backend.get_backend("numpy") is np
+    with pytest.raises(ValueError, match="'numpy' or 'cupy', got 'jax'"):
+        backend.get_backend("jax")
+
+
+def test_cupy_error_is_clear_when_unavailable():
+    if backend.cupy_available():
+        pytest.skip("CuPy and a CUDA device are present here")
+    with pytest.raises(RuntimeError) as e:
+        backend.get_backend("cupy")
+    msg = str(e.value)
+    assert "CuPy is not installed" in msg or "no CUDA device" in msg
+    assert "pip install" in msg or "nvidia-smi" in msg
+
+
+def test_info_reports_versions_and_im2col_path(monkeypatch):
+    i = backend.info()
+    assert i["numpy"] == np.__version__
+    assert i["im2col_cpu"] in ("numba", "reference")
+    monkeypatch.setenv("MINIALEX_IM2COL", "reference")
+    assert backend.info()["im2col_cpu"] == "reference"
+
+
+def test_to_numpy_and_to_device():
+    a = np.arange(3)
+    assert backend.to_numpy(a) is a
+    np.testing.assert_array_equal(backend.to_device([1, 2], np), [1, 2])
