@@ -262,3 +262,18 @@ def test_thread_count_respected():
         numba.set_num_threads(before)
     for a, b in zip(many, one):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("impl", ["reference", "numba"])
+def test_conv_without_input_grad_keeps_weight_grads(impl):
+    """input_grad=False (the first layer) skips dx but leaves dw and db unchanged."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    full = Conv2D(3, 4, 3, 2, 1, rng=5, im2col_impl=impl)
+    skip = Conv2D(3, 4, 3, 2, 1, rng=5, im2col_impl=impl, input_grad=False)
+    d = rng.standard_normal(full.forward(x).shape).astype(np.float32)
+    skip.forward(x)
+    assert full.backward(d) is not None and skip.backward(d) is None
+    for k in ("w", "b"):
+        assert np.array_equal(full.grads[k], skip.grads[k])
+    assert skip.cache is None

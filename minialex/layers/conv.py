@@ -60,11 +60,16 @@ class Conv2D(Layer):
     the (F, N) -> (N, F) transpose with the bias add, and recomputes the
     columns in backward instead of keeping them (the columns of conv2 at
     batch 128 alone would take 900 MB).
+
+    ``input_grad=False`` (an attribute, also settable later) makes backward
+    skip dL/dx and return None: right for the first layer, whose input is the
+    image and needs no gradient (PyTorch skips it the same way). It saves one
+    GEMM and the col2im; dw and db are computed as usual.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  groups=1, rng=None, weight_std=0.01, bias_init=0.0, dtype=np.float32,
-                 im2col_impl="auto"):
+                 im2col_impl="auto", input_grad=True):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("kernel_size", kernel_size), ("stride", stride), ("groups", groups)):
@@ -80,6 +85,7 @@ class Conv2D(Layer):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding, self.groups = kernel_size, stride, padding, groups
         self.im2col_impl = im2col_impl
+        self.input_grad = bool(input_grad)
         K = kernel_size
         rng = make_rng(rng)
         self.params["w"] = normal((out_channels, in_channels // groups, K, K), weight_std, rng, dtype)
@@ -136,6 +142,9 @@ class Conv2D(Layer):
         self.grads["b"] = dout.sum(axis=(0, 2, 3))                            # (F,)
         dw = xp.matmul(dout_g, cols_g.transpose(0, 2, 1))                     # (G, Fg, Cg*K*K)
         self.grads["w"] = dw.reshape(w.shape)                                 # (F, Cg, K, K)
+        if not self.input_grad:
+            self.cache = None
+            return None
         w_g = w.reshape(G, F // G, C // G * K * K)                            # (G, Fg, Cg*K*K)
         dcols = xp.matmul(w_g.transpose(0, 2, 1), dout_g)                     # (G, Cg*K*K, N*OH*OW)
         dcols = dcols.reshape(C * K * K, N * OH * OW)                         # (C*K*K, N*OH*OW)
@@ -181,7 +190,7 @@ class Conv2D(Layer):
         w_g = w.reshape(G, Fg, R // G)                             # (G, Fg, Cg*K*K)
         dw = np.empty((G, Fg, R // G), dtype=w.dtype)
         db = np.zeros(F, dtype=dout.dtype)
-        dx = np.empty((N, C, H, W), dtype=dout.dtype)
+        dx = np.empty((N, C, H, W), dtype=dout.dtype) if self.input_grad else None
         nb = self._chunk(N, OH, OW, x.dtype.itemsize)
         for n0 in range(0, N, nb):
             m = min(nb, N - n0)
@@ -197,6 +206,8 @@ class Conv2D(Layer):
                 np.matmul(dres_g, cols_g.transpose(0, 2, 1), out=dw)      # (G, Fg, Cg*K*K)
             else:
                 dw += np.matmul(dres_g, cols_g.transpose(0, 2, 1))
+            if not self.input_grad:
+                continue
             dcols = WORKSPACE.get("dcols", (G, R // G, m * OH * OW), dout.dtype)
             np.matmul(w_g.transpose(0, 2, 1), dres_g, out=dcols)    # (G, Cg*K*K, m*OH*OW)
             _numba.col2im(dcols.reshape(R, m * OH * OW), (m, C, H, W), K, K, s, p,
