@@ -27,6 +27,11 @@ dropout 0.5, in-place ReLU as torchvision does. Times are the minimum and the
 median over the timed steps after warm-up steps (numba compiles on the first
 call; its cache makes later runs start fast).
 
+minialex's conv1 runs with ``input_grad=False``: the image needs no gradient,
+and PyTorch does not compute it either (the input does not require grad).
+Each step also reports its process CPU time (all threads): on a machine
+shared with other jobs it is the steadier figure.
+
 Peak memory: the child's peak resident set size (``VmHWM``) minus its resident
 size just before the model is built, so interpreter and library imports (torch
 is large) are not counted, but weights, gradients, momentum and everything the
@@ -66,9 +71,18 @@ def parse_args(argv=None):
 
 
 def set_thread_env(n):
-    """Pin every thread pool to n threads; must run before numpy/numba/torch import."""
+    """Pin every thread pool to n threads; must run before numpy/numba/torch import.
+
+    Also OPENBLAS_THREAD_TIMEOUT=4 (unless set): by default OpenBLAS's worker
+    threads busy-wait about 2^28 cycles after every GEMM, and on two cores
+    that spinning thread takes a core from the numba kernel that runs next
+    (measured: a paper-net step at batch 16 used 4.1 s of CPU with the
+    default, 3.0 s with 4). PyTorch does not use OpenBLAS, so this changes
+    nothing on its side.
+    """
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = str(n)
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 
 # ---------------------------------------------------------------------------
@@ -84,15 +98,23 @@ def rss_mb(field):
     return float("nan")
 
 
-def timed(fn, steps, warmup):
-    """Run fn warmup + steps times; return the timed durations in seconds."""
+def timed(fn, steps, warmup, cpu=None):
+    """Run fn warmup + steps times; return the timed wall durations in seconds.
+
+    ``cpu``, a list, receives the process CPU time of each timed run (all
+    threads together): with other jobs on the machine it is less noisy than
+    wall time, and far above the wall time x threads when threads spin.
+    """
     for _ in range(warmup):
         fn()
     out = []
     for _ in range(steps):
+        c = time.process_time()
         t = time.perf_counter()
         fn()
         out.append(time.perf_counter() - t)
+        if cpu is not None:
+            cpu.append(time.process_time() - c)
     return out
 
 
@@ -149,16 +171,20 @@ def make_config(name):
 
 
 def step_gflop(model, N):
-    """GEMM work of one training step: forward + dx + dw, i.e. 3x the forward multiply-adds x 2."""
+    """GEMM work of one training step in GFLOP: forward, dx and dw, each 2 x the multiply-adds
+    (the first layer's dx is not needed and not counted)."""
     from minialex.layers import Conv2D, Linear
     total = 0
-    for _, layer, shape in model.layer_shapes():
+    for i, (_, layer, shape) in enumerate(model.layer_shapes()):
         if isinstance(layer, Conv2D):
             F, OH, OW = shape
-            total += 2 * N * F * OH * OW * layer.in_channels // layer.groups * layer.kernel_size ** 2
+            fwd = 2 * N * F * OH * OW * layer.in_channels // layer.groups * layer.kernel_size ** 2
         elif isinstance(layer, Linear):
-            total += 2 * N * layer.in_features * layer.out_features
-    return 3 * total / 1e9
+            fwd = 2 * N * layer.in_features * layer.out_features
+        else:
+            continue
+        total += fwd * (2 if i == 0 else 3)
+    return total / 1e9
 
 
 def child_net(spec):
@@ -181,6 +207,7 @@ def child_net(spec):
     y = rng.integers(0, cfg.num_classes, N)
     rss0 = rss_mb("VmRSS")
     model = AlexNet(cfg)
+    model.layers[0].input_grad = False          # conv1: the image needs no gradient (PyTorch skips it too)
     gflop = step_gflop(model, N)
     if impl == "torch":
         net = torch.nn.Sequential(*[torch_layer(l, torch) for l in model.layers])
@@ -203,9 +230,10 @@ def child_net(spec):
             loss_fn.forward(model.forward(x, train=True), y)
             model.backward(loss_fn.backward())
             opt.step()
-    ts = timed(step, spec["steps"], spec["warmup"])
+    cpu = []
+    ts = timed(step, spec["steps"], spec["warmup"], cpu)
     out = summary(ts)
-    out.update(peak_mb=rss_mb("VmHWM") - rss0, gflop=gflop,
+    out.update(cpu_min=min(cpu), peak_mb=rss_mb("VmHWM") - rss0, gflop=gflop,
                info={k: v for k, v in minialex.backend.info().items()
                      if k in ("kernels_cpu", "numba_threads")})
     if impl == "torch":
@@ -307,8 +335,9 @@ def run_child(kind, spec, threads):
     """Run one configuration in a fresh interpreter; return its JSON result."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[var] = str(threads)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+                "OPENBLAS_THREAD_TIMEOUT"):
+        env[var] = os.environ[var]
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps({"kind": kind, **spec})],
                           env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -327,7 +356,8 @@ def environment(threads):
            "machine": platform.machine(), "cpu": platform.processor() or "?",
            "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
            "numpy": numpy.__version__, "numba": numba.__version__, "torch": None,
-           "loadavg_start": os.getloadavg()}
+           "loadavg_start": os.getloadavg(),
+           "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT")}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -371,6 +401,7 @@ def main(argv=None):
     print(f"minialex CPU benchmark  {env['date_utc']} UTC")
     print(f"  {env['cpu']}, {env['cores']} cores, {args.threads} threads for numba/OpenBLAS/PyTorch; "
           f"python {env['python']}, numpy {env['numpy']}, numba {env['numba']}, torch {env['torch']}")
+    print(f"  OPENBLAS_THREAD_TIMEOUT={env['OPENBLAS_THREAD_TIMEOUT']} (see set_thread_env)")
     print(f"  load average at start: {' '.join(f'{v:.2f}' for v in env['loadavg_start'])}"
           "  (other processes on the machine slow every column alike; compare ratios)")
     if not have_torch:
@@ -420,11 +451,13 @@ def main(argv=None):
                                               "warmup": warm, "threads": args.threads}, args.threads)
                 r = row[impl]
                 print(f"  {cfg:5s} batch {N:3d}  {impl:9s}  {r['min']:8.3f} / {r['median']:8.3f} s"
-                      f"  {r['gflop'] / r['min']:6.1f} GFLOP/s  peak {r['peak_mb']:7.0f} MiB", flush=True)
+                      f"  cpu {r['cpu_min']:7.2f} s  {r['gflop'] / r['min']:6.1f} GFLOP/s"
+                      f"  peak {r['peak_mb']:7.0f} MiB", flush=True)
             if have_torch:
                 f, t = row["fast"], row["torch"]
                 print(f"  {'':5s} {'':9s}  fast / PyTorch: time {f['min'] / t['min']:.2f}x (min), "
-                      f"{f['median'] / t['median']:.2f}x (median); peak memory {f['peak_mb'] / t['peak_mb']:.2f}x;"
+                      f"{f['median'] / t['median']:.2f}x (median), cpu {f['cpu_min'] / t['cpu_min']:.2f}x;"
+                      f" peak memory {f['peak_mb'] / t['peak_mb']:.2f}x;"
                       f"  reference / fast: {row['reference']['min'] / f['min']:.1f}x")
             results["net"].append(row)
 
