@@ -57,7 +57,7 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0] + " See the module docstring for the method.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
-                   help="fewer repeats, paper-config step at batch 16 and 64 (not 128): a couple of minutes")
+                   help="fewer repeats, paper-config step at batch 16 and 64 (not 128); about 3 minutes on an idle 2-core machine")
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help="threads for numba, OpenBLAS and PyTorch alike (default: os.cpu_count())")
     p.add_argument("--steps", type=int, default=None,
