@@ -1,10 +1,19 @@
 """numba CPU kernels, and only them.
 
-Each kernel has a readable twin that it is tested against:
-``im2col`` / ``col2im`` mirror ``minialex.im2col.im2col_reference`` /
-``col2im_reference``. Loops run in parallel (``prange``) over the axis whose
-writes never collide, so no atomics are needed. numba uses at most
-``numba.get_num_threads()`` threads (set ``NUMBA_NUM_THREADS`` to change it).
+Each kernel has a readable twin that it is tested against
+(tests/test_numba_kernels.py, tests/test_im2col.py):
+
+- ``im2col`` / ``col2im``: ``minialex.im2col.im2col_reference`` / ``col2im_reference``
+- ``gemm_to_nchw`` / ``nchw_to_gemm``: the transposes in ``Conv2D``'s readable path
+- ``maxpool_forward`` / ``maxpool_backward``: ``MaxPool2D``'s im2col + argmax path
+- ``lrn_forward`` / ``lrn_backward``: ``LocalResponseNorm``'s NumPy path
+
+Loops run in parallel (``prange``) over the axis whose writes never collide
+(an (n, c) plane, an (n, h) image row), so no atomics are needed and results
+do not depend on the thread count. numba uses at most
+``numba.get_num_threads()`` threads (``NUMBA_NUM_THREADS``, default the core
+count); no kernel changes that number. Scalars are cast to the array dtype
+before a call, so float32 stays float32 inside the loops.
 """
 from __future__ import annotations
 
