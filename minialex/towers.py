@@ -225,12 +225,42 @@ class TwoTowerAlexNet:
         devices = tuple(int(d) for d in devices)
         if len(devices) != 2 or min(devices) < 0:
             raise ValueError(f"TwoTowerAlexNet: devices must be two ids >= 0, got {devices!r}")
-        self.model_config = cfg
+        self.model = model               # keeps the dropout rngs and the config
         self.devices = devices
         self.xp = model.xp if xp is None else xp
         self.bytes = OrderedDict((k, 0) for k in CONNECTIONS_DOC)
         self._step_bytes = None
         self.stages = self._build(model)
+
+    # ------------------------------------------------------------------
+    # the parts of AlexNet's interface a training loop uses
+    # ------------------------------------------------------------------
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def input_shape(self):
+        return self.model.input_shape
+
+    def num_params(self):
+        """Learned parameters, counted once (fc8 is shared): equals the unsplit model's."""
+        return int(sum(int(np.prod(p.shape)) for _, p in self.named_params()))
+
+    def rng_state(self):
+        """The dropout rngs are the unsplit model's (see ``_TowerDropout``)."""
+        return self.model.rng_state()
+
+    def set_rng_state(self, state):
+        self.model.set_rng_state(state)
+
+    def predict(self, x):
+        """Logits in test mode, without keeping backward caches. Shapes: (N, C, S, S) -> (N, K)."""
+        out = self.forward(x, train=False)
+        for st in self.stages:
+            for layer in (st.layers if hasattr(st, "layers") else [st.layer]):
+                layer.cache = None
+        return out
 
     # ------------------------------------------------------------------
     # devices and transfers

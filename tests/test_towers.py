@@ -225,3 +225,17 @@ def test_parse_gpus_without_cupy_says_what_is_missing():
         pytest.skip("CuPy and a CUDA device are present here")
     with pytest.raises(RuntimeError, match="CuPy is not installed|no CUDA device"):
         parse_gpus("0", "cupy")
+
+
+def test_training_loop_interface_delegates_to_the_unsplit_model():
+    model = AlexNet(AlexNetConfig.tiny())
+    net = TwoTowerAlexNet(model, devices=(0, 1))
+    assert net.config is model.config and net.input_shape == model.input_shape
+    assert net.num_params() == model.num_params()
+    x, _ = batch(model, 2)
+    np.testing.assert_allclose(net.predict(x), model.predict(x), rtol=1e-12)
+    assert all(layer.cache is None for st in net.stages if hasattr(st, "layers") for layer in st.layers)
+    state = net.rng_state()
+    a = net.forward(x)
+    net.set_rng_state(state)
+    np.testing.assert_array_equal(net.forward(x), a)     # same dropout masks again
