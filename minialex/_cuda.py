@@ -29,6 +29,7 @@ needs it. Each function runs on the device that holds its input
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 
 from .im2col import conv_output_size
@@ -155,25 +156,38 @@ _LRN_BWD_SRC = r"""
 """
 
 
+_INTS = "int32 N, int32 C, int32 H, int32 W, int32 KH, int32 KW, int32 OH, int32 OW, int32 s, int32 p"
+
+# name -> (input params, output params, CUDA body), in CuPy's ElementwiseKernel
+# syntax. Plain strings, so tests/test_cuda_kernels_on_cpu.py can compile the
+# same bodies as C++ on a machine without a GPU.
+KERNEL_SPECS = {
+    "im2col": (f"raw T x, {_INTS}", "T col", _IM2COL_SRC),
+    "col2im": (f"raw T cols, {_INTS}", "T dx", _COL2IM_SRC),
+    "maxpool_fwd": ("raw T x, int32 H, int32 W, int32 OH, int32 OW, int32 z, int32 s",
+                    "T out, int32 arg", _MAXPOOL_FWD_SRC),
+    "maxpool_bwd": ("raw T dout, raw int32 arg, int32 H, int32 W, int32 OH, int32 OW, int32 z, int32 s",
+                    "T dx", _MAXPOOL_BWD_SRC),
+    "lrn_fwd": ("raw T x, int32 C, int32 H, int32 W, int32 half, T k, T coeff, T beta",
+                "T out, T scale", _LRN_FWD_SRC),
+    "lrn_bwd": ("raw T dout, raw T x, raw T scale, raw T out, int32 C, int32 H, int32 W, "
+                "int32 half, T coeff, T beta", "T dx", _LRN_BWD_SRC),
+}
+
+
 @functools.lru_cache(maxsize=None)
 def _kernel(name):
-    """Build (once) the ElementwiseKernel called ``name``; CuPy compiles it per dtype."""
+    """Build (once) the ElementwiseKernel called ``name``; CuPy compiles it per dtype and device."""
     cp = _cupy()
-    ints = "int32 N, int32 C, int32 H, int32 W, int32 KH, int32 KW, int32 OH, int32 OW, int32 s, int32 p"
-    specs = {
-        "im2col": (f"raw T x, {ints}", "T col", _IM2COL_SRC),
-        "col2im": (f"raw T cols, {ints}", "T dx", _COL2IM_SRC),
-        "maxpool_fwd": ("raw T x, int32 H, int32 W, int32 OH, int32 OW, int32 z, int32 s",
-                        "T out, int32 arg", _MAXPOOL_FWD_SRC),
-        "maxpool_bwd": ("raw T dout, raw int32 arg, int32 H, int32 W, int32 OH, int32 OW, int32 z, int32 s",
-                        "T dx", _MAXPOOL_BWD_SRC),
-        "lrn_fwd": ("raw T x, int32 C, int32 H, int32 W, int32 half, T k, T coeff, T beta",
-                    "T out, T scale", _LRN_FWD_SRC),
-        "lrn_bwd": ("raw T dout, raw T x, raw T scale, raw T out, int32 C, int32 H, int32 W, "
-                    "int32 half, T coeff, T beta", "T dx", _LRN_BWD_SRC),
-    }
-    in_params, out_params, src = specs[name]
+    in_params, out_params, src = KERNEL_SPECS[name]
     return cp.ElementwiseKernel(in_params, out_params, src, f"minialex_{name}")
+
+
+def _on_device_of(a):
+    """``with _on_device_of(a):`` makes ``a``'s GPU current (CuPy allocates and launches there)."""
+    if type(a).__module__.startswith("cupy"):
+        return a.device
+    return contextlib.nullcontext()
 
 
 def _contiguous(a):
@@ -206,7 +220,7 @@ def im2col(x, KH, KW, stride=1, padding=0):
     OH = conv_output_size(H, KH, stride, padding)
     OW = conv_output_size(W, KW, stride, padding)
     _check_index_range(x.shape, (C * KH * KW, N * OH * OW))
-    with x.device:
+    with _on_device_of(x):
         x = _contiguous(x)
         cols = cp.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
         _kernel("im2col")(x, N, C, H, W, KH, KW, OH, OW, stride, padding, cols)
@@ -226,7 +240,7 @@ def col2im(cols, x_shape, KH, KW, stride=1, padding=0):
         raise ValueError(f"col2im: cols has shape {tuple(cols.shape)}, expected "
                          f"{(C * KH * KW, N * OH * OW)} for x_shape={tuple(x_shape)}")
     _check_index_range(x_shape, cols.shape)
-    with cols.device:
+    with _on_device_of(cols):
         cols = _contiguous(cols)
         dx = cp.empty((N, C, H, W), dtype=cols.dtype)
         _kernel("col2im")(cols, N, C, H, W, KH, KW, OH, OW, stride, padding, dx)
@@ -250,7 +264,7 @@ def maxpool_forward(x, z, s):
     N, C, H, W = x.shape
     OH, OW = conv_output_size(H, z, s, 0), conv_output_size(W, z, s, 0)
     _check_index_range(x.shape)
-    with x.device:
+    with _on_device_of(x):
         x = _contiguous(x)
         out = cp.empty((N, C, OH, OW), dtype=x.dtype)
         arg = cp.empty((N, C, OH, OW), dtype=cp.int32)
@@ -271,7 +285,7 @@ def maxpool_backward(dout, arg, x_shape, z, s):
     if tuple(arg.shape) != tuple(dout.shape):
         raise ValueError(f"maxpool_backward: arg has shape {tuple(arg.shape)}, dout {tuple(dout.shape)}; "
                          "expected equal")
-    with dout.device:
+    with _on_device_of(dout):
         dout = _contiguous(dout)
         arg = cp.ascontiguousarray(arg, dtype=cp.int32)
         dx = cp.empty((N, C, H, W), dtype=dout.dtype)
@@ -294,7 +308,7 @@ def lrn_forward(x, size, coeff, beta, k):
     cp = _cupy()
     N, C, H, W = x.shape
     _check_index_range(x.shape)
-    with x.device:
+    with _on_device_of(x):
         x = _contiguous(x)
         out = cp.empty_like(x)
         scale = cp.empty_like(x)
@@ -313,7 +327,7 @@ def lrn_backward(dout, x, scale, out, size, coeff, beta):
     """
     cp = _cupy()
     N, C, H, W = x.shape
-    with x.device:
+    with _on_device_of(x):
         dout, x, scale, out = (_contiguous(a) for a in (dout, x, scale, out))
         dx = cp.empty_like(x)
         _kernel("lrn_bwd")(dout, x, scale, out, C, H, W, size // 2, coeff, beta, dx)
