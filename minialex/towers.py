@@ -271,10 +271,20 @@ class TwoTowerAlexNet:
             return nullcontext()
         return self.xp.cuda.Device(self.devices[t])
 
+    def _move(self, a, t):
+        """``a`` on tower ``t``'s device. CuPy copies between devices only from contiguous
+        arrays, so a strided slice is first made contiguous where it lives."""
+        if self.xp is np:
+            return a
+        if type(a).__module__.startswith("cupy"):
+            with a.device:
+                a = self.xp.ascontiguousarray(a)
+        return to_device(a, self.xp, self.devices[t])
+
     def _put(self, a, t):
         """A private copy of parameter ``a`` on tower ``t``'s device (not counted: set-up)."""
         with self._on(t):
-            out = to_device(a, self.xp, None if self.xp is np else self.devices[t])
+            out = self._move(a, t)
             if out is a or (self.xp is np and np.shares_memory(out, a)):
                 out = out.copy()
         return out
@@ -286,9 +296,7 @@ class TwoTowerAlexNet:
         logical tower-to-tower traffic, the same for devices (0, 0) and (0, 1).
         """
         self.bytes[counter] += int(a.nbytes)
-        if self.xp is np:
-            return a
-        return to_device(a, self.xp, self.devices[t])
+        return self._move(a, t)
 
     def reset_bytes(self):
         for k in self.bytes:
@@ -512,8 +520,7 @@ class TwoTowerAlexNet:
                 mask = to_numpy(src._draw_mask(dummy))                           # (N, D) 0/1
             for t, (a, b) in enumerate(st.slices):
                 with self._on(t):
-                    st.layers[t].freeze(to_device(mask[:, a:b], self.xp,
-                                                  None if self.xp is np else self.devices[t]))
+                    st.layers[t].freeze(self._move(np.ascontiguousarray(mask[:, a:b]), t))
         return [self._run(t, st.layers[t].forward, acts[t], train) for t in (0, 1)]
 
     # ------------------------------------------------------------------
@@ -576,8 +583,9 @@ class TwoTowerAlexNet:
         for key, value in self.unsplit_params().items():
             if key not in target or tuple(target[key].shape) != value.shape:
                 raise ValueError(f"store_into: model has no parameter {key} of shape {value.shape}")
-            xp = get_array_module(target[key])
-            target[key][...] = xp.asarray(value, dtype=target[key].dtype)
+            with on_device_of(target[key]):
+                xp = get_array_module(target[key])
+                target[key][...] = xp.asarray(value, dtype=target[key].dtype)
 
     def load_from(self, model):
         """Copy ``model``'s params into the towers in place (e.g. after loading a checkpoint)."""
