@@ -603,6 +603,40 @@ class TwoTowerAlexNet:
                     v[...] = self.xp.asarray(w, dtype=v.dtype)
 
 
+def transfer_plan(model, batch):
+    """Bytes one training step moves per connection, from the layer shapes alone (no run).
+
+    The same figures ``TwoTowerAlexNet.bytes_per_step()`` measures, for any
+    batch size, e.g. to print the paper net's traffic before training.
+    Paper config, batch 128, float32: see docs/gpu.md.
+
+    Returns an OrderedDict with the keys of ``bytes_per_step()``.
+    """
+    if model.config.towers != 2:
+        raise ValueError(f"transfer_plan: needs towers=2, got towers={model.config.towers}")
+    item = np.dtype(model.config.dtype).itemsize
+    plan = OrderedDict((k, 0) for k in CONNECTIONS_DOC)
+    shapes = [(name, layer, shape) for name, layer, shape in model.layer_shapes()]
+    N = int(batch)
+    plan["input"] = 3 * N * int(np.prod(model.input_shape)) * item   # x to both towers; dx of tower 1 back
+    prev_shape, seen_conv = model.input_shape, False
+    for name, layer, shape in shapes:
+        half_in = int(np.prod(prev_shape)) // 2 * N * item          # one tower's share of this layer's input
+        if isinstance(layer, Conv2D):
+            if seen_conv and layer.groups == 1:
+                plan["conv"] += 4 * half_in                          # both ways, forward and backward
+            seen_conv = True
+        elif isinstance(layer, Linear):
+            plan["fc" if len(layer.tower_slices) == 2 else "head"] += (4 if len(layer.tower_slices) == 2 else 2) * half_in
+        elif isinstance(layer, LocalResponseNorm):
+            C, H, W = shape
+            h = min(layer.size // 2, C // 2)
+            plan["lrn"] += 4 * N * h * H * W * item
+        prev_shape = shape
+    plan["between_towers"] = sum(v for k, v in plan.items() if k != "input")
+    return plan
+
+
 @contextmanager
 def on_device_of(a):
     """``with on_device_of(p): ...`` runs CuPy work on ``p``'s device; a no-op for NumPy arrays.

@@ -239,3 +239,14 @@ def test_training_loop_interface_delegates_to_the_unsplit_model():
     a = net.forward(x)
     net.set_rng_state(state)
     np.testing.assert_array_equal(net.forward(x), a)     # same dropout masks again
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-no-lrn-no-conv3", "cifar"])
+def test_transfer_plan_predicts_the_measured_bytes(name):
+    from minialex.towers import transfer_plan
+
+    model = AlexNet(CONFIGS[name])
+    net = TwoTowerAlexNet(model, devices=(0, 1))
+    x, y = batch(model, 3)
+    step(net, x, y)
+    assert transfer_plan(model, 3) == net.bytes_per_step()
