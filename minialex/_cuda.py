@@ -25,7 +25,11 @@ no cuDNN anywhere in minialex.
 
 CuPy is imported lazily, inside the functions: importing minialex never
 needs it. Each function runs on the device that holds its input
-(``with x.device:``), so the two-tower model can call it for either GPU.
+(``_on_device_of``), so the two-tower model can call it for either GPU.
+
+Checked without a GPU by tests/test_cuda_kernels_on_cpu.py (the bodies
+compiled as C++ and run on NumPy arrays) and tests/test_cuda_compile.py
+(NVRTC compiles them, where CuPy is installed); on a GPU by tests/test_gpu.py.
 """
 from __future__ import annotations
 
@@ -195,7 +199,7 @@ def _contiguous(a):
 
 
 def _check_index_range(*shapes):
-    """The kernels index with 32-bit ints inside one (n, c) plane; refuse what would overflow."""
+    """Refuse arrays of 2**31 elements or more: the kernels keep coordinates in 32-bit ints."""
     for shape in shapes:
         n = 1
         for d in shape:
