@@ -429,7 +429,7 @@ def _merge_resume_args(args, path):
                          f"{', '.join('--' + k.replace('_', '-') for k in conflicts)} differ from it "
                          "(only --epochs and --max-steps may change)")
     for k in RESUMABLE:
-        if k in args.explicit or k == "resume":
+        if k in args.explicit or k in ("resume", "max_steps"):   # --max-steps applies to this call only
             saved[k] = getattr(args, k)
     saved.setdefault("out", args.out)
     ns = argparse.Namespace(**saved)
@@ -463,6 +463,9 @@ def main(argv=None):
 
 def print_summary(s):
     print("-" * 60)
+    if s["stopped"] != "done":
+        print(f"stopped at step {s['step']} ({s['stopped']}); the figures below are from the last "
+              "completed epoch")
     if "val_top1" in s:
         print(f"summary after epoch {s['epoch']} (step {s['step']}):")
         print(f"  train top-1 error  {100 * s['train_top1']:.2f}%  (running, over the last epoch's "

@@ -222,8 +222,17 @@ class Trainer:
         wall = self.wall + self._elapsed()
         return {"stopped": stopped, "epoch": self.epoch, "step": self.step, "wall_s": wall, **self.last}
 
+    def _stop_reason(self, stop):
+        if stop:
+            return "signal"
+        if self.max_steps and self.step >= self.max_steps:
+            return "max_steps"
+        return None
+
     def _run_epoch(self, stop):
         e, nb = self.epoch, len(self.loader)
+        if self.batch == 0 and self._stop_reason(stop):       # e.g. resumed at an epoch boundary
+            return self._stopped(self._stop_reason(stop), write=False)
         self.loader.set_epoch(e)
         bar = TrainBar(total=len(self.loader.labels), desc=f"epoch {e + 1}/{self.epochs}", unit="img",
                        enabled=self.progress)
@@ -233,26 +242,29 @@ class Trainer:
         for b, (x, y) in enumerate(self.loader):
             if b < self.batch:                      # resumed mid-epoch: these are done
                 continue
+            reason = self._stop_reason(stop)
+            if reason:                              # checked before a step: never one step too many
+                bar.close()
+                self.loader.close()
+                return self._stopped(reason)
             bar.loss = self._train_step(x, y)
             self.batch, self.step = b + 1, self.step + 1
             self.acc["seconds"] = time.perf_counter() - t_start
             bar.update(len(y))
-            reason = "signal" if stop else ("max_steps" if self.max_steps and self.step >= self.max_steps else None)
-            if reason and self.batch < nb:
-                bar.close()
-                self.loader.close()
-                path = self.save()
-                self.log(f"stopped ({reason}) at step {self.step}, epoch {e + 1} batch {self.batch}/{nb}; "
-                         f"checkpoint {path}; continue with --resume")
-                return reason
         bar.close()
-        self._end_epoch()
-        if stop or (self.max_steps and self.step >= self.max_steps):
-            reason = "signal" if stop else "max_steps"
-            self.log(f"stopped ({reason}) after epoch {self.epoch}, step {self.step}; checkpoint "
-                     f"{self.checkpoint_path}; continue with --resume")
-            return reason
+        self._end_epoch()                           # writes the checkpoint
+        reason = self._stop_reason(stop)
+        if reason and self.epoch < self.epochs:
+            return self._stopped(reason, write=False)
         return "done"
+
+    def _stopped(self, reason, write=True):
+        path = self.save() if write else self.checkpoint_path
+        where = (f"epoch {self.epoch + 1}, batch {self.batch}/{len(self.loader)}" if self.batch
+                 else f"the end of epoch {self.epoch}")
+        self.log(f"stopped ({'Ctrl-C/SIGTERM' if reason == 'signal' else '--max-steps'}) at step {self.step}, "
+                 f"{where}; checkpoint {path}; continue with --resume")
+        return reason
 
     def _end_epoch(self):
         a = self.acc
