@@ -61,11 +61,11 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import numpy as np
 
-from .backend import get_array_module, to_device, to_numpy
+from .backend import device_of, get_array_module, to_device, to_numpy
 from .layers import Conv2D, Dropout, Flatten, Linear, LocalResponseNorm
 
 # Counter names, in the order they are printed.
@@ -637,14 +637,6 @@ def transfer_plan(model, batch):
     return plan
 
 
-@contextmanager
-def on_device_of(a):
-    """``with on_device_of(p): ...`` runs CuPy work on ``p``'s device; a no-op for NumPy arrays.
-
-    For an optimizer stepping parameters that live on two GPUs.
-    """
-    if get_array_module(a) is np:
-        yield
-    else:
-        with a.device:
-            yield
+# ``with on_device_of(p): ...`` runs CuPy work on p's device (a no-op for NumPy),
+# e.g. an optimizer stepping parameters that live on two GPUs.
+on_device_of = device_of

@@ -119,8 +119,9 @@ def build_parser():
     g.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                    help="array library: numpy on the CPU (default) or cupy on a CUDA GPU (Sec. 3.2 used GPUs)")
     g.add_argument("--gpus", default=None,
-                   help="with --backend cupy: CUDA device ids, e.g. 0 or 0,1 for the two towers (Sec. 3.2); "
-                        "multi-GPU placement is not implemented yet")
+                   help="with --backend cupy: place the two towers (Sec. 3.2) on these CUDA devices: "
+                        "0,1 puts tower 0 on GPU 0 and tower 1 on GPU 1; 0 runs both towers on GPU 0. "
+                        "The log reports the bytes that cross between the towers per step")
     g.add_argument("--config", choices=tuple(CONFIG_DEFAULTS), default="cifar",
                    help="network: paper = Sec. 3.5 exactly (224x224 input, 60,965,224 parameters); "
                         "cifar = the same structure for 32x32 CIFAR-10 (default); tiny = a toy net for tests")
@@ -227,8 +228,13 @@ def parse_args(argv=None):
         except RuntimeError as e:
             p.error(str(e))
         if args.gpus is not None:
-            p.error(f"--gpus {args.gpus}: placing the towers on several GPUs is not implemented yet; "
-                    "leave --gpus out to run on the current CUDA device")
+            from .towers import parse_gpus
+            try:
+                parse_gpus(args.gpus, args.backend)   # ids exist: else names the id and the device count
+            except (ValueError, RuntimeError) as e:
+                p.error(str(e))
+            if model_config(args).towers != 2:
+                p.error(f"--gpus {args.gpus} places the two towers of Sec. 3.2; the model has towers=1")
     return args
 
 
@@ -387,19 +393,27 @@ def run(args, log=print):
         cfg = type(cfg).from_dict({**cfg.to_dict(), "num_classes": num_classes})
     prep, mean = preprocessing(args, cfg, data)
     model = AlexNet(cfg)
-    if xp is not np:
+    net = model                                     # what trains: the model, or its two towers
+    if args.gpus is not None:                       # Sec. 3.2: tower 0 on one GPU, tower 1 on another
+        from .towers import TwoTowerAlexNet, parse_gpus, transfer_plan
+        net = TwoTowerAlexNet(model, devices=parse_gpus(args.gpus, args.backend), xp=xp)
+        plan = transfer_plan(model, args.batch_size)
+        log(f"two towers on CUDA devices {net.devices}: {plan['between_towers'] / 2**20:.1f} MiB cross "
+            f"between the towers per step (conv3 {plan['conv'] / 2**20:.1f}, fc6/fc7 {plan['fc'] / 2**20:.1f}, "
+            f"fc8 {plan['head'] / 2**20:.1f}, LRN halo {plan['lrn'] / 2**20:.1f} MiB; forward + backward)")
+    elif xp is not np:
         model.to(xp)
     tt = TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                         pca=data.pca if args.pca_color else None)
     et = EvalTransform(mean=mean, crop=cfg.input_size)
     loader = BatchLoader(xtr, ytr, args.batch_size, transform=tt, seed=args.seed, xp=xp)
     args.steps_per_epoch = len(loader)
-    opt, sched = build_optimizer(model, args)
+    opt, sched = build_optimizer(net, args)
     run_args = {k: v for k, v in vars(args).items() if k not in ("explicit",)}
     prep["mean"] = mean.tolist()                    # (3, S, S) nested lists: JSON, exact for float32
     meta = {"format": "minialex-run-1", "args": _jsonable(run_args), "preprocess": prep,
             "class_names": list(data.class_names), "data": data.name}
-    trainer = Trainer(model, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
+    trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
                       progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log)
     if resume_path is not None:
@@ -410,6 +424,8 @@ def run(args, log=print):
             f"{len(ytr):,} train / {len(yval):,} val images; {args.epochs} epochs of {len(loader)} steps "
             f"(batch {args.batch_size}), lr {args.lr} ({args.schedule}), backend {args.backend}; out {args.out}")
     summary = trainer.fit()
+    if net is not model:
+        summary["tower_bytes_per_step"] = dict(net.bytes_per_step())   # measured on the last step
     summary["setup_s"] = time.perf_counter() - t0 - (summary["wall_s"] - trainer.wall)
     return summary
 

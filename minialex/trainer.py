@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import device_of, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
 from .layers import SoftmaxCrossEntropy
 from .metrics import MetricsLog, correct_topk
@@ -160,7 +160,9 @@ class Trainer:
         Refuses to overwrite the last good checkpoint with non-finite weights.
         """
         for name, w in self.model.named_params():
-            if not bool(self.xp.isfinite(w).all()):
+            with device_of(w):                      # the towers' params may live on two GPUs
+                finite = bool(self.xp.isfinite(w).all())
+            if not finite:
                 raise Diverged(f"weights {name} are not finite at step {self.step}; "
                                f"the last good checkpoint {self.checkpoint_path} is kept")
         path = Path(path) if path is not None else self.checkpoint_path

@@ -250,3 +250,33 @@ def test_transfer_plan_predicts_the_measured_bytes(name):
     x, y = batch(model, 3)
     step(net, x, y)
     assert transfer_plan(model, 3) == net.bytes_per_step()
+
+
+def test_project_sgd_and_checkpoints_drive_the_tower_net(tmp_path):
+    """minialex.optim.SGD and minialex.checkpoint take the split net as they take AlexNet."""
+    from minialex.checkpoint import load_checkpoint, save_checkpoint
+    from minialex.optim import SGD
+
+    model = AlexNet(AlexNetConfig.tiny())
+    net = TwoTowerAlexNet(model, devices=(0, 1))
+    ref = AlexNet(AlexNetConfig.tiny())
+    opt, opt_ref = SGD(net), SGD(ref)
+    x, y = batch(model, 4)
+    for _ in range(2):                               # same seed: both draw the same dropout masks
+        step(ref, x, y)
+        opt_ref.step()
+        step(net, x, y)
+        opt.step()
+    split = net.unsplit_params()
+    for key, w in ref.named_params():
+        assert rel_error(w, split[key]) < TOL, key
+    path = save_checkpoint(tmp_path / "ckpt.npz", net, opt)
+    again = TwoTowerAlexNet(AlexNet(AlexNetConfig.tiny()), devices=(0, 1))
+    opt2 = SGD(again)
+    load_checkpoint(path, again, opt2)
+    for (k, a), (_, b) in zip(net.named_params(), again.named_params()):
+        np.testing.assert_array_equal(a, b)
+    for k in opt.velocity:
+        np.testing.assert_array_equal(opt.velocity[k], opt2.velocity[k])
+    with pytest.raises(ValueError, match="conv1.w"):
+        load_checkpoint(path, AlexNet(AlexNetConfig.tiny()))   # tower names: use store_into for that
