@@ -280,3 +280,31 @@ def test_project_sgd_and_checkpoints_drive_the_tower_net(tmp_path):
         np.testing.assert_array_equal(opt.velocity[k], opt2.velocity[k])
     with pytest.raises(ValueError, match="conv1.w"):
         load_checkpoint(path, AlexNet(AlexNetConfig.tiny()))   # tower names: use store_into for that
+
+
+def test_train_run_with_gpus_trains_the_towers_like_the_unsplit_net(tmp_path, monkeypatch):
+    """`python -m minialex.train --gpus` wiring, on the CPU: device ids are labels here, so
+    parse_gpus is stood in for (its own tests are above); the split run's metrics equal the
+    unsplit run's epoch for epoch, to float32 round-off."""
+    import csv
+
+    from minialex import towers, train
+
+    argv = ["--config", "tiny", "--limit", "64", "--batch-size", "16", "--quiet", "--epochs", "2",
+            "--no-plot"]
+    logs, summaries, rows = [], [], []
+    for gpus, out in [(None, "plain"), ("0,1", "towers")]:
+        args = train.parse_args([*argv, "--out", str(tmp_path / out)])
+        args.gpus = gpus
+        monkeypatch.setattr(towers, "parse_gpus", lambda text, backend: (0, 1))
+        summaries.append(train.run(args, log=logs.append))
+        with open(tmp_path / out / "metrics.csv") as f:
+            rows.append(list(csv.DictReader(f)))
+    assert any("two towers on CUDA devices (0, 1)" in line and "MiB cross between the towers" in line
+               for line in logs)
+    assert summaries[1]["tower_bytes_per_step"]["between_towers"] > 0
+    assert "tower_bytes_per_step" not in summaries[0]
+    for a, b in zip(*rows):
+        for key in ("train_loss", "val_top1", "val_top5"):
+            # the CLI trains in float32: only the summation order of conv3/fc6/fc7 differs
+            assert abs(float(a[key]) - float(b[key])) <= 1e-5 * max(1.0, abs(float(a[key]))), key
