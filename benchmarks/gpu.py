@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from a chec
 from minialex import backend  # noqa: E402
 from minialex.layers import SoftmaxCrossEntropy  # noqa: E402
 from minialex.model import AlexNet, AlexNetConfig  # noqa: E402
+from minialex.optim import SGD  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -120,34 +121,13 @@ def use_cuda_layer_kernels():
     LocalResponseNorm.forward, LocalResponseNorm.backward = lrn_forward, lrn_backward
 
 
-class Sec5SGD:
-    """v <- 0.9 v - 0.0005 lr w - lr g; w <- w + v, per parameter on its own device."""
-
-    def __init__(self, named_params, lr=0.01, momentum=0.9, wd=5e-4):
-        from minialex.towers import on_device_of
-
-        self.on_device_of = on_device_of
-        self.params = list(named_params)
-        self.lr, self.m, self.wd = lr, momentum, wd
-        self.v = {}
-        for k, w in self.params:
-            with on_device_of(w):
-                self.v[k] = w * 0
-
-    def step(self, grads):
-        for k, w in self.params:
-            with self.on_device_of(w):
-                v = self.v[k]
-                v *= self.m
-                v -= (self.wd * self.lr) * w
-                v -= self.lr * grads[k]
-                w += v
-
-
 def bench_minialex(cp, args, x_host, y_host, weights_out=None):
     """Time minialex's training step; returns a dict of figures."""
-    pool = cp.get_default_memory_pool()
-    pool.free_all_blocks()
+    pool = cp.get_default_memory_pool()                 # one pool per device inside
+    devices = sorted({args.device, *(int(d) for d in (args.gpus or "").split(",") if d.strip())})
+    for d in devices:
+        with cp.cuda.Device(d):
+            pool.free_all_blocks()
     with cp.cuda.Device(args.device):
         model = AlexNet(AlexNetConfig.paper())
         if weights_out is not None:
@@ -161,14 +141,14 @@ def bench_minialex(cp, args, x_host, y_host, weights_out=None):
             net = TwoTowerAlexNet(model, devices=towers, xp=cp)
         else:
             model.to(cp)
-        opt = Sec5SGD(net.named_params())
+        opt = SGD(net)                          # Sec. 5, the training loop's optimizer
         x, y = cp.asarray(x_host), cp.asarray(y_host)
         loss = SoftmaxCrossEntropy(check_finite=False)
 
         def step():
             value = loss(net.forward(x, train=True), y)
             net.backward(loss.backward())
-            opt.step(dict(net.named_grads()))
+            opt.step()
             return value
 
         for _ in range(args.warmup):
@@ -179,13 +159,19 @@ def bench_minialex(cp, args, x_host, y_host, weights_out=None):
             value = step()
         sync_all(cp)
         dt = time.perf_counter() - t
+        held = 0
+        for d in devices:            # the pool never returns memory during the run: total = peak held
+            with cp.cuda.Device(d):
+                held += pool.total_bytes()
         out = {"images_per_s": args.steps * args.batch / dt, "step_ms": 1e3 * dt / args.steps,
-               "peak_pool_bytes": pool.total_bytes(), "loss": float(value)}
+               "peak_pool_bytes": held, "loss": float(value)}
         if towers is not None:
             out["tower_bytes"] = dict(net.bytes_per_step())
             out["devices"] = towers
-    del net, model, opt, x, y
-    pool.free_all_blocks()
+    del net, model, opt, x, y, step
+    for d in devices:
+        with cp.cuda.Device(d):
+            pool.free_all_blocks()
     return out
 
 
