@@ -13,91 +13,24 @@ What it cannot check: CUDA compilation itself (nvcc/NVRTC), launch
 configuration and anything device-specific; tests/test_gpu.py does that on a
 GPU. Skipped when no C++ compiler is found.
 """
-import ctypes
 import re
-import shutil
-import subprocess
 import types
 
 import numpy as np
 import pytest
+from cuda_cpu_harness import CXX, CpuKernel, build_library, parse_params
 
 from minialex import _cuda
 from minialex.gradcheck import rel_error
 from minialex.im2col import col2im_reference, im2col_reference
 from minialex.layers import LocalResponseNorm, MaxPool2D
 
-CXX = shutil.which("g++") or shutil.which("clang++")
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++ or clang++) to build the kernels")
-
-CTYPES = {"float32": ("float", ctypes.c_float), "float64": ("double", ctypes.c_double)}
-
-
-def parse_params(text):
-    """'raw T x, int32 N' -> [(raw, type, name), ...]."""
-    out = []
-    for item in text.split(","):
-        words = item.split()
-        raw = words[0] == "raw"
-        out.append((raw, words[-2], words[-1]))
-    return out
-
-
-def c_type(t, T):
-    return {"T": T, "int32": "int"}[t]
-
-
-def kernel_source(name, T):
-    """A C++ function ``{name}_{T}`` looping the CUDA body over i."""
-    ins, outs, body = _cuda.KERNEL_SPECS[name]
-    args, binds = [], []
-    for raw, t, n in parse_params(ins):
-        args.append(f"const {c_type(t, T)}* {n}" if raw else f"{c_type(t, T)} {n}")
-    for raw, t, n in parse_params(outs):
-        args.append(f"{c_type(t, T)}* {n}_ptr")
-        binds.append(f"{c_type(t, T)}& {n} = {n}_ptr[i];")
-    return (f'extern "C" void {name}_{T}({", ".join(args)}, ptrdiff_t n_out) {{\n'
-            f"  typedef {T} T;\n"
-            f"  for (ptrdiff_t i = 0; i < n_out; ++i) {{\n    {' '.join(binds)}\n{body}\n  }}\n}}\n")
 
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
-    src = ["#include <cmath>", "#include <cstddef>", "#include <algorithm>",
-           "using std::min; using std::max; using std::pow;"]
-    for name in _cuda.KERNEL_SPECS:
-        for T in ("float", "double"):
-            src.append(kernel_source(name, T))
-    d = tmp_path_factory.mktemp("cuda_on_cpu")
-    (d / "k.cpp").write_text("\n".join(src))
-    so = d / "k.so"
-    r = subprocess.run([CXX, "-O1", "-shared", "-fPIC", "-o", str(so), str(d / "k.cpp")],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return ctypes.CDLL(str(so))
-
-
-class CpuKernel:
-    """Calls the compiled loop like ``ElementwiseKernel.__call__(*ins, *outs)``."""
-
-    def __init__(self, lib, name):
-        self.lib, self.name = lib, name
-        self.ins = parse_params(_cuda.KERNEL_SPECS[name][0])
-        self.outs = parse_params(_cuda.KERNEL_SPECS[name][1])
-
-    def __call__(self, *args):
-        ins, outs = args[:len(self.ins)], args[len(self.ins):]
-        arrays = [a for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
-        T, ct = CTYPES[str(arrays[0].dtype)]
-        c_args = []
-        for (raw, t, _), a in zip(self.ins + self.outs, list(ins) + list(outs)):
-            if isinstance(a, np.ndarray):
-                assert a.flags.c_contiguous and a.dtype == (np.int32 if t == "int32" else arrays[0].dtype)
-                c_args.append(a.ctypes.data_as(ctypes.c_void_p))
-            else:
-                c_args.append(ctypes.c_int(int(a)) if t == "int32" else ct(float(a)))
-        fn = getattr(self.lib, f"{self.name}_{T}")
-        fn(*c_args, ctypes.c_ssize_t(outs[0].size))
+    return build_library(tmp_path_factory.mktemp("cuda_on_cpu"))
 
 
 @pytest.fixture
