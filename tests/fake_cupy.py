@@ -164,6 +164,14 @@ class FakeCupy:
                     return fake.n_devices
 
         self.cuda = cuda
+        self.ndarray = self.array_class
+
+        class random:
+            @staticmethod
+            def standard_normal(size=None, dtype=np.float64):
+                return fake.wrap(np.random.default_rng().standard_normal(size).astype(dtype))
+
+        self.random = random
         self.transfers = []            # (from device, to device, bytes) of every cross-device copy
 
     # -- current device, per thread as in CUDA -----------------------------

@@ -14,6 +14,7 @@ import pytest
 from cuda_cpu_harness import CXX, build_library
 from fake_cupy import DeviceMismatch, FakeCupy, patch_minialex
 
+import minialex._cuda
 import minialex.checkpoint  # noqa: F401  (imported before patching, see fake_cupy.patch_minialex)
 import minialex.optim  # noqa: F401
 import minialex.towers  # noqa: F401
@@ -159,3 +160,45 @@ def cp_tmp(name, _dirs={}):
     if name not in _dirs:
         _dirs[name] = Path(tempfile.mkdtemp(prefix=f"minialex-fake-gpu-{name}-"))
     return _dirs[name]
+
+
+def test_layer_hooks_for_the_cuda_pool_and_lrn_kernels(cp, monkeypatch):
+    """benchmarks/gpu.py --layer-kernels cuda routes MaxPool2D and LocalResponseNorm through
+    minialex/_cuda.py with the hook lines the layers are meant to carry; a whole training step
+    of the tiny net through them matches the NumPy layers."""
+    import importlib.util
+    from pathlib import Path
+
+    from minialex.optim import SGD
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_gpu", Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for cls in (MaxPool2D, LocalResponseNorm):       # restored after the test
+        monkeypatch.setattr(cls, "forward", cls.forward)
+        monkeypatch.setattr(cls, "backward", cls.backward)
+    calls = []
+    kernel = minialex._cuda._kernel
+    monkeypatch.setattr(minialex._cuda, "_kernel", lambda name: calls.append(name) or kernel(name))
+    bench.use_cuda_layer_kernels()
+
+    cfg = AlexNetConfig.tiny()
+    ref, gpu = AlexNet(cfg), AlexNet(cfg)
+    with cp.cuda.Device(1):
+        gpu.to(cp)
+        rng = np.random.default_rng(2)
+        x = rng.standard_normal((4,) + ref.input_shape)
+        y = rng.integers(0, cfg.num_classes, 4)
+        out = []
+        for m, xx, yy in ((ref, x, y), (gpu, cp.asarray(x), cp.asarray(y))):
+            loss = SoftmaxCrossEntropy()
+            value = float(loss(m.forward(xx), yy))
+            m.backward(loss.backward())
+            SGD(m).step()
+            out.append(value)
+    assert {"maxpool_fwd", "maxpool_bwd", "lrn_fwd", "lrn_bwd"} <= set(calls)
+    assert abs(out[0] - out[1]) < 1e-12
+    for (k, a), (_, b) in zip(ref.named_params(), gpu.named_params()):
+        assert b.device.id == 1
+        assert rel_error(a, b.get()) < 1e-12, k

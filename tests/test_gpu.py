@@ -181,33 +181,17 @@ def test_softmax_cross_entropy_on_cupy_matches_numpy(dtype):
 # ----------------------------------------------------------------------------
 # a whole training step, and the two towers
 # ----------------------------------------------------------------------------
-def sgd(params, grads, velocity, lr=0.01, momentum=0.9, wd=5e-4):
-    """Sec. 5 in place: v <- 0.9 v - 0.0005 lr w - lr g; w <- w + v (array-agnostic)."""
-    for k, w in params:
-        with w.device if isinstance(w, cp.ndarray) else _nothing():
-            v = velocity.get(k)
-            if v is None:
-                v = velocity[k] = w * 0
-            v *= momentum
-            v -= wd * lr * w + lr * grads[k]
-            w += v
+def train_step(model, x, y):
+    """forward, loss, backward and the project's SGD (Sec. 5), as the training loop runs it."""
+    from minialex.optim import SGD
 
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-
-def train_step(model, x, y, velocity):
+    opt = SGD(model)
     loss = SoftmaxCrossEntropy()
     value = loss(model.forward(x), y)
     model.backward(loss.backward())
-    grads = dict(model.named_grads())
-    sgd(list(model.named_params()), grads, velocity)
-    return float(value), {k: backend.to_numpy(g) for k, g in grads.items()}
+    grads = {k: backend.to_numpy(g) for k, g in model.named_grads()}
+    opt.step()
+    return float(value), grads
 
 
 @pytest.mark.parametrize("config,dtype,N", [("cifar", "float64", 8), ("cifar", "float32", 8),
@@ -221,8 +205,8 @@ def test_training_step_matches_numpy(config, dtype, N):
     rng = np.random.default_rng(6)
     x = rng.standard_normal((N,) + cpu.input_shape).astype(dtype)
     y = rng.integers(0, cfg.num_classes, N)
-    l_cpu, g_cpu = train_step(cpu, x, y, {})
-    l_gpu, g_gpu = train_step(gpu, cp.asarray(x), cp.asarray(y), {})
+    l_cpu, g_cpu = train_step(cpu, x, y)
+    l_gpu, g_gpu = train_step(gpu, cp.asarray(x), cp.asarray(y))
     assert abs(l_cpu - l_gpu) <= tol * max(1.0, abs(l_cpu))
     for k in g_cpu:
         assert rel_error(g_cpu[k], g_gpu[k]) < tol, k
