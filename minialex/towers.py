@@ -70,7 +70,7 @@ from .layers import Conv2D, Dropout, Flatten, Linear, LocalResponseNorm
 
 # Counter names, in the order they are printed.
 CONNECTIONS_DOC = {
-    "input": "the input batch copied to each tower's device (host -> device), not tower-to-tower",
+    "input": "the batch to both towers' devices, and tower 1's input gradient back; not tower-to-tower",
     "lrn": "LRN halo: size//2 boundary maps each way (unsplit LRN spans both towers)",
     "conv": "a conv layer that reads both towers' maps (conv3)",
     "fc": "a fully connected layer that reads both towers' neurons (fc6, fc7)",
@@ -311,12 +311,12 @@ class TwoTowerAlexNet:
         return out
 
     def report(self):
-        """A short text table of ``bytes_per_step()`` in MB, for the training log."""
+        """A short text table of ``bytes_per_step()`` in MiB, for the training log."""
         b = self.bytes_per_step()
         lines = [f"bytes moved per step, devices {self.devices} (Sec. 3.2):"]
         for k, v in b.items():
             what = CONNECTIONS_DOC.get(k, "total between the towers, forward + backward")
-            lines.append(f"  {k:>14}: {v / 1e6:9.3f} MB  {what}")
+            lines.append(f"  {k:>14}: {v / 2**20:9.3f} MiB  {what}")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------

@@ -116,7 +116,7 @@ def test_bytes_0_0_equal_0_1_and_match_the_layer_shapes(name):
         assert counts[0][key] == value, (key, counts[0][key], value)
     assert counts[0]["between_towers"] == sum(want.values())
     assert counts[0]["input"] == 3 * x.nbytes          # x to both towers; tower 1's dx back
-    assert "between_towers" in net.report() and "MB" in net.report()
+    assert "between_towers" in net.report() and "MiB" in net.report()
 
 
 def test_grouped_convs_stay_local_and_conv3_fc_connect():
