@@ -314,8 +314,8 @@ def main(argv=None):
           f"peak pool {mini['peak_pool_bytes'] / 2**30:.2f} GiB, loss {mini['loss']:.4f}")
     if "tower_bytes" in mini:
         tb = mini["tower_bytes"]
-        print(f"  towers on {mini['devices']}: {tb['between_towers'] / 1e6:.1f} MB between the towers "
-              f"per step ({', '.join(f'{k} {v / 1e6:.1f} MB' for k, v in tb.items() if k != 'between_towers')})")
+        print(f"  towers on {mini['devices']}: {tb['between_towers'] / 2**20:.1f} MiB between the towers "
+              f"per step ({', '.join(f'{k} {v / 2**20:.1f} MiB' for k, v in tb.items() if k != 'between_towers')})")
     ref = None
     if torch is not None:
         ref = bench_torch(torch, args, x, y)
