@@ -304,7 +304,11 @@ class TwoTowerAlexNet:
 
     def bytes_per_step(self):
         """{connection: bytes} of the last forward+backward (see ``CONNECTIONS_DOC``),
-        plus "between_towers": the sum of everything but "input"."""
+        plus "between_towers": the sum of everything but "input".
+
+        A test-mode forward (``predict``) in between does not change it; before
+        the first backward it holds what the forward passes have counted so far.
+        """
         src = self._step_bytes if self._step_bytes is not None else self.bytes
         out = OrderedDict(src)
         out["between_towers"] = sum(v for k, v in src.items() if k != "input")
@@ -396,8 +400,7 @@ class TwoTowerAlexNet:
 
         Shapes:  x: (N, C, S, S)  ->  (N, num_classes) on devices[0]
         """
-        self.reset_bytes()
-        self._step_bytes = None
+        self.reset_bytes()                    # bytes_per_step() keeps the last full step's
         acts = [self._send(x, 0, "input"), self._send(x, 1, "input")]
         for st in self.stages:
             if st.kind == "local":

@@ -302,9 +302,23 @@ def test_train_run_with_gpus_trains_the_towers_like_the_unsplit_net(tmp_path, mo
             rows.append(list(csv.DictReader(f)))
     assert any("two towers on CUDA devices (0, 1)" in line and "MiB cross between the towers" in line
                for line in logs)
-    assert summaries[1]["tower_bytes_per_step"]["between_towers"] > 0
+    from minialex.checkpoint import read_checkpoint
+    from minialex.towers import transfer_plan
+
+    cfg = AlexNetConfig.from_dict(read_checkpoint(tmp_path / "towers" / "checkpoint.npz")["config"])
+    assert summaries[1]["tower_bytes_per_step"] == transfer_plan(AlexNet(cfg), 16)   # a full step, not eval
     assert "tower_bytes_per_step" not in summaries[0]
     for a, b in zip(*rows):
         for key in ("train_loss", "val_top1", "val_top5"):
             # the CLI trains in float32: only the summation order of conv3/fc6/fc7 differs
             assert abs(float(a[key]) - float(b[key])) <= 1e-5 * max(1.0, abs(float(a[key]))), key
+
+
+def test_bytes_per_step_survives_an_evaluation_forward():
+    model = AlexNet(AlexNetConfig.tiny())
+    net = TwoTowerAlexNet(model)
+    x, y = batch(model, 4)
+    step(net, x, y)
+    after_step = net.bytes_per_step()
+    net.predict(x[:1])                               # evaluation between training steps
+    assert net.bytes_per_step() == after_step
