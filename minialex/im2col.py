@@ -121,6 +121,13 @@ def use_numba(xp, impl="auto"):
     return xp.__name__ == "numpy" and active_impl(impl) == "numba"
 
 
+def use_cuda(xp, impl="auto"):
+    """True when a layer should call its CuPy kernel (``_cuda.py``): CuPy arrays,
+    and the readable path not requested. ``impl="reference"`` (or
+    ``MINIALEX_KERNELS=reference``) keeps the readable xp code on the GPU too."""
+    return xp.__name__ != "numpy" and active_impl(impl) != "reference"
+
+
 def im2col(x, KH, KW, stride=1, padding=0, impl="auto"):
     """Dispatcher: CuPy kernel on the GPU, numba or the reference on the CPU.
 

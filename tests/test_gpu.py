@@ -101,7 +101,7 @@ def test_maxpool_ties_go_to_the_first_maximum_and_overlaps_add():
 def test_lrn_kernels_match_layer(dtype, size, alpha, beta, k, conv):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 7, 4, 5)).astype(dtype)
-    layer = LocalResponseNorm(size, alpha, beta, k, alpha_convention=conv)
+    layer = LocalResponseNorm(size, alpha, beta, k, alpha_convention=conv, impl="reference")  # readable path keeps scale
     out = layer.forward(x)
     _, scale, _ = layer.cache
     dout = rng.standard_normal(x.shape).astype(dtype)
@@ -208,11 +208,30 @@ def test_training_step_matches_numpy(config, dtype, N):
     l_cpu, g_cpu = train_step(cpu, x, y)
     l_gpu, g_gpu = train_step(gpu, cp.asarray(x), cp.asarray(y))
     assert abs(l_cpu - l_gpu) <= tol * max(1.0, abs(l_cpu))
-    for k in g_cpu:
-        assert rel_error(g_cpu[k], g_gpu[k]) < tol, k
-    for (k, a), (_, b) in zip(cpu.named_params(), gpu.named_params()):
+    if dtype == "float32":
+        # In float32 the deep paper net's conv gradients are sums of many
+        # cancelling terms: two correct float32 runs that only sum in another
+        # order differ by ~1e-2 at conv1.w (CPU numba vs CPU reference, seen
+        # 6e-3), and each is ~1.4e-2 from float64. So the float32 criterion is
+        # accuracy against float64: the GPU step must be as close to the
+        # float64 truth as the CPU float32 step is (within 2x), per tensor,
+        # for the gradients and for the parameters after the SGD step.
+        ref = AlexNet(getattr(AlexNetConfig, config)(dtype="float64"))
+        _, g_ref = train_step(ref, x.astype("float64"), y)
+        p_ref = dict(ref.named_params())
+        pairs = [(g_cpu, g_gpu, g_ref),
+                 (dict(cpu.named_params()), dict(gpu.named_params()), p_ref)]
+        for c, g, r in pairs:
+            for k in r:
+                cpu_err = rel_error(c[k], r[k])
+                assert rel_error(g[k], r[k]) <= 2 * cpu_err + tol, (k, cpu_err)
+    else:
+        for k in g_cpu:
+            assert rel_error(g_cpu[k], g_gpu[k]) < tol, k
+        for (k, a), (_, b) in zip(cpu.named_params(), gpu.named_params()):
+            assert rel_error(a, b) < tol, k
+    for _, b in gpu.named_params():
         assert isinstance(b, cp.ndarray)
-        assert rel_error(a, b) < tol, k
 
 
 def _tower_step(devices):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ..im2col import use_numba
+from ..im2col import use_cuda, use_numba
 from .base import Layer, check_float, check_ndim
 
 ALPHA_CONVENTIONS = ("paper", "pytorch")
@@ -77,6 +77,11 @@ class LocalResponseNorm(Layer):
             out = _numba.lrn_forward(x, half, self.k, self.coeff, self.beta)  # (N, C, H, W)
             self.cache = (x, None, None)                          # scale is recomputed in backward
             return out
+        if use_cuda(get_array_module(x), self.impl):
+            from .. import _cuda
+            out, scale = _cuda.lrn_forward(x, self.size, self.coeff, self.beta, self.k)
+            self.cache = (x, scale, out)
+            return out
         scale = self.k + self.coeff * window_sum(x * x, half)     # (N, C, H, W), >= k > 0
         out = x * scale ** (-self.beta)
         self.cache = (x, scale, out)
@@ -91,6 +96,11 @@ class LocalResponseNorm(Layer):
         if scale is None:                                          # fast path (see forward)
             from .. import _numba
             dx = _numba.lrn_backward(x, dout, half, self.k, self.coeff, self.beta)
+            self.cache = None
+            return dx
+        if use_cuda(get_array_module(dout), self.impl):
+            from .. import _cuda
+            dx = _cuda.lrn_backward(dout, x, scale, out, self.size, self.coeff, self.beta)
             self.cache = None
             return dx
         dx = dout * scale ** (-self.beta)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ..im2col import col2im, conv_output_size, im2col, use_numba
+from ..im2col import col2im, conv_output_size, im2col, use_cuda, use_numba
 from .base import Layer, check_float, check_ndim
 
 
@@ -54,6 +54,11 @@ class MaxPool2D(Layer):
             out, arg = _numba.maxpool_forward(x, z, s)             # (N, C, OH, OW) each
             self.cache = (x.shape, arg)
             return out
+        if use_cuda(xp, self.im2col_impl):
+            from .. import _cuda
+            out, arg = _cuda.maxpool_forward(x, z, s)              # (N, C, OH, OW) each
+            self.cache = (x.shape, arg)
+            return out
         _, OH, OW = self.output_shape((C, H, W))
         cols = im2col(x.reshape(N * C, 1, H, W), z, z, s, 0, impl=self.im2col_impl)  # (z*z, N*C*OH*OW)
         arg = xp.argmax(cols, axis=0)                              # (N*C*OH*OW,), first max wins
@@ -67,6 +72,11 @@ class MaxPool2D(Layer):
         x_shape, arg = self.cache
         N, C, H, W = x_shape
         z, s = self.kernel_size, self.stride
+        if arg.ndim == 4 and xp.__name__ != "numpy":               # CuPy kernel's (N, C, OH, OW) arg-max
+            from .. import _cuda
+            dx = _cuda.maxpool_backward(dout, arg, x_shape, z, s)  # (N, C, H, W)
+            self.cache = None
+            return dx
         if arg.ndim == 4:                                          # fast path's (N, C, OH, OW) arg-max
             from .. import _numba
             dx = _numba.maxpool_backward(dout, arg, z, s, x_shape)  # (N, C, H, W)
