@@ -1,0 +1,171 @@
+"""A batch loader that prepares the next batch in a background thread while
+the current one trains (Sec. 4.1: "generated on the CPU while the GPU is
+training on the previous batch of images").
+
+    loader = BatchLoader(x_uint8, y, batch_size=128, transform=TrainTransform(...), seed=0)
+    for epoch in range(E):
+        for x, y in loader:          # one pass = one epoch, freshly shuffled
+            ...                      # x: (B, C, h, w) float32 on loader.xp; y: (B,) int64
+
+Determinism: the epoch's order comes from ``default_rng([seed, epoch])`` and
+batch b's augmentation from ``default_rng([seed, epoch, b])``, so the batches
+do not depend on thread timing, only on (seed, epoch). ``epoch`` counts the
+passes started (or is set with ``set_epoch``).
+
+The worker thread gathers the batch (from an array or a memory-mapped
+prepared set), runs the transform (NumPy releases the GIL in its heavy
+loops, so this overlaps with training) and moves it to the requested array
+module. An exception in the worker is re-raised in the main thread (same
+type, with the worker's traceback) at the batch where it happened; leaving
+the loop early (``break``) or ``close()`` stops the thread.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+
+from ..backend import get_backend, to_device
+
+_DONE = object()
+
+
+class BatchLoader:
+    """Shuffled mini-batches with background preparation.
+
+    Parameters
+    ----------
+    images : array-like (N, C, H, W), usually uint8 (np.ndarray or np.memmap)
+    labels : (N,) int
+    batch_size : int
+    transform : callable ``(x_batch, rng) -> array``, e.g. ``TrainTransform``;
+        None converts to ``dtype`` only (no mean subtraction).
+    shuffle : reshuffle every epoch (False keeps the stored order)
+    drop_last : drop the final batch when it is smaller than batch_size
+    seed : int, makes order and augmentation reproducible
+    xp : "numpy", "cupy" or the module; batches are delivered there
+    dtype : dtype of the images handed to the model (float32 by default)
+    prefetch : how many prepared batches may wait in the queue
+    background : False runs everything in the calling thread (for debugging)
+
+    Yields
+    ------
+    x : (B, ...) ``dtype`` on ``xp``; y : (B,) int64 on ``xp``
+    """
+
+    def __init__(self, images, labels, batch_size=128, *, transform=None, shuffle=True,
+                 drop_last=False, seed=0, xp="numpy", dtype=np.float32, prefetch=2, background=True):
+        if len(images) != len(labels):
+            raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) differ in length")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if prefetch < 1:
+            raise ValueError(f"prefetch must be >= 1, got {prefetch}")
+        self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
+        self.batch_size, self.transform = batch_size, transform
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.xp = get_backend(xp) if isinstance(xp, str) else xp
+        self.dtype, self.prefetch, self.background = dtype, prefetch, background
+        self.epoch = 0
+        self._thread = None
+        self._stop = None
+
+    def __len__(self):
+        """Batches per epoch."""
+        n, b = len(self.labels), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def set_epoch(self, epoch: int):
+        """Make the next pass use ``epoch``'s order and augmentation."""
+        self.epoch = epoch
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample order of ``epoch``, (N,) int64."""
+        n = len(self.labels)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, epoch]).permutation(n)
+
+    def _batch(self, epoch, b, idx):
+        """Gather, transform and place batch ``b`` (indices ``idx``)."""
+        # a sorted gather reads a memmap front to back; then restore the shuffled order
+        srt = np.argsort(idx, kind="stable")
+        x = np.empty((len(idx),) + tuple(self.images.shape[1:]), dtype=self.images.dtype)
+        x[srt] = self.images[idx[srt]]  # (B, C, H, W)
+        y = self.labels[idx]
+        if self.transform is not None:
+            x = self.transform(x, np.random.default_rng([self.seed, epoch, b]))
+        x = np.asarray(x).astype(self.dtype, copy=False)
+        return to_device(x, self.xp), to_device(y, self.xp)
+
+    def _batches(self, epoch):
+        order = self.order(epoch)
+        for b in range(len(self)):
+            yield b, order[b * self.batch_size:(b + 1) * self.batch_size]
+
+    def __iter__(self):
+        epoch = self.epoch
+        self.epoch += 1
+        if not self.background:
+            for b, idx in self._batches(epoch):
+                yield self._batch(epoch, b, idx)
+            return
+        self.close()  # a previous pass left early: stop its thread first
+        q = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def put(item):
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work():
+            try:
+                for b, idx in self._batches(epoch):
+                    if stop.is_set() or not put(self._batch(epoch, b, idx)):
+                        return
+                put(_DONE)
+            except BaseException as e:  # hand every failure to the main thread
+                put(e)
+
+        t = threading.Thread(target=work, name=f"BatchLoader-epoch{epoch}", daemon=True)
+        self._thread, self._stop = t, stop
+        t.start()
+        try:
+            while True:
+                item = q.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    # the original exception, with the worker's traceback attached
+                    raise item
+                yield item
+        finally:
+            self.close()
+
+    def close(self):
+        """Stop the worker thread (if any) and wait for it to end."""
+        t, stop = self._thread, self._stop
+        if t is None:
+            return
+        stop.set()
+        t.join(timeout=30)
+        self._thread = self._stop = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

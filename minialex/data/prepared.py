@@ -1,0 +1,255 @@
+"""Prepared sets: image folders decoded and preprocessed once (Sec. 2), then
+read as a uint8 memory-mapped array, so training epochs never re-decode JPEGs.
+
+A prepared set is a folder:
+
+    images.u8     raw uint8, (N, 3, S, S) in C order (S = crop, 256 by default)
+    labels.npy    (N,) int64
+    mean.npy      (3, S, S) float32, the mean image of this set (Sec. 2)
+    rgb_cov.npy   (3, 3) float64, covariance of the RGB values of all pixels
+    eigvals.npy   (3,) float64, eigvecs.npy (3, 3): its PCA (Sec. 4.1)
+    classes.txt   one line per class: folder name<TAB>readable name
+    meta.json     shape, dtype, source, short_side, crop, skipped files, ...
+
+For a validation set, subtract the *training* set's mean (``train.mean``),
+not the validation set's own.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..progress import Progress
+from .augment import pca_eigen
+from .folder import list_image_folder, warn_skipped
+from .preprocess import RunningStats, preprocess_image
+
+FORMAT_VERSION = 1
+
+
+def _decode_all(paths, short_side, crop, workers, progress, desc):
+    """Yield ``(i, image or None, error)`` in order, decoding in threads.
+
+    Pillow releases the GIL while decoding and resizing, so threads give
+    real parallelism. Work is submitted in chunks to bound memory.
+    """
+    workers = workers or min(8, os.cpu_count() or 1)
+
+    def job(p):
+        try:
+            return preprocess_image(p, short_side, crop), None
+        except Exception as e:  # corrupt / truncated / unreadable: skip, warn once later
+            return None, f"{type(e).__name__}: {e}"
+
+    bar = Progress(len(paths), desc=desc, unit="img", enabled=progress)
+    chunk = 256
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(paths), chunk):
+            for j, (a, err) in enumerate(pool.map(job, paths[start:start + chunk])):
+                bar.update()
+                yield start + j, a, err
+    bar.close()
+
+
+def load_image_folder(root, short_side=None, crop=None, synsets=None, max_per_class=None,
+                      workers=None, progress=False):
+    """Decode a whole image folder into memory (e.g. the CIFAR-10 JPEG copy).
+
+    With ``short_side=None, crop=None`` the images are kept at their size, and
+    must all share it (CIFAR-10: 32x32). Unreadable files are skipped with one
+    warning.
+
+    Returns
+    -------
+    x : (N, 3, H, W) uint8
+    y : (N,) int64
+    folder : ImageFolder (classes, names, paths)
+    """
+    folder = list_image_folder(root, synsets=synsets, max_per_class=max_per_class)
+    xs, ys, skipped = [], [], []
+    for i, a, err in _decode_all(folder.paths, short_side, crop, workers, progress, f"load {root}"):
+        if a is None:
+            skipped.append((folder.paths[i], err))
+            continue
+        if xs and a.shape != xs[0].shape:
+            raise ValueError(
+                f"{folder.paths[i]} is {a.shape[1]}x{a.shape[0]}, but earlier images are "
+                f"{xs[0].shape[1]}x{xs[0].shape[0]}; pass short_side= and crop= to make them equal")
+        xs.append(a)
+        ys.append(folder.labels[i])
+    warn_skipped(skipped, root)
+    if not xs:
+        raise ValueError(f"no readable images in {str(root)!r}")
+    x = np.stack(xs).transpose(0, 3, 1, 2)  # (N, H, W, 3) -> (N, 3, H, W)
+    return np.ascontiguousarray(x), np.asarray(ys, dtype=np.int64), folder
+
+
+@dataclass
+class PreparedSet:
+    """A prepared set opened for reading (see the module docstring).
+
+    images: (N, 3, S, S) uint8 np.memmap (read-only); labels: (N,) int64;
+    mean: (3, S, S) float32; rgb_cov: (3, 3); eigvals: (3,); eigvecs: (3, 3);
+    classes, names: lists of str; meta: dict; path: Path.
+    """
+
+    path: Path
+    images: np.ndarray
+    labels: np.ndarray
+    mean: np.ndarray
+    rgb_cov: np.ndarray
+    eigvals: np.ndarray
+    eigvecs: np.ndarray
+    classes: list
+    names: list
+    meta: dict
+
+    def __len__(self):
+        return len(self.labels)
+
+    @property
+    def pca(self):
+        """``(eigvals, eigvecs)``, ready for ``TrainTransform(pca=...)``."""
+        return self.eigvals, self.eigvecs
+
+
+def resolve_split(src, split):
+    """``SRC/split`` when that folder exists, else ``SRC`` itself."""
+    src = Path(src)
+    if split and (src / split).is_dir():
+        return src / split
+    return src
+
+
+def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_per_class=None,
+            workers=None, progress=True, overwrite=False) -> PreparedSet:
+    """Preprocess an image folder once and write a prepared set (Sec. 2).
+
+    Each image is converted to RGB, rescaled to a short side of
+    ``short_side``, centre-cropped to ``crop x crop`` and stored as uint8 in a
+    memory-mapped array. The mean image and the RGB covariance are
+    accumulated on the way. The set is written to a temporary folder beside
+    ``dst`` and renamed into place at the end, so an interrupted run leaves
+    no half-written set.
+
+    Parameters
+    ----------
+    src : folder in the ILSVRC layout, or its parent when ``split`` is given
+        and ``src/split`` exists (e.g. ``imagenette2-224`` with split "train")
+    dst : output folder (must not exist unless ``overwrite``)
+    short_side, crop : int, Sec. 2 uses 256 and 256
+    synsets : synset file mapping folder names to readable names
+    max_per_class : keep the first n files of each class (quick slices)
+    workers : decoding threads (default: number of CPUs, at most 8)
+    """
+    if crop is None or short_side is None:
+        raise ValueError("prepare needs both short_side and crop (the stored images share one size)")
+    if crop > short_side:
+        raise ValueError(f"crop ({crop}) must not exceed short_side ({short_side})")
+    src, dst = resolve_split(src, split), Path(dst)
+    if dst.exists() and not overwrite:
+        raise FileExistsError(f"{dst} exists; remove it or pass overwrite=True (--overwrite)")
+    folder = list_image_folder(src, synsets=synsets, max_per_class=max_per_class)
+    N = len(folder)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
+    try:
+        shape = (N, 3, crop, crop)
+        images = np.memmap(tmp / "images.u8", dtype=np.uint8, mode="w+", shape=shape)
+        labels = np.empty(N, dtype=np.int64)
+        stats = RunningStats()
+        skipped, k = [], 0
+        buf = []  # images waiting for the statistics, in (3, S, S)
+        for i, a, err in _decode_all(folder.paths, short_side, crop, workers, progress,
+                                     f"prepare {src.name}"):
+            if a is None:
+                skipped.append((str(folder.paths[i]), err))
+                continue
+            chw = a.transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
+            images[k] = chw
+            labels[k] = folder.labels[i]
+            buf.append(chw)
+            k += 1
+            if len(buf) == 64:
+                stats.add(np.stack(buf))
+                buf = []
+        if buf:
+            stats.add(np.stack(buf))
+        warn_skipped(skipped, src)
+        if k == 0:
+            raise ValueError(f"no readable images in {str(src)!r} ({N} files, all unreadable)")
+        images.flush()
+        del images
+        if k < N:  # drop the slots of skipped files
+            os.truncate(tmp / "images.u8", k * 3 * crop * crop)
+        eigvals, eigvecs = pca_eigen(stats.rgb_cov)
+        np.save(tmp / "labels.npy", labels[:k])
+        np.save(tmp / "mean.npy", stats.mean_image)
+        np.save(tmp / "rgb_cov.npy", stats.rgb_cov)
+        np.save(tmp / "eigvals.npy", eigvals)
+        np.save(tmp / "eigvecs.npy", eigvecs)
+        with open(tmp / "classes.txt", "w", encoding="utf-8") as f:
+            for c, name in zip(folder.classes, folder.names):
+                f.write(f"{c}\t{name}\n")
+        meta = {
+            "format": FORMAT_VERSION,
+            "shape": [k, 3, crop, crop],
+            "dtype": "uint8",
+            "layout": "NCHW",
+            "source": str(src.resolve()),
+            "split": split,
+            "short_side": short_side,
+            "crop": crop,
+            "num_classes": len(folder.classes),
+            "skipped": [p for p, _ in skipped],
+            "paper": "Sec. 2: short side rescaled, central crop; mean image and RGB covariance of this set",
+        }
+        with open(tmp / "meta.json", "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=1)
+        if dst.exists():  # overwrite: move the old set aside only now that the new one is complete
+            old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+            os.rename(dst, old)
+            os.rename(tmp, dst)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return open_prepared(dst)
+
+
+def open_prepared(path) -> PreparedSet:
+    """Open a prepared set; the images stay on disk (read-only memmap)."""
+    path = Path(path)
+    meta_file = path / "meta.json"
+    if not meta_file.is_file():
+        raise ValueError(f"{path} is not a prepared set (no meta.json); run `python -m minialex.data prepare`")
+    with open(meta_file, encoding="utf-8") as f:
+        meta = json.load(f)
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: prepared-set format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+    shape = tuple(meta["shape"])
+    expected = int(np.prod(shape))
+    size = (path / "images.u8").stat().st_size
+    if size != expected:
+        raise ValueError(f"{path / 'images.u8'} has {size} bytes, expected {expected} for shape {shape}")
+    images = np.memmap(path / "images.u8", dtype=np.uint8, mode="r", shape=shape)
+    classes, names = [], []
+    with open(path / "classes.txt", encoding="utf-8") as f:
+        for line in f:
+            c, name = line.rstrip("\n").split("\t", 1)
+            classes.append(c)
+            names.append(name)
+    return PreparedSet(
+        path=path, images=images, labels=np.load(path / "labels.npy"),
+        mean=np.load(path / "mean.npy"), rgb_cov=np.load(path / "rgb_cov.npy"),
+        eigvals=np.load(path / "eigvals.npy"), eigvecs=np.load(path / "eigvecs.npy"),
+        classes=classes, names=names, meta=meta)

@@ -1,0 +1,478 @@
+"""AlexNet (Sec. 3.5, Figure 2) built from minialex layers, and its config.
+
+    cfg = AlexNetConfig.paper()          # the ImageNet net: 60,965,224 parameters
+    cfg = AlexNetConfig.cifar()          # the same structure for 32x32 CIFAR-10
+    model = AlexNet(cfg)
+    logits = model.forward(x, train=True)        # x: (N, 3, S, S) -> (N, num_classes)
+    dx = model.backward(dlogits)                  # fills every layer's grads
+    for name, w in model.named_params(): ...      # "conv1.w", "conv1.b", ...
+
+The model is a ``Sequential`` of named layers
+
+    conv1 relu1 lrn1 pool1  conv2 relu2 lrn2 pool2  conv3 relu3  conv4 relu4
+    conv5 relu5 pool5  flatten  fc6 relu6 drop6  fc7 relu7 drop7  fc8
+
+and returns logits: the softmax loss (``SoftmaxCrossEntropy``) stays outside,
+as in the paper's "1000-way softmax" feeding the multinomial logistic
+regression objective.
+
+Choices where the paper is ambiguous (docs/deviations.md):
+
+* **Input 224 with padding 2 in conv1**, not 227. The paper crops 224x224
+  patches (Sec. 4.1; 150,528 input dimensions, 2048 = 32*32*2 patches per
+  image), and 224 with an 11x11 stride-4 kernel gives no integer size.
+  Padding 2 gives floor((224 + 4 - 11) / 4) + 1 = 55, as in Figure 2, and
+  keeps the paper's crop arithmetic intact; 227 (Caffe's choice) would need
+  the data pipeline to cut 227-pixel crops the paper never mentions. The last
+  row/column of padding is never read (217 / 4 is not an integer), which is
+  harmless. conv2 pads 2 and conv3-5 pad 1 so their sizes are 27 and 13.
+* **conv1 has 55*55*96 = 290,400 neurons**, not the 253,440 printed in the
+  paper; ``summary()`` shows both.
+* **towers=1** is the Sec. 3.2 comparison net, "half as many kernels in each
+  convolutional layer, trained on one GPU". Following footnote 2 of the
+  original paper, the last conv layer and the FC layers are *not* halved (so
+  the two nets have about the same number of parameters): 48-128-192-192-256.
+* **fc8 is shared** between the towers in the tower bookkeeping: it is one
+  1000-way layer whose inputs come from both towers (Figure 2).
+* **Dropping a conv layer** (Sec. 7) removes the conv and its nonlinearity
+  and LRN; a max-pool that followed it stays, so spatial sizes and fc6 are
+  unchanged and only depth differs. Only the middle layers conv2-conv4 can be
+  dropped ("removing any of the middle convolutional layers").
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend import get_array_module, to_device
+from .im2col import conv_output_size
+from .layers import (Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D, ReLU,
+                     Sequential, Tanh)
+
+PAPER_BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")   # Sec. 5: biases 1 here, 0 elsewhere
+INITS = ("paper", "scaled")
+ACTIVATIONS = ("relu", "tanh")
+
+# Figure 2 / Sec. 3.5: neurons per layer as printed in the paper (conv1's is
+# inconsistent with 55x55x96; see the module docstring).
+PAPER_NEURONS = {"conv1": 253_440, "conv2": 186_624, "conv3": 64_896, "conv4": 64_896,
+                 "conv5": 43_264, "fc6": 4096, "fc7": 4096, "fc8": 1000}
+PAPER_NUM_PARAMS = 60_965_224
+
+
+@dataclass(frozen=True)
+class AlexNetConfig:
+    """Every architectural and initialisation choice of AlexNet, with the paper's defaults.
+
+    The defaults are exactly Sec. 3.5 / Sec. 5 (``AlexNetConfig.paper()``).
+    Per-layer tuples have one entry per conv layer conv1..conv5.
+    """
+
+    # --- input (Sec. 2, 4.1) ---
+    input_size: int = 224            # 224x224 crops; conv1 pads 2 to reach 55 (module docstring)
+    in_channels: int = 3             # RGB
+    # --- conv layers (Sec. 3.5, Figure 2); widths are the two-tower totals ---
+    conv_channels: tuple = (96, 256, 384, 384, 256)
+    conv_kernels: tuple = (11, 5, 3, 3, 3)
+    conv_strides: tuple = (4, 1, 1, 1, 1)
+    conv_paddings: tuple = (2, 2, 1, 1, 1)   # paper gives none; Caffe/torchvision-style (PAPER.md note)
+    # --- fully connected layers ---
+    fc_sizes: tuple = (4096, 4096)   # fc6, fc7 (hidden); fc8 is num_classes
+    num_classes: int = 1000          # the 1000-way softmax
+    # --- two towers (Sec. 3.2) ---
+    towers: int = 2                  # 2: conv2/4/5 use groups=2 (same-GPU connectivity);
+                                     # 1: the single-GPU net with half the kernels in conv1-4
+    grouped_convs: tuple = (2, 4, 5)  # conv layers that see only their own tower when towers=2
+    # --- local response normalisation (Sec. 3.3) ---
+    lrn: bool = True                 # False: the Sec. 3.3 ablation
+    lrn_after: tuple = (1, 2)        # LRN follows the nonlinearity of conv1 and conv2
+    lrn_size: int = 5                # n
+    lrn_alpha: float = 1e-4          # alpha
+    lrn_beta: float = 0.75           # beta
+    lrn_k: float = 2.0               # k
+    lrn_alpha_convention: str = "paper"   # "paper": alpha not divided by n; "pytorch": alpha / n
+    # --- max pooling (Sec. 3.4) ---
+    pool_kernel: int = 3             # z; 3 with stride 2 overlaps, the Sec. 3.4 ablation uses 2
+    pool_stride: int = 2             # s
+    pool_after: tuple = (1, 2, 5)    # after LRN1, LRN2 and conv5's nonlinearity
+    # --- nonlinearity (Sec. 3.1) ---
+    activation: str = "relu"         # "relu" or "tanh" (Figure 1's comparison)
+    # --- dropout (Sec. 4.2) ---
+    dropout: float = 0.5             # probability of zeroing a unit in fc6 and fc7; 0 disables
+    dropout_mode: str = "paper"      # "paper": scale by (1-p) at test; "inverted": by 1/(1-p) in training
+    # --- depth ablation (Sec. 7) ---
+    drop_conv: tuple = ()            # conv layers to remove, from (2, 3, 4); () keeps all five
+    # --- initialisation (Sec. 5) ---
+    init: str = "paper"              # "paper": w ~ N(0, weight_std^2), biases 1 in conv2/4/5, fc6/7;
+                                     # "scaled": He-style std = sqrt(gain / fan_in), biases 0
+    weight_std: float = 0.01         # the paper's 0.01 (used by init="paper")
+    seed: int = 0                    # seeds the initial weights and the dropout masks
+    dtype: str = "float32"           # parameter dtype; "float64" for gradient checks
+
+    # ------------------------------------------------------------------
+    # Named configurations
+    # ------------------------------------------------------------------
+    @classmethod
+    def paper(cls, **overrides):
+        """Exactly Sec. 3.5 and Sec. 5: 96-256-384-384-256-4096-4096-1000, 60,965,224 params."""
+        return dataclasses.replace(cls(), **overrides)
+
+    @classmethod
+    def cifar(cls, **overrides):
+        """The same structure scaled to 32x32 CIFAR-10 images and 10 classes.
+
+        Same layer order, LRN after conv1/conv2, overlapping 3/2 pools after
+        conv1, conv2 and conv5, groups=2 in conv2/4/5, dropout in fc6/fc7.
+        Sizes: 32 -> conv1 (5x5, s1, p2) 32 -> pool 15 -> conv2 (5x5, p2) 15
+        -> pool 7 -> conv3-5 (3x3, p1) 7 -> pool 3 -> fc6 input 64*3*3 = 576.
+
+        Why these numbers: stride 4 and 11x11 kernels on a 32-pixel image
+        would leave a 8x8 map before the first pool; 5x5 stride-1 kernels
+        keep conv1 at full resolution, as most CIFAR nets do, and the three
+        3/2 pools shrink 32 -> 15 -> 7 -> 3 like 55 -> 27 -> 13 -> 6.
+        Widths (32-64-96-96-64, fc 256-256) are about 1/3 (convs) and 1/16
+        (fc) of the paper's, chosen by timing a batch-128 SGD step on 2 CPU
+        cores (see the tests/benchmarks and the report in docs/): wide
+        enough to pass 50% test accuracy within minutes, narrow enough for
+        several hundred images per second.
+        init="scaled": with the paper's N(0, 0.01^2) the 8-layer net does
+        not start learning at lr 0.01 within an epoch (the signal shrinks by
+        ~100x per layer); see the ``init`` field.
+        """
+        base = dict(input_size=32, conv_channels=(32, 64, 96, 96, 64), conv_kernels=(5, 5, 3, 3, 3),
+                    conv_strides=(1, 1, 1, 1, 1), conv_paddings=(2, 2, 1, 1, 1),
+                    fc_sizes=(256, 256), num_classes=10, init="scaled")
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def tiny(cls, **overrides):
+        """A float64 net with every layer type, small enough for a whole-model gradient check.
+
+        15 -> conv1 (3x3, p1) 15 -> pool 7 -> conv2 7 -> pool 3 -> conv3-5 3
+        -> pool 1 -> fc 6-6 -> 3 classes.
+        """
+        base = dict(input_size=15, conv_channels=(6, 6, 4, 4, 4), conv_kernels=(3, 3, 3, 3, 3),
+                    conv_strides=(1, 1, 1, 1, 1), conv_paddings=(1, 1, 1, 1, 1),
+                    fc_sizes=(6, 6), num_classes=3, init="scaled", dtype="float64")
+        base.update(overrides)
+        return cls(**base)
+
+    # ------------------------------------------------------------------
+    def __post_init__(self):
+        for name in ("conv_channels", "conv_kernels", "conv_strides", "conv_paddings", "fc_sizes",
+                     "grouped_convs", "lrn_after", "pool_after", "drop_conv"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        for name in ("conv_channels", "conv_kernels", "conv_strides", "conv_paddings"):
+            if len(getattr(self, name)) != 5:
+                raise ValueError(f"AlexNetConfig: {name} must have 5 entries (conv1..conv5), "
+                                 f"got {getattr(self, name)!r}")
+        if self.towers not in (1, 2):
+            raise ValueError(f"AlexNetConfig: towers must be 1 or 2, got {self.towers!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"AlexNetConfig: activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.init not in INITS:
+            raise ValueError(f"AlexNetConfig: init must be one of {INITS}, got {self.init!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"AlexNetConfig: dropout must be in [0, 1), got {self.dropout!r}")
+        bad = [c for c in self.drop_conv if c not in (2, 3, 4)]
+        if bad:
+            raise ValueError(f"AlexNetConfig: drop_conv may name only the middle conv layers "
+                             f"(2, 3, 4), got {self.drop_conv!r}")
+        if self.dtype not in ("float32", "float64", "float16"):
+            raise ValueError(f"AlexNetConfig: dtype must be float32, float64 or float16, got {self.dtype!r}")
+        for i in range(5):
+            c = self.conv_channels[i]
+            if self.towers == 2 and c % 2:
+                raise ValueError(f"AlexNetConfig: conv{i + 1} has {c} kernels; two towers need an even number")
+
+    # ------------------------------------------------------------------
+    def conv_widths(self):
+        """Number of kernels of conv1..conv5 as built.
+
+        towers=2: ``conv_channels``. towers=1 (Sec. 3.2's baseline): half of
+        them in conv1..conv4; the last conv layer keeps its width (footnote 2
+        of the paper), as do the FC layers.
+        """
+        if self.towers == 2:
+            return self.conv_channels
+        return tuple(c // 2 if i < 4 else c for i, c in enumerate(self.conv_channels))
+
+    def to_dict(self):
+        """A JSON-serialisable dict of every field (tuples become lists)."""
+        return {f.name: (list(v) if isinstance(v, tuple) else v)
+                for f in dataclasses.fields(self) for v in [getattr(self, f.name)]}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of ``to_dict``; unknown keys raise ValueError naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"AlexNetConfig.from_dict: unknown field(s) {unknown}; expected a subset of "
+                             f"{sorted(names)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def diff(self, other):
+        """Names of the fields whose values differ from ``other``'s, in field order."""
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+
+def _activation(name):
+    return ReLU() if name == "relu" else Tanh()
+
+
+class AlexNet(Sequential):
+    """The network of Figure 2: five conv layers, three FC layers, logits out.
+
+    Shapes:  x: (N, in_channels, input_size, input_size)  ->  logits: (N, num_classes)
+             paper config: 3x224x224 -> 96x55x55 -> 96x27x27 -> 256x27x27 -> 256x13x13
+             -> 384x13x13 -> 384x13x13 -> 256x13x13 -> 256x6x6 = 9216 -> 4096 -> 4096 -> 1000
+    Paper:   Sec. 3.5 (architecture), 3.2 (towers), 3.3 (LRN), 3.4 (pooling),
+             4.2 (dropout), 5 (initialisation). See the module docstring for the
+             choices the paper leaves open.
+
+    Attributes
+    ----------
+    config : AlexNetConfig
+    names, layers : lists, as in ``Sequential``; ``model["conv1"]`` is a layer.
+    Each Conv2D/Linear layer has ``tower_slices``: a list of ``(start, stop)``
+    output-kernel ranges, one per tower (``[(0, F)]`` for a shared layer).
+    """
+
+    def __init__(self, config=None):
+        config = AlexNetConfig() if config is None else config
+        if not isinstance(config, AlexNetConfig):
+            raise ValueError(f"AlexNet: config must be an AlexNetConfig, got {type(config).__name__}")
+        self.config = config
+        super().__init__(*self._build(config))
+
+    # ------------------------------------------------------------------
+    @staticmethod
+    def _build(cfg):
+        dtype = np.dtype(cfg.dtype)
+        init_ss, drop_ss = np.random.SeedSequence(cfg.seed).spawn(2)
+        rng = np.random.default_rng(init_ss)           # one stream, layers drawn in order
+        drop_rngs = [np.random.default_rng(s) for s in drop_ss.spawn(len(cfg.fc_sizes))]
+        widths = cfg.conv_widths()
+        act_name = cfg.activation                      # layer names: relu1 or tanh1, ...
+        gain = 2.0 if cfg.activation == "relu" else 1.0
+
+        def init_of(name, fan_in, last=False):
+            """(weight_std, bias) for a layer under cfg.init (Sec. 5 or He-style)."""
+            if cfg.init == "paper":
+                return cfg.weight_std, (1.0 if name in PAPER_BIAS_ONE else 0.0)
+            return float(np.sqrt((1.0 if last else gain) / fan_in)), 0.0
+
+        items = []
+        C, H = cfg.in_channels, cfg.input_size
+        for i in range(5):
+            n = i + 1
+            if n in cfg.drop_conv:
+                if n in cfg.pool_after:                # keep the pool: sizes stay as in the full net
+                    pool = MaxPool2D(cfg.pool_kernel, cfg.pool_stride)
+                    items.append((f"pool{n}", pool))
+                    C, H, _ = pool.output_shape((C, H, H))
+                continue
+            F, K = widths[i], cfg.conv_kernels[i]
+            G = cfg.towers if (cfg.towers == 2 and n in cfg.grouped_convs) else 1
+            if C % G:
+                raise ValueError(f"AlexNet: conv{n} with groups={G} needs an even number of input "
+                                 f"channels, got {C}")
+            std, bias = init_of(f"conv{n}", C // G * K * K)
+            conv = Conv2D(C, F, K, stride=cfg.conv_strides[i], padding=cfg.conv_paddings[i], groups=G,
+                          rng=rng, weight_std=std, bias_init=bias, dtype=dtype)
+            conv.tower_slices = _tower_slices(F, cfg.towers)
+            items.append((f"conv{n}", conv))
+            C, H, _ = conv.output_shape((C, H, H))
+            if H < 1:
+                raise ValueError(f"AlexNet: conv{n} output is empty for input_size={cfg.input_size}")
+            items.append((f"{act_name}{n}", _activation(cfg.activation)))
+            if cfg.lrn and n in cfg.lrn_after:
+                items.append((f"lrn{n}", LocalResponseNorm(cfg.lrn_size, cfg.lrn_alpha, cfg.lrn_beta,
+                                                           cfg.lrn_k, cfg.lrn_alpha_convention)))
+            if n in cfg.pool_after:
+                pool = MaxPool2D(cfg.pool_kernel, cfg.pool_stride)
+                if pool.kernel_size > H:
+                    raise ValueError(f"AlexNet: pool{n} window {pool.kernel_size} is larger than its "
+                                     f"{H}x{H} input; input_size={cfg.input_size} is too small")
+                items.append((f"pool{n}", pool))
+                C, H, _ = pool.output_shape((C, H, H))
+        items.append(("flatten", Flatten()))
+        D = C * H * H                                  # 256*6*6 = 9216 in the paper
+        for j, units in enumerate(cfg.fc_sizes):
+            n = 6 + j
+            std, bias = init_of(f"fc{n}", D)
+            fc = Linear(D, units, rng=rng, weight_std=std, bias_init=bias, dtype=dtype)
+            fc.tower_slices = _tower_slices(units, cfg.towers)
+            items += [(f"fc{n}", fc), (f"{act_name}{n}", _activation(cfg.activation))]
+            if cfg.dropout > 0:
+                items.append((f"drop{n}", Dropout(cfg.dropout, mode=cfg.dropout_mode, rng=drop_rngs[j])))
+            D = units
+        n = 6 + len(cfg.fc_sizes)
+        std, bias = init_of(f"fc{n}", D, last=True)
+        out = Linear(D, cfg.num_classes, rng=rng, weight_std=std, bias_init=bias, dtype=dtype)
+        out.tower_slices = [(0, cfg.num_classes)]     # shared by both towers (module docstring)
+        items.append((f"fc{n}", out))
+        return items
+
+    # ------------------------------------------------------------------
+    @property
+    def input_shape(self):
+        """(C, H, W) the model expects."""
+        c = self.config
+        return (c.in_channels, c.input_size, c.input_size)
+
+    def _check_input(self, x):
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"AlexNet: input must have shape (N, {', '.join(map(str, self.input_shape))}), "
+                             f"got {tuple(x.shape)}")
+
+    def forward(self, x, train=True):
+        """Logits for a batch. ``train`` turns dropout on (Sec. 4.2).
+
+        Shapes:  x: (N, C, S, S)  ->  logits: (N, num_classes)
+        """
+        self._check_input(x)
+        return super().forward(x, train=train)
+
+    def backward(self, dlogits):
+        """Backpropagate dL/dlogits (N, num_classes); fills every layer's grads; returns dL/dx."""
+        return super().backward(dlogits)
+
+    def features(self, x):
+        """The last hidden layer's activations (fc7 after its nonlinearity), test mode.
+
+        Sec. 6.1 / Figure 4 (right): nearest neighbours by Euclidean distance of
+        these 4096-d vectors. Dropout's test-time scaling is not applied (it
+        multiplies all of them by the same 0.5 and changes no ranking).
+
+        Shapes:  x: (N, C, S, S)  ->  (N, fc_sizes[-1])
+        """
+        self._check_input(x)
+        if not self.config.fc_sizes:
+            raise ValueError("AlexNet.features: this config has no hidden FC layer (fc_sizes=())")
+        last = f"{self.config.activation}{5 + len(self.config.fc_sizes)}"
+        for name, layer in zip(self.names, self.layers):
+            x = layer.forward(x, train=False)
+            if name == last:
+                break
+        for layer in self.layers:                      # nothing will call backward: free the caches
+            layer.cache = None
+        return x
+
+    def predict(self, x):
+        """Logits in test mode (no dropout), without keeping backward caches.
+
+        Shapes:  x: (N, C, S, S) -> (N, num_classes)
+        """
+        out = self.forward(x, train=False)
+        for layer in self.layers:
+            layer.cache = None
+        return out
+
+    # ------------------------------------------------------------------
+    def layer_shapes(self):
+        """[(name, layer, output (C, H, W) or (D,))] for every layer, computed without running it."""
+        shape = self.input_shape
+        rows = []
+        for name, layer in zip(self.names, self.layers):
+            if isinstance(layer, (Conv2D, MaxPool2D)):
+                shape = layer.output_shape(shape)
+            elif isinstance(layer, Flatten):
+                shape = (int(np.prod(shape)),)
+            elif isinstance(layer, Linear):
+                shape = (layer.out_features,)
+            rows.append((name, layer, tuple(int(s) for s in shape)))
+        return rows
+
+    def num_params(self):
+        """Total number of learned parameters (60,965,224 for the paper config)."""
+        return int(sum(int(np.prod(p.shape)) for _, p in self.named_params()))
+
+    def summary(self, print_fn=print):
+        """Print (and return) a table: each layer's output shape, neurons and parameters,
+        with the paper's Figure 2 neuron counts beside ours for the conv and FC layers."""
+        rows = [("layer", "output shape", "neurons", "params", "paper neurons")]
+        paper_cfg = self.config.input_size == 224 and self.config.conv_channels == (96, 256, 384, 384, 256)
+        for name, layer, shape in self.layer_shapes():
+            n_params = sum(int(np.prod(p.shape)) for p in layer.params.values())
+            paper = PAPER_NEURONS.get(name, "") if paper_cfg and layer.params else ""
+            rows.append((name, "x".join(map(str, shape)), f"{int(np.prod(shape)):,}",
+                         f"{n_params:,}" if n_params else "", f"{paper:,}" if paper else ""))
+        rows.append(("total", "", "", f"{self.num_params():,}",
+                     f"{PAPER_NUM_PARAMS:,}" if paper_cfg else ""))
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                 for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        if paper_cfg:
+            lines.append("paper neurons: Sec. 3.5 as printed; conv1's 253,440 is inconsistent with "
+                         "55x55x96 = 290,400 (a known erratum).")
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    # ------------------------------------------------------------------
+    def towers(self):
+        """{layer name: [(start, stop) of tower 0, (start, stop) of tower 1]} for conv/FC layers.
+
+        The ranges index output kernels (conv) or output neurons (FC): with
+        towers=2 the first half lives on GPU 0, the second on GPU 1 (Sec. 3.2);
+        conv1's 48 + 48 are Figure 3's two rows. fc8 and every layer of a
+        towers=1 net have a single range.
+        """
+        return {name: list(layer.tower_slices) for name, layer in zip(self.names, self.layers)
+                if hasattr(layer, "tower_slices")}
+
+    def dropout_layers(self):
+        """[(name, Dropout)] in order, e.g. to freeze masks for a gradient check."""
+        return [(n, l) for n, l in zip(self.names, self.layers) if isinstance(l, Dropout)]
+
+    def rng_state(self):
+        """JSON-serialisable bit-generator states of the dropout layers (for exact resumption)."""
+        return {n: l.rng.bit_generator.state for n, l in self.dropout_layers()}
+
+    def set_rng_state(self, state):
+        """Restore what ``rng_state`` returned."""
+        for n, l in self.dropout_layers():
+            if n in state:
+                l.rng.bit_generator.state = state[n]
+
+    def to(self, xp):
+        """Move every parameter to ``xp`` (``numpy``, ``cupy`` or their names), in place; returns self.
+
+        Create the optimizer after moving: it holds references to the arrays.
+        """
+        if isinstance(xp, str):
+            from .backend import get_backend
+            xp = get_backend(xp)
+        for layer in self.layers:
+            for k in list(layer.params):
+                layer.params[k] = to_device(layer.params[k], xp)
+            layer.grads = {k: None for k in layer.params} if layer.params else layer.grads
+            layer.cache = None
+        return self
+
+    @property
+    def xp(self):
+        """The array module holding the parameters."""
+        return get_array_module(*[p for _, p in self.named_params()])
+
+    def __repr__(self):
+        return f"AlexNet({self.config!r}, {self.num_params():,} params)"
+
+
+def _tower_slices(F, towers):
+    """Output ranges per tower: [(0, F/2), (F/2, F)] for two towers, [(0, F)] for one."""
+    if towers == 2:
+        return [(0, F // 2), (F // 2, F)]
+    return [(0, F)]
+
