@@ -1,0 +1,520 @@
+"""Numerical gradient checks: centred differences in float64.
+
+A check compares the analytic gradients of ``backward`` with
+
+    df/dx_i ~ (f(x + eps e_i) - f(x - eps e_i)) / (2 eps)
+
+for the scalar f = sum(forward(x) * dout), with a fixed random upstream
+gradient ``dout``. Errors are relative to the tensor's own scale:
+
+    rel_error(a, b) = max_i |a_i - b_i| / max(1e-8, max_i (|a_i| + |b_i|))
+
+The per-entry form of CS231n (dividing each |a_i - b_i| by its own
+|a_i| + |b_i|) flags correct layers whenever one gradient entry is tiny
+(a softmax probability of 1e-6, a cancellation in x @ w.T): round-off in the
+difference quotient is about 1e-16 |f| / eps, whatever the entry's size.
+Scaling by the largest entry keeps that noise near 1e-9 while a genuine
+mistake (a wrong LRN window with alpha=1, a missing 1/N) still scores 1e-3
+or worse. ``rel_error_map`` gives the per-entry form for diagnostics.
+
+In float64 with eps=1e-6 a correct layer scores about 1e-10 to 1e-7.
+The default threshold is 1e-6.
+
+Three entry points, all returning a ``GradReport``:
+
+- ``check_layer(layer, x)``: any object with ``forward(x, train)``,
+  ``backward(dout)`` and optional ``params``/``grads`` dicts (duck typing:
+  a student's class works as well as a minialex one);
+- ``check_functions(forward_fn, backward_fn, *inputs)``: a CS231n-style pair,
+  ``forward_fn(*inputs) -> (out, cache)``, ``backward_fn(dout, cache) -> grads``;
+- ``check_loss(loss, x, y)``: ``forward(x, y) -> scalar``, ``backward() -> dx``.
+
+``reference=`` (a minialex layer, or a forward function) also compares the
+forward pass on the same inputs and parameters. Failing tensors are handed to
+``diagnose.py``, which says where the errors sit and what that usually means.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..backend import to_numpy
+
+DEFAULT_THRESHOLD = 1e-6
+DEFAULT_EPS = 1e-6
+
+
+def rel_error(a, b):
+    """max_i |a_i - b_i| / max(1e-8, max_i (|a_i| + |b_i|)): error relative to the tensor's scale."""
+    a, b = np.asarray(to_numpy(a), dtype=np.float64), np.asarray(to_numpy(b), dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: shapes differ, {a.shape} vs {b.shape}")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(scaled_error_map(a, b)))
+
+
+def scaled_error_map(a, b):
+    """Per-entry |a_i - b_i| divided by the tensor's scale (so its max is ``rel_error``)."""
+    a, b = np.asarray(to_numpy(a), dtype=np.float64), np.asarray(to_numpy(b), dtype=np.float64)
+    return np.abs(a - b) / max(1e-8, float(np.max(np.abs(a) + np.abs(b), initial=0.0)))
+
+
+_rel_error_map = scaled_error_map  # the foundation's private name
+
+
+def rel_error_map(a, b):
+    """Per-entry relative error |a_i - b_i| / max(1e-8, |a_i| + |b_i|) (CS231n form)."""
+    a, b = np.asarray(to_numpy(a), dtype=np.float64), np.asarray(to_numpy(b), dtype=np.float64)
+    return np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))
+
+
+def numerical_gradient(f, x, eps=DEFAULT_EPS):
+    """Centred-difference gradient of the scalar function ``f()`` w.r.t. ``x``.
+
+    ``x`` is perturbed in place, one entry at a time, and restored exactly.
+    ``f`` takes no arguments: it closes over ``x`` (and whatever else).
+
+    Shapes:  x: any shape  ->  grad: x's shape, float64
+    """
+    grad = np.zeros(x.shape, dtype=np.float64)
+    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
+    while not it.finished:
+        i = it.multi_index
+        old = x[i].copy()
+        x[i] = old + eps
+        fp = float(f())
+        x[i] = old - eps
+        fm = float(f())
+        x[i] = old
+        grad[i] = (fp - fm) / (2 * eps)
+        it.iternext()
+    return grad
+
+
+@dataclass
+class TensorCheck:
+    """Result for one tensor (``dx``, a parameter, or ``out`` against a reference)."""
+
+    name: str
+    shape: tuple
+    max_rel_error: float
+    worst_index: tuple
+    passed: bool
+    analytic_at_worst: float = 0.0
+    numeric_at_worst: float = 0.0
+    worst: list = field(default_factory=list)   # up to 3 (index, yours, numeric), worst first
+
+    def where(self, idx=None):
+        """Human-readable location of an entry, the worst by default (channel/position for 4-D)."""
+        idx = self.worst_index if idx is None else idx
+        if len(self.shape) == 4 and len(idx) == 4:
+            axes = ("f", "c", "kh", "kw") if self.name in ("w", "dw") else ("n", "c", "h", "w")
+            return " ".join(f"{a}={i}" for a, i in zip(axes, idx))
+        return str(idx)
+
+
+@dataclass
+class Diagnosis:
+    """One plain-English finding about a check.
+
+    ``code`` is stable, for tests and autograders ("pool_overlap",
+    "lrn_window_edges", "scale_factor", "kink", "float32", ...); ``message``
+    names what to check. ``unreliable`` marks findings that make the verdict
+    itself untrustworthy (float32 arithmetic, an input sitting on a kink).
+    """
+
+    code: str
+    tensor: str
+    message: str
+    unreliable: bool = False
+
+    def __str__(self):
+        return f"[{self.code}] {self.tensor}: {self.message}"
+
+
+@dataclass
+class GradReport:
+    """Outcome of a gradient check: one ``TensorCheck`` per tensor.
+
+    ``forward`` holds the forward pass against ``reference=`` (None without
+    one); ``diagnoses`` what ``diagnose.py`` found.
+    """
+
+    layer: str
+    threshold: float
+    tensors: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    forward: TensorCheck | None = None
+    diagnoses: list = field(default_factory=list)
+
+    @property
+    def passed(self):
+        ok = all(t.passed for t in self.tensors)
+        return ok and (self.forward is None or self.forward.passed)
+
+    @property
+    def max_error(self):
+        """Largest gradient error (the forward mismatch is ``forward.max_rel_error``)."""
+        return max((t.max_rel_error for t in self.tensors), default=0.0)
+
+    @property
+    def codes(self):
+        """The diagnosis codes, e.g. ``["pool_overlap"]``."""
+        return [d.code for d in self.diagnoses]
+
+    @property
+    def reliable(self):
+        """False when float32 arithmetic or a kink makes the verdict untrustworthy."""
+        return not any(d.unreliable for d in self.diagnoses)
+
+    def hints(self):
+        """Diagnosis messages, most specific first (what an autograder prints)."""
+        return [d.message for d in self.diagnoses]
+
+    def __getitem__(self, name):
+        for t in self.tensors + ([self.forward] if self.forward else []):
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    def __str__(self):
+        verdict = "PASS" if self.passed else "FAIL"
+        if not self.reliable:
+            verdict += " (UNRELIABLE, see below)"
+        lines = [f"gradient check of {self.layer} (float64, threshold {self.threshold:.0e}): {verdict}"]
+        rows = self.tensors + ([self.forward] if self.forward else [])
+        w = max([len(t.name) for t in rows] + [6])
+        lines.append(f"  {'tensor':<{w}}  {'shape':<18} {'max rel err':>11}  {'worst at':<26} result")
+        for t in rows:
+            label = t.name
+            lines.append(
+                f"  {label:<{w}}  {str(t.shape):<18} {t.max_rel_error:11.2e}  {t.where():<26} "
+                f"{'ok' if t.passed else 'FAIL'}"
+            )
+            if not t.passed and t.worst:
+                other = "reference" if t is self.forward else "numeric"
+                for idx, mine, theirs in t.worst:
+                    lines.append(f"  {'':<{w}}  at {t.where(idx)}: yours {mine:.6g}, {other} {theirs:.6g}")
+        if self.forward is not None:
+            lines.append("  (out = your forward pass against the reference on the same inputs and params)")
+        lines += [f"  note: {n}" for n in self.notes]
+        for d in self.diagnoses:
+            tag = "unreliable" if d.unreliable else "hint"
+            lines.append(f"  {tag} [{d.code}] {d.tensor}: {d.message}")
+        return "\n".join(lines)
+
+
+def _tensor_check(name, analytic, numeric, threshold):
+    analytic = np.asarray(to_numpy(analytic), dtype=np.float64)
+    numeric = np.asarray(to_numpy(numeric), dtype=np.float64)
+    if analytic.shape != numeric.shape:
+        return TensorCheck(name, numeric.shape, float("inf"), (), False)
+    err = scaled_error_map(analytic, numeric)
+    if err.size == 0:
+        return TensorCheck(name, tuple(numeric.shape), 0.0, (), True)
+    flat = int(np.argmax(err))
+    idx = tuple(int(i) for i in np.unravel_index(flat, err.shape))
+    m = float(err.max())
+    if not np.isfinite(analytic).all():
+        m = float("inf")
+    worst = []
+    for f in np.argsort(err, axis=None)[::-1][:3]:
+        i = tuple(int(j) for j in np.unravel_index(f, err.shape))
+        if not err[i] > threshold:
+            break
+        worst.append((i, float(analytic[i]), float(numeric[i])))
+    return TensorCheck(name, tuple(numeric.shape), m, idx, m <= threshold,
+                       float(analytic[idx]), float(numeric[idx]), worst)
+
+
+def _as_float64(a):
+    return np.array(to_numpy(a), dtype=np.float64)
+
+
+def _is_float_array(a):
+    """A NumPy/CuPy array of floats with at least one dimension (what gets differentiated)."""
+    dt = getattr(a, "dtype", None)
+    return dt is not None and getattr(a, "ndim", 0) > 0 and np.issubdtype(np.dtype(dt), np.floating)
+
+
+@dataclass
+class CheckContext:
+    """Everything ``diagnose.py`` may look at: the arrays, both gradients, the closure."""
+
+    kind: str                   # "lrn", "pool", "conv", "relu", "softmax", "col2im" or "generic"
+    info: dict                  # hyper-parameters: size, kernel_size, stride, padding, groups, ...
+    f: object                   # f() -> scalar, closes over ``arrays``
+    arrays: dict                # tensor name ("dx", "w", ...) -> the float64 array it differentiates
+    analytic: dict              # tensor name -> analytic gradient (float64)
+    numeric: dict               # tensor name -> centred-difference gradient
+    dout: object                # the upstream gradient used
+    threshold: float
+    eps: float
+    input_dtypes: dict          # tensor name -> dtype the caller passed
+    out_dtype: object = None    # dtype of the forward output
+    out: object = None          # the forward output (float64 copy)
+    ref_out: object = None      # the reference's forward output, if any
+    layer: object = None
+    reference: object = None
+    extra: dict = field(default_factory=dict)   # e.g. labels for a loss
+
+
+_HYPER = ("size", "alpha", "beta", "k", "coeff", "kernel_size", "stride", "padding", "groups",
+          "in_channels", "out_channels", "alpha_convention")
+
+
+def _kind_of(*objs, info=None):
+    if info and info.get("kind"):
+        return info["kind"]
+    for o in objs:
+        if o is None:
+            continue
+        n = (o.__name__ if inspect.isfunction(o) or inspect.isclass(o) else type(o).__name__).lower()
+        for key, kind in (("localresponse", "lrn"), ("lrn", "lrn"), ("pool", "pool"),
+                          ("col2im", "col2im"), ("conv", "conv"), ("relu", "relu"),
+                          ("softmax", "softmax"), ("crossentropy", "softmax")):
+            if key in n:
+                return kind
+    return "generic"
+
+
+def _hyper_of(*objs):
+    """Hyper-parameters read from the layers' attributes (the reference wins)."""
+    info = {}
+    for o in [o for o in objs if o is not None]:          # later objects win
+        for k in _HYPER:
+            if hasattr(o, k) and not callable(getattr(o, k)):
+                info[k] = getattr(o, k)
+    return info
+
+
+def _finish(report, ctx, diagnose):
+    if diagnose:
+        from .diagnose import diagnose as run_diagnosis
+        report.diagnoses.extend(run_diagnosis(report, ctx))
+    return report
+
+
+def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, train=True,
+                name=None, reference=None, diagnose=True, info=None):
+    """Check ``dx`` and every gradient in ``layer.grads`` against centred differences.
+
+    ``layer`` is anything with ``forward(x, train)``, ``backward(dout)``,
+    ``params`` and ``grads`` (duck typing; ``params``/``grads`` may be absent
+    for layers without parameters, and ``forward(x)`` without ``train`` is
+    accepted). ``x`` and every parameter are cast to float64 first (the
+    layer's params are replaced by float64 copies). Layers with randomness
+    must be made deterministic first (e.g. ``Dropout.freeze(mask)``).
+
+    ``reference``: a layer computing the same function (e.g. minialex's own).
+    It receives float64 copies of ``layer``'s params, runs forward on the same
+    ``x``, and ``report.forward`` says how far the outputs are apart.
+
+    ``info``: hyper-parameters for the diagnostics (``kind``, ``kernel_size``,
+    ``stride``, ``groups``, ``size`` ...) when they cannot be read from the
+    layers' attributes.
+
+    Returns a ``GradReport``; ``report.passed``, ``report.diagnoses``, ``str(report)``.
+    """
+    for meth in ("forward", "backward"):
+        if not callable(getattr(layer, meth, None)):
+            raise TypeError(f"check_layer: {type(layer).__name__} has no {meth}() method; "
+                            "expected an object with forward(x), backward(dout), params, grads")
+    rng = np.random.default_rng(seed)
+    x_dtype = getattr(x, "dtype", None)
+    x = _as_float64(x)
+    params = getattr(layer, "params", None)
+    if params is None:
+        params = {}
+    p_dtypes = {k: getattr(v, "dtype", None) for k, v in params.items()}
+    for k in list(params):
+        params[k] = _as_float64(params[k])
+
+    takes = {id(layer): _accepts_train(layer.forward)}
+    if reference is not None:
+        takes[id(reference)] = _accepts_train(reference.forward)
+
+    def fwd(obj, arr):
+        return obj.forward(arr, train=train) if takes[id(obj)] else obj.forward(arr)
+
+    report = GradReport(name or type(layer).__name__, threshold)
+
+    if reference is not None:
+        ref_params = getattr(reference, "params", {}) or {}
+        for k in list(ref_params):
+            if k not in params:
+                report.notes.append(f"your layer has no params[{k!r}] (the reference has one, "
+                                    f"shape {tuple(ref_params[k].shape)})")
+                continue
+            if tuple(np.shape(params[k])) != tuple(np.shape(ref_params[k])):
+                report.notes.append(f"params[{k!r}] has shape {tuple(np.shape(params[k]))}, the reference "
+                                    f"expects {tuple(np.shape(ref_params[k]))}")
+                continue
+            ref_params[k] = params[k].copy()
+
+    out = fwd(layer, x)
+    out_dtype = getattr(out, "dtype", None)
+    out = _as_float64(out)                   # a copy: the layer may reuse its output buffer
+    dout = rng.standard_normal(out.shape)
+
+    def f():
+        return np.sum(to_numpy(fwd(layer, x)) * dout)
+
+    fwd(layer, x)
+    dout_given = dout.copy()
+    dx = layer.backward(dout_given)
+    if not np.array_equal(dout_given, dout):
+        report.notes.append("backward modified dout in place; it must leave it untouched "
+                            "(the layer below may still need it)")
+    grads = {k: _as_float64(v) for k, v in (getattr(layer, "grads", None) or {}).items()
+             if v is not None}
+
+    analytic = {"dx": None if dx is None else _as_float64(dx)}
+    numeric = {"dx": numerical_gradient(f, x, eps)}
+    arrays = {"dx": x}
+    dtypes = {"dx": x_dtype}
+    if analytic["dx"] is None:
+        report.notes.append("backward returned None; it must return dx")
+        report.tensors.append(TensorCheck("dx", tuple(x.shape), float("inf"), (), False))
+    else:
+        report.tensors.append(_tensor_check("dx", analytic["dx"], numeric["dx"], threshold))
+    for k, p in params.items():
+        num = numerical_gradient(f, p, eps)
+        if k not in grads:
+            report.tensors.append(TensorCheck(k, tuple(p.shape), float("inf"), (), False))
+            report.notes.append(f"backward did not fill grads[{k!r}]")
+            continue
+        report.tensors.append(_tensor_check(k, grads[k], num, threshold))
+        analytic[k], numeric[k], arrays[k], dtypes[k] = grads[k], num, p, p_dtypes[k]
+
+    ref_out = None
+    if reference is not None:
+        ref_out = _as_float64(fwd(reference, x.copy()))
+        out64 = _as_float64(fwd(layer, x))
+        report.forward = _tensor_check("out", out64, ref_out, threshold)
+    hyper = _hyper_of(layer, reference)
+    hyper.update(info or {})
+    ctx = CheckContext(_kind_of(reference, layer, info=info), hyper, f, arrays,
+                       {k: v for k, v in analytic.items() if v is not None}, numeric, dout,
+                       threshold, eps, dtypes, out_dtype, out, ref_out, layer, reference)
+    return _finish(report, ctx, diagnose)
+
+
+def _accepts_train(fn):
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    ps = sig.parameters
+    return "train" in ps or any(p.kind == p.VAR_KEYWORD for p in ps.values())
+
+
+def _split_forward(res):
+    """forward_fn may return ``out`` or ``(out, cache)``."""
+    if isinstance(res, tuple) and len(res) == 2:
+        return res
+    return res, None
+
+
+def check_functions(forward_fn, backward_fn, *inputs, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS,
+                    seed=0, name=None, reference=None, diagnose=True, info=None):
+    """Check a CS231n-style pair of plain functions.
+
+    ``forward_fn(*inputs)`` returns ``(out, cache)`` (or just ``out``, then
+    ``cache`` is None); ``backward_fn(dout, cache)`` returns one gradient per
+    floating-point input, in order (a tuple, or one array when there is one).
+    Integer inputs (labels), tuples and scalars are passed through and not
+    differentiated. Gradients are named after ``forward_fn``'s parameters:
+    ``affine_forward(x, w, b)`` gives ``dx``, ``dw``, ``db``.
+
+    A scalar output (a loss) uses ``dout = 1.0``, so the gradients are the
+    loss's own; other outputs use a fixed random ``dout``.
+
+    ``reference``: a forward function with the same signature (returning
+    ``out`` or ``(out, cache)``); ``report.forward`` compares the outputs.
+
+    Returns a ``GradReport``.
+    """
+    rng = np.random.default_rng(seed)
+    args = list(inputs)
+    diff = [i for i, a in enumerate(args) if _is_float_array(a)]
+    dtypes = {}
+    for i in diff:
+        dtypes[i] = getattr(args[i], "dtype", None)
+        args[i] = _as_float64(args[i])
+    names = _grad_names(forward_fn, len(args))
+
+    out, cache = _split_forward(forward_fn(*args))
+    out_dtype = getattr(out, "dtype", None)
+    scalar = np.ndim(out) == 0
+    dout = 1.0 if scalar else rng.standard_normal(np.shape(out))
+
+    def f():
+        o, _ = _split_forward(forward_fn(*args))
+        return np.sum(to_numpy(o) * dout)
+
+    out, cache = _split_forward(forward_fn(*args))
+    dout_given = dout if scalar else dout.copy()
+    grads = backward_fn(dout_given, cache)
+    if not isinstance(grads, (tuple, list)):
+        grads = (grads,)
+    report = GradReport(name or getattr(forward_fn, "__name__", "function"), threshold)
+    if not scalar and not np.array_equal(dout_given, dout):
+        report.notes.append("backward modified dout in place; it must leave it untouched")
+    if len(grads) != len(diff):
+        report.notes.append(f"backward returned {len(grads)} gradient(s) for {len(diff)} "
+                            f"floating-point input(s) ({', '.join(names[i] for i in diff)})")
+    analytic, numeric, arrays, dt = {}, {}, {}, {}
+    for j, i in enumerate(diff):
+        nm = names[i]
+        num = numerical_gradient(f, args[i], eps)
+        if j >= len(grads) or grads[j] is None:
+            report.tensors.append(TensorCheck(nm, tuple(args[i].shape), float("inf"), (), False))
+            continue
+        report.tensors.append(_tensor_check(nm, grads[j], num, threshold))
+        analytic[nm], numeric[nm], arrays[nm], dt[nm] = _as_float64(grads[j]), num, args[i], dtypes[i]
+
+    ref_out = None
+    if reference is not None:
+        ref_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        ref_out = _as_float64(_split_forward(reference(*ref_args))[0])
+        mine = _as_float64(_split_forward(forward_fn(*args))[0])
+        report.forward = _tensor_check("out", mine, ref_out, threshold)
+    ints = [a for i, a in enumerate(args) if i not in diff]
+    ctx = CheckContext(_kind_of(forward_fn, reference, info=info), dict(info or {}), f, arrays,
+                       analytic, numeric, dout, threshold, eps, dt, out_dtype, _as_float64(out),
+                       ref_out, extra={"other_inputs": ints, "inputs": args})
+    return _finish(report, ctx, diagnose)
+
+
+def _grad_names(fn, n):
+    try:
+        ps = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        names = ["d" + p.name for p in ps[:n]]
+    except (TypeError, ValueError):
+        names = []
+    names += [f"d_input{i}" for i in range(len(names), n)]
+    return names
+
+
+def check_loss(loss, x, y, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, name=None, diagnose=True):
+    """Check ``dx`` of a loss with ``forward(x, y) -> scalar`` and ``backward() -> dx``."""
+    x_dtype = getattr(x, "dtype", None)
+    x = _as_float64(x)
+
+    def f():
+        return float(to_numpy(loss.forward(x, y)))
+
+    out = loss.forward(x, y)
+    dx = loss.backward()
+    report = GradReport(name or type(loss).__name__, threshold)
+    num = numerical_gradient(f, x, eps)
+    report.tensors.append(_tensor_check("dx", dx, num, threshold))
+    ctx = CheckContext(_kind_of(loss), {}, f, {"dx": x}, {"dx": _as_float64(dx)}, {"dx": num}, 1.0,
+                       threshold, eps, {"dx": x_dtype}, getattr(out, "dtype", None),
+                       extra={"other_inputs": [np.asarray(y)], "inputs": [x, np.asarray(y)]})
+    return _finish(report, ctx, diagnose)
