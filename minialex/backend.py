@@ -6,6 +6,7 @@ a layer.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 
@@ -112,6 +113,19 @@ def to_device(a, xp, device=None):
         return xp.asarray(a)
     with xp.cuda.Device(device):
         return xp.asarray(a)
+
+
+def device_of(a):
+    """``with device_of(a):`` makes ``a``'s GPU the current device; a no-op for NumPy arrays.
+
+    CuPy allocates and launches kernels on the current device and refuses
+    arrays that live elsewhere, so code that touches arrays on several GPUs
+    (the two towers of ``minialex.towers``, their optimizer) runs each
+    per-array operation under its array's device.
+    """
+    if type(a).__module__.startswith("cupy"):
+        return a.device
+    return contextlib.nullcontext()
 
 
 def info() -> dict:

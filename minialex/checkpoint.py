@@ -31,7 +31,7 @@ import tempfile
 
 import numpy as np
 
-from .backend import get_array_module, to_device, to_numpy
+from .backend import device_of, get_array_module, to_device, to_numpy
 
 FORMAT = {"format": "minialex-checkpoint", "version": 1}
 
@@ -142,7 +142,8 @@ def _check_tensors(what, expected, found):
 def _copy_into(dst, src):
     """Copy host array ``src`` into ``dst`` in place, on dst's device and in dst's dtype."""
     xp = get_array_module(dst)
-    dst[...] = to_device(np.asarray(src, dtype=dst.dtype), xp)
+    with device_of(dst):
+        dst[...] = to_device(np.asarray(src, dtype=dst.dtype), xp)
 
 
 def load_checkpoint(path, model=None, optimizer=None, schedule=None, check_config=True):

@@ -22,7 +22,7 @@ times in all.
 """
 from __future__ import annotations
 
-from .backend import get_array_module
+from .backend import device_of, get_array_module
 
 
 def _named(items, what):
@@ -78,7 +78,8 @@ class SGD:
         self.velocity = {}
         for name, w in self.params.items():
             xp = get_array_module(w)
-            self.velocity[name] = xp.zeros_like(w)
+            with device_of(w):                         # on w's GPU (two towers: two GPUs)
+                self.velocity[name] = xp.zeros_like(w)
         self.steps = 0
 
     def step(self, grads=None):
@@ -109,11 +110,12 @@ class SGD:
                                  f"expected {tuple(w.shape)}")
             wd = self.weight_decay if (self.decay_bias or w.ndim > 1) else 0.0
             v = self.velocity[name]
-            v *= m                                     # 0.9 v_i
-            if wd:
-                v -= (wd * lr) * w                     # - 0.0005 eps w_i
-            v -= lr * g                                # - eps <dL/dw>
-            w += v                                     # w_{i+1} = w_i + v_{i+1}
+            with device_of(w):                         # w, v, g share w's GPU
+                v *= m                                 # 0.9 v_i
+                if wd:
+                    v -= (wd * lr) * w                 # - 0.0005 eps w_i
+                v -= lr * g                            # - eps <dL/dw>
+                w += v                                 # w_{i+1} = w_i + v_{i+1}
         self.steps += 1
 
     def state_dict(self):
@@ -140,7 +142,8 @@ class SGD:
                                  f"expected {tuple(v.shape)}")
         for name, v in self.velocity.items():
             xp = get_array_module(v)
-            v[...] = xp.asarray(vel[name], dtype=v.dtype)
+            with device_of(v):
+                v[...] = xp.asarray(vel[name], dtype=v.dtype)
         h = state["hyper"]
         self.lr, self.momentum, self.weight_decay = float(h["lr"]), float(h["momentum"]), float(h["weight_decay"])
         self.decay_bias = bool(h.get("decay_bias", True))

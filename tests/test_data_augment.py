@@ -152,3 +152,29 @@ def test_eval_transform_ten_rows():
     np.testing.assert_allclose(out.reshape(3, 10, 3, 8, 8), ref, atol=1e-5)
     with pytest.raises(ValueError, match="mode"):
         EvalTransform(mode="five")
+
+
+@pytest.mark.parametrize("crop,pad,flip,pca,mean_kind,hw", [
+    (8, 0, True, True, "pixel", (10, 12)),
+    (32, 4, True, True, "pixel", (32, 32)),
+    (None, 0, True, False, "channel", (9, 7)),
+    (None, 2, False, True, None, (8, 8)),
+    (5, 1, True, False, "pixel", (6, 6)),
+])
+def test_fused_numba_path_equals_readable_path(crop, pad, flip, pca, mean_kind, hw):
+    x = batch(N=17, H=hw[0], W=hw[1], seed=2)
+    mean = {"pixel": x.astype(np.float32).mean(0), "channel": np.array([120., 100., 90.], np.float32),
+            None: None}[mean_kind]
+    kw = dict(mean=mean, crop=crop, pad=pad, flip=flip,
+              pca=pca_eigen(np.array([[90., 60, 40], [60, 80, 50], [40, 50, 70]])) if pca else None)
+    fast = TrainTransform(**kw, impl="numba")(x, np.random.default_rng(11))
+    slow = TrainTransform(**kw, impl="numpy")(x, np.random.default_rng(11))
+    assert fast.dtype == slow.dtype == np.float32
+    np.testing.assert_array_equal(fast, slow)  # bit for bit: same draws, same float32 rounding
+
+
+def test_fused_path_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="impl='numba' needs"):
+        TrainTransform(impl="numba", dtype=np.float64)(batch(), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="impl must be"):
+        TrainTransform(impl="cuda")(batch(), np.random.default_rng(0))

@@ -1,0 +1,338 @@
+"""CuPy (CUDA) kernels, and only them.
+
+Each kernel has a readable twin that it is tested against (tests/test_gpu.py):
+
+=====================  ==========================================================
+kernel here            readable twin
+=====================  ==========================================================
+``im2col``             ``minialex.im2col.im2col_reference``
+``col2im``             ``minialex.im2col.col2im_reference``
+``maxpool_forward``    ``MaxPool2D.forward`` (im2col + argmax), Sec. 3.4
+``maxpool_backward``   ``MaxPool2D.backward`` (col2im of the routed gradient)
+``lrn_forward``        ``LocalResponseNorm.forward``, Sec. 3.3
+``lrn_backward``       ``LocalResponseNorm.backward``
+=====================  ==========================================================
+
+Every kernel is an ``ElementwiseKernel`` with one CUDA thread per *output*
+element, and every backward kernel is written as a **gather**: the thread
+that owns input pixel (n, c, h, w) loops over the few windows that contain it
+and sums their contributions. Overlapping windows (z=3, s=2) therefore
+accumulate without atomics, and the sums are deterministic (same order every
+run, float64 included).
+
+Matrix products are not here: ``xp.matmul`` on CuPy arrays is cuBLAS. There is
+no cuDNN anywhere in minialex.
+
+CuPy is imported lazily, inside the functions: importing minialex never
+needs it. Each function runs on the device that holds its input
+(``_on_device_of``), so the two-tower model can call it for either GPU.
+
+Checked without a GPU by tests/test_cuda_kernels_on_cpu.py (the bodies
+compiled as C++ and run on NumPy arrays) and tests/test_cuda_compile.py
+(NVRTC compiles them, where CuPy is installed); on a GPU by tests/test_gpu.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+
+from .im2col import conv_output_size
+
+
+def _cupy():
+    import cupy  # lazily: minialex imports without CuPy
+
+    return cupy
+
+
+# ----------------------------------------------------------------------------
+# Kernel sources. Index names follow the layers: n, c, h, w for the input,
+# oh, ow for output positions, kh, kw inside a window. ``i`` is CuPy's flat
+# index of the output element this thread writes (C order).
+# ----------------------------------------------------------------------------
+
+_IM2COL_SRC = r"""
+    // cols: (C*KH*KW, N*OH*OW); row r = (c, kh, kw), column q = (n, oh, ow)
+    const ptrdiff_t NQ = (ptrdiff_t)N * OH * OW;
+    const ptrdiff_t r = i / NQ, q = i % NQ;
+    const int kw = r % KW, kh = (r / KW) % KH, c = r / (KW * KH);
+    const int ow = q % OW, oh = (q / OW) % OH, n = q / ((ptrdiff_t)OW * OH);
+    const int h = oh * s - p + kh, w = ow * s - p + kw;
+    if (h >= 0 && h < H && w >= 0 && w < W) {
+        col = x[(((ptrdiff_t)n * C + c) * H + h) * W + w];
+    } else {
+        col = (T)0;                                   // zero padding
+    }
+"""
+
+_COL2IM_SRC = r"""
+    // dx: (N, C, H, W). Sum cols over every window (oh, ow) that covers
+    // padded pixel (h+p, w+p): oh*s <= h+p <= oh*s + KH-1.
+    const int w = i % W, h = (i / W) % H, c = (i / ((ptrdiff_t)W * H)) % C;
+    const int n = i / ((ptrdiff_t)W * H * C);
+    const int hp = h + p, wp = w + p;
+    const int oh0 = hp < KH ? 0 : (hp - KH) / s + 1, oh1 = min(hp / s + 1, OH);
+    const int ow0 = wp < KW ? 0 : (wp - KW) / s + 1, ow1 = min(wp / s + 1, OW);
+    const ptrdiff_t NQ = (ptrdiff_t)N * OH * OW;
+    T acc = 0;
+    for (int oh = oh0; oh < oh1; ++oh) {
+        const int kh = hp - oh * s;
+        for (int ow = ow0; ow < ow1; ++ow) {
+            const int kw = wp - ow * s;
+            const ptrdiff_t r = ((ptrdiff_t)c * KH + kh) * KW + kw;
+            const ptrdiff_t q = ((ptrdiff_t)n * OH + oh) * OW + ow;
+            acc += cols[r * NQ + q];
+        }
+    }
+    dx = acc;
+"""
+
+_MAXPOOL_FWD_SRC = r"""
+    // out, arg: (N, C, OH, OW); x: (N, C, H, W); no padding.
+    // arg = kh*z + kw of the first maximum in row-major window order,
+    // the row index of the readable code's (z*z, N*C*OH*OW) columns.
+    const int ow = i % OW, oh = (i / OW) % OH;
+    const ptrdiff_t nc = i / ((ptrdiff_t)OW * OH);
+    const T* plane = &x[nc * H * W];
+    const int h0 = oh * s, w0 = ow * s;
+    T m = plane[h0 * W + w0];
+    int best = 0;
+    for (int kh = 0; kh < z; ++kh) {
+        for (int kw = 0; kw < z; ++kw) {
+            const T v = plane[(h0 + kh) * W + (w0 + kw)];
+            if (v > m) { m = v; best = kh * z + kw; }   // strict: first max wins
+        }
+    }
+    out = m;
+    arg = best;
+"""
+
+_MAXPOOL_BWD_SRC = r"""
+    // dx: (N, C, H, W). Gather: add dout of every window whose arg-max is
+    // this pixel; with z=3, s=2 up to four windows can name it.
+    const int w = i % W, h = (i / W) % H;
+    const ptrdiff_t nc = i / ((ptrdiff_t)W * H);
+    const int oh0 = h < z ? 0 : (h - z) / s + 1, oh1 = min(h / s + 1, OH);
+    const int ow0 = w < z ? 0 : (w - z) / s + 1, ow1 = min(w / s + 1, OW);
+    T acc = 0;
+    for (int oh = oh0; oh < oh1; ++oh) {
+        for (int ow = ow0; ow < ow1; ++ow) {
+            const ptrdiff_t o = (nc * OH + oh) * OW + ow;
+            if (arg[o] == (h - oh * s) * z + (w - ow * s)) acc += dout[o];
+        }
+    }
+    dx = acc;
+"""
+
+_LRN_FWD_SRC = r"""
+    // out, scale: (N, C, H, W). scale_i = k + coeff * sum_{j in window(i)} x_j^2,
+    // window(i) = [max(0, i-half), min(C-1, i+half)] (Sec. 3.3).
+    const ptrdiff_t HW = (ptrdiff_t)H * W;
+    const ptrdiff_t pix = i % HW;
+    const int c = (i / HW) % C;
+    const ptrdiff_t n = i / (HW * C);
+    const int j0 = max(0, c - half), j1 = min(C - 1, c + half);
+    T acc = 0;
+    for (int j = j0; j <= j1; ++j) {
+        const T v = x[(n * C + j) * HW + pix];
+        acc += v * v;
+    }
+    const T sc = k + coeff * acc;
+    scale = sc;
+    out = x[i] * pow(sc, -beta);
+"""
+
+_LRN_BWD_SRC = r"""
+    // dx_j = dout_j * scale_j^-beta
+    //        - 2 coeff beta x_j * sum_{i in window(j)} dout_i out_i / scale_i
+    // (docs/derivations.md#local-response-normalisation; window is symmetric).
+    const ptrdiff_t HW = (ptrdiff_t)H * W;
+    const ptrdiff_t pix = i % HW;
+    const int c = (i / HW) % C;
+    const ptrdiff_t n = i / (HW * C);
+    const int j0 = max(0, c - half), j1 = min(C - 1, c + half);
+    T acc = 0;
+    for (int j = j0; j <= j1; ++j) {
+        const ptrdiff_t o = (n * C + j) * HW + pix;
+        acc += dout[o] * out[o] / scale[o];
+    }
+    dx = dout[i] * pow(scale[i], -beta) - (T)2 * coeff * beta * x[i] * acc;
+"""
+
+
+_INTS = "int32 N, int32 C, int32 H, int32 W, int32 KH, int32 KW, int32 OH, int32 OW, int32 s, int32 p"
+
+# name -> (input params, output params, CUDA body), in CuPy's ElementwiseKernel
+# syntax. Plain strings, so tests/test_cuda_kernels_on_cpu.py can compile the
+# same bodies as C++ on a machine without a GPU.
+KERNEL_SPECS = {
+    "im2col": (f"raw T x, {_INTS}", "T col", _IM2COL_SRC),
+    "col2im": (f"raw T cols, {_INTS}", "T dx", _COL2IM_SRC),
+    "maxpool_fwd": ("raw T x, int32 H, int32 W, int32 OH, int32 OW, int32 z, int32 s",
+                    "T out, int32 arg", _MAXPOOL_FWD_SRC),
+    "maxpool_bwd": ("raw T dout, raw int32 arg, int32 H, int32 W, int32 OH, int32 OW, int32 z, int32 s",
+                    "T dx", _MAXPOOL_BWD_SRC),
+    "lrn_fwd": ("raw T x, int32 C, int32 H, int32 W, int32 half, T k, T coeff, T beta",
+                "T out, T scale", _LRN_FWD_SRC),
+    "lrn_bwd": ("raw T dout, raw T x, raw T scale, raw T out, int32 C, int32 H, int32 W, "
+                "int32 half, T coeff, T beta", "T dx", _LRN_BWD_SRC),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(name):
+    """Build (once) the ElementwiseKernel called ``name``; CuPy compiles it per dtype and device."""
+    cp = _cupy()
+    in_params, out_params, src = KERNEL_SPECS[name]
+    return cp.ElementwiseKernel(in_params, out_params, src, f"minialex_{name}")
+
+
+def _on_device_of(a):
+    """``with _on_device_of(a):`` makes ``a``'s GPU current (CuPy allocates and launches there)."""
+    if type(a).__module__.startswith("cupy"):
+        return a.device
+    return contextlib.nullcontext()
+
+
+def _contiguous(a):
+    return _cupy().ascontiguousarray(a)
+
+
+def _check_index_range(*shapes):
+    """Refuse arrays of 2**31 elements or more: the kernels keep coordinates in 32-bit ints."""
+    for shape in shapes:
+        n = 1
+        for d in shape:
+            n *= int(d)
+        if n >= 2 ** 31:
+            raise ValueError(f"minialex._cuda: array of shape {tuple(shape)} has {n} elements; "
+                             f"the kernels support fewer than 2**31, use a smaller batch")
+
+
+# ----------------------------------------------------------------------------
+# im2col / col2im
+# ----------------------------------------------------------------------------
+def im2col(x, KH, KW, stride=1, padding=0):
+    """CUDA im2col, same layout as ``im2col_reference``.
+
+    Shapes:  x: (N, C, H, W)  ->  cols: (C*KH*KW, N*OH*OW)
+             rows ordered (c, kh, kw), columns ordered (n, oh, ow);
+             padded positions read as 0.
+    """
+    cp = _cupy()
+    N, C, H, W = x.shape
+    OH = conv_output_size(H, KH, stride, padding)
+    OW = conv_output_size(W, KW, stride, padding)
+    _check_index_range(x.shape, (C * KH * KW, N * OH * OW))
+    with _on_device_of(x):
+        x = _contiguous(x)
+        cols = cp.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
+        _kernel("im2col")(x, N, C, H, W, KH, KW, OH, OW, stride, padding, cols)
+    return cols
+
+
+def col2im(cols, x_shape, KH, KW, stride=1, padding=0):
+    """CUDA col2im, the adjoint of ``im2col``: overlapping windows **add**.
+
+    Shapes:  cols: (C*KH*KW, N*OH*OW)  ->  dx: (N, C, H, W)  (= x_shape)
+    """
+    cp = _cupy()
+    N, C, H, W = x_shape
+    OH = conv_output_size(H, KH, stride, padding)
+    OW = conv_output_size(W, KW, stride, padding)
+    if tuple(cols.shape) != (C * KH * KW, N * OH * OW):
+        raise ValueError(f"col2im: cols has shape {tuple(cols.shape)}, expected "
+                         f"{(C * KH * KW, N * OH * OW)} for x_shape={tuple(x_shape)}")
+    _check_index_range(x_shape, cols.shape)
+    with _on_device_of(cols):
+        cols = _contiguous(cols)
+        dx = cp.empty((N, C, H, W), dtype=cols.dtype)
+        _kernel("col2im")(cols, N, C, H, W, KH, KW, OH, OW, stride, padding, dx)
+    return dx
+
+
+# ----------------------------------------------------------------------------
+# Overlapping max pooling (Sec. 3.4)
+# ----------------------------------------------------------------------------
+def maxpool_forward(x, z, s):
+    """Max over z x z windows every s pixels (no padding).
+
+    Shapes:  x: (N, C, H, W)  ->  out: (N, C, OH, OW),  arg: (N, C, OH, OW) int32
+             OH = (H - z) // s + 1, likewise OW.
+    ``arg`` is the position ``kh*z + kw`` of the maximum inside its window;
+    ties go to the first maximum in row-major window order, as in
+    ``MaxPool2D.forward`` (``argmax`` over the im2col rows). NaN inputs are
+    not propagated (a NaN never compares greater); the loss catches them.
+    """
+    cp = _cupy()
+    N, C, H, W = x.shape
+    OH, OW = conv_output_size(H, z, s, 0), conv_output_size(W, z, s, 0)
+    _check_index_range(x.shape)
+    with _on_device_of(x):
+        x = _contiguous(x)
+        out = cp.empty((N, C, OH, OW), dtype=x.dtype)
+        arg = cp.empty((N, C, OH, OW), dtype=cp.int32)
+        _kernel("maxpool_fwd")(x, H, W, OH, OW, z, s, out, arg)
+    return out, arg
+
+
+def maxpool_backward(dout, arg, x_shape, z, s):
+    """Route each output gradient to its window's arg-max; overlaps **add**.
+
+    Shapes:  dout, arg: (N, C, OH, OW)  ->  dx: (N, C, H, W)  (= x_shape)
+    Equals ``MaxPool2D.backward``: col2im of a (z*z, N*C*OH*OW) matrix that
+    holds dout at row ``arg`` of each column.
+    """
+    cp = _cupy()
+    N, C, H, W = x_shape
+    OH, OW = dout.shape[2], dout.shape[3]
+    if tuple(arg.shape) != tuple(dout.shape):
+        raise ValueError(f"maxpool_backward: arg has shape {tuple(arg.shape)}, dout {tuple(dout.shape)}; "
+                         "expected equal")
+    with _on_device_of(dout):
+        dout = _contiguous(dout)
+        arg = cp.ascontiguousarray(arg, dtype=cp.int32)
+        dx = cp.empty((N, C, H, W), dtype=dout.dtype)
+        _kernel("maxpool_bwd")(dout, arg, H, W, OH, OW, z, s, dx)
+    return dx
+
+
+# ----------------------------------------------------------------------------
+# Local response normalisation (Sec. 3.3)
+# ----------------------------------------------------------------------------
+def lrn_forward(x, size, coeff, beta, k):
+    """b_i = a_i / (k + coeff * sum_{j=max(0,i-n//2)}^{min(C-1,i+n//2)} a_j^2) ** beta.
+
+    Shapes:  x: (N, C, H, W)  ->  out, scale: (N, C, H, W)
+    ``size`` is n; the window holds 2*(n//2)+1 maps, clipped at the first and
+    last channel. ``coeff`` is alpha (``alpha_convention="paper"``) or
+    alpha/n (``"pytorch"``): pass ``LocalResponseNorm.coeff``. ``scale`` is
+    the bracket, kept for the backward pass, exactly as the readable layer.
+    """
+    cp = _cupy()
+    N, C, H, W = x.shape
+    _check_index_range(x.shape)
+    with _on_device_of(x):
+        x = _contiguous(x)
+        out = cp.empty_like(x)
+        scale = cp.empty_like(x)
+        _kernel("lrn_fwd")(x, C, H, W, size // 2, k, coeff, beta, out, scale)
+    return out, scale
+
+
+def lrn_backward(dout, x, scale, out, size, coeff, beta):
+    """Gradient of ``lrn_forward`` w.r.t. x.
+
+        dx_j = dout_j * scale_j^-beta
+               - 2 coeff beta x_j * sum_{i in window(j)} dout_i out_i / scale_i
+
+    Shapes:  dout, x, scale, out: (N, C, H, W)  ->  dx: (N, C, H, W)
+    Same formula as ``LocalResponseNorm.backward``; ``dout`` is not modified.
+    """
+    cp = _cupy()
+    N, C, H, W = x.shape
+    with _on_device_of(x):
+        dout, x, scale, out = (_contiguous(a) for a in (dout, x, scale, out))
+        dx = cp.empty_like(x)
+        _kernel("lrn_bwd")(dout, x, scale, out, C, H, W, size // 2, coeff, beta, dx)
+    return dx

@@ -1,0 +1,298 @@
+"""The training loop: SGD over epochs, per-epoch metrics, checkpoints, exact resume.
+
+    trainer = Trainer(model, optimizer, schedule, loader, val, out="runs/x", epochs=10)
+    summary = trainer.fit()                  # or fit() after trainer.restore(checkpoint)
+
+One step (Sec. 5): forward a batch of augmented crops with dropout on,
+the mean cross-entropy of the softmax (Sec. 3.5), backward, one SGD update.
+After every epoch: a test-mode pass over the validation set (centre crop,
+no dropout), one row of metrics.csv, the curves PNG, the learning-rate
+schedule's step (Sec. 5: divide by 10 when validation error stops
+improving) and a checkpoint.
+
+**Exact resume.** A checkpoint holds everything the next step depends on:
+the weights, the optimizer's velocities, the schedule's state, the dropout
+layers' bit-generator states, the epoch, the number of batches done in it,
+and the epoch's running sums. Batch order and augmentation are not state:
+the loader derives them from (seed, epoch) and (seed, epoch, batch), so a
+resumed run replays the interrupted epoch's order and skips the batches
+already done. On the NumPy backend a run that is stopped and resumed ends
+with the same weights, bit for bit, as one that never stopped
+(tests/test_train.py checks it).
+
+**Stopping.** Ctrl-C (SIGINT) or SIGTERM sets a flag; the loop finishes the
+current step, writes a checkpoint and returns; a second signal aborts at
+once. ``max_steps`` stops the same way after that many steps in total.
+A NaN or inf loss raises ``Diverged`` naming the step; nothing is written
+then, so the last checkpoint on disk is the last good one.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .backend import device_of, to_numpy
+from .checkpoint import load_checkpoint, save_checkpoint
+from .layers import SoftmaxCrossEntropy
+from .metrics import MetricsLog, correct_topk
+from .progress import Progress
+
+CHECKPOINT = "checkpoint.npz"
+
+
+class Diverged(RuntimeError):
+    """The loss (or a weight) became NaN or inf; the message names the step."""
+
+
+class StopRequest:
+    """SIGINT/SIGTERM handler that asks the loop to stop at the next step boundary."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+        return False
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:               # second signal: do not wait
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\n{signal.Signals(signum).name} received: finishing this step, then writing a "
+              "checkpoint (signal again to abort without one)", file=sys.stderr, flush=True)
+
+    def __bool__(self):
+        return self.signum is not None
+
+
+class TrainBar(Progress):
+    """Progress with the running loss: 'epoch 3/10: 512/10000 (5%) 480.1 img/s ETA 0:18 loss 1.234'."""
+
+    loss = float("nan")
+
+    def line(self):
+        return f"{super().line()} loss {self.loss:.4f}"
+
+
+def evaluate_batches(model, x, y, transform, batch_size=256, xp=np):
+    """Test-mode pass: mean loss, top-1 and top-5 error over (x, y).
+
+    Shapes:  x: (N, C, H, W) uint8, y: (N,)  ->  (loss, top1, top5) floats
+    """
+    loss_fn = SoftmaxCrossEntropy()
+    n, loss_sum, c1, c5 = 0, 0.0, 0, 0
+    for i in range(0, len(y), batch_size):
+        xb = xp.asarray(transform(np.asarray(x[i:i + batch_size])))
+        yb = np.asarray(y[i:i + batch_size])
+        logits = model.predict(xb)
+        loss_sum += float(loss_fn.forward(logits, xp.asarray(yb))) * len(yb)
+        c1 += int(correct_topk(logits, yb, 1).sum())
+        c5 += int(correct_topk(logits, yb, 5).sum())
+        n += len(yb)
+    return loss_sum / n, 1 - c1 / n, 1 - c5 / n
+
+
+class Trainer:
+    """Runs epochs, logs metrics, writes checkpoints; see the module docstring.
+
+    Parameters
+    ----------
+    model : AlexNet (``forward``, ``backward``, ``predict``, ``named_params``,
+        ``rng_state``/``set_rng_state``)
+    optimizer : minialex.optim.SGD over the model's parameters
+    schedule : learning-rate schedule with ``step(val_error)``, ``state_dict``
+    loader : minialex.data.BatchLoader of training batches (seeded)
+    val : (x uint8 (N, C, H, W), y (N,), eval transform) for the per-epoch validation pass
+    out : run directory (checkpoint.npz, metrics.csv, curves.png)
+    epochs : total epochs of the run; max_steps : stop after this many steps in total
+    meta : JSON-able dict stored in every checkpoint (args, preprocessing, classes)
+    """
+
+    def __init__(self, model, optimizer, schedule, loader, val, out, epochs, max_steps=None,
+                 meta=None, progress=True, plot=True, xp=np, log=print):
+        self.model, self.optimizer, self.schedule, self.loader = model, optimizer, schedule, loader
+        self.val_x, self.val_y, self.val_transform = val
+        self.out = Path(out)
+        self.epochs, self.max_steps = epochs, max_steps
+        self.meta = dict(meta or {})
+        self.progress, self.plot, self.xp, self.log = progress, plot, xp, log
+        self.loss_fn = SoftmaxCrossEntropy()
+        self.metrics = MetricsLog(self.out / "metrics.csv")
+        # position: epochs completed, batches done in the current epoch, steps in total
+        self.epoch, self.batch, self.step = 0, 0, 0
+        self.acc = _new_acc()                       # running sums of the current epoch
+        self.wall = 0.0                             # seconds spent in earlier segments of the run
+        self.last = {}                              # the last metrics row
+
+    # ------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_path(self):
+        return self.out / CHECKPOINT
+
+    def state(self):
+        """JSON-able position of the run at the current step boundary (checkpoint "extra")."""
+        extra = dict(self.meta)
+        extra.update(epoch=self.epoch, batch=self.batch, step=self.step, acc=dict(self.acc),
+                     wall_s=self.wall + self._elapsed(), loader_seed=int(self.loader.seed),
+                     last_metrics=self.last)
+        return extra
+
+    def save(self, path=None):
+        """Write a checkpoint atomically (a crash leaves the previous one intact).
+
+        Holds the weights, SGD velocities, the schedule's state, the dropout
+        bit-generator states (``minialex.checkpoint``) and ``state()``.
+        Refuses to overwrite the last good checkpoint with non-finite weights.
+        """
+        for name, w in self.model.named_params():
+            with device_of(w):                      # the towers' params may live on two GPUs
+                finite = bool(self.xp.isfinite(w).all())
+            if not finite:
+                raise Diverged(f"weights {name} are not finite at step {self.step}; "
+                               f"the last good checkpoint {self.checkpoint_path} is kept")
+        path = Path(path) if path is not None else self.checkpoint_path
+        save_checkpoint(path, self.model, self.optimizer, self.schedule, extra=self.state())
+        return path
+
+    def restore(self, path):
+        """Load a checkpoint written by ``save`` and continue from its step."""
+        extra = load_checkpoint(path, self.model, self.optimizer, self.schedule)["extra"]
+        if extra is None or "step" not in extra:
+            raise ValueError(f"{path} is not a training checkpoint (no run position in it)")
+        if extra["loader_seed"] != self.loader.seed:
+            raise ValueError(f"{path}: data seed {extra['loader_seed']} differs from the loader's "
+                             f"{self.loader.seed}")
+        self.epoch, self.batch, self.step = extra["epoch"], extra["batch"], extra["step"]
+        self.acc, self.wall, self.last = dict(extra["acc"]), extra["wall_s"], extra.get("last_metrics", {})
+        self.metrics.truncate(self.epoch)           # rows the interrupted run wrote later are redone
+        return extra
+
+    # ------------------------------------------------------------ the loop
+    def _elapsed(self):
+        return time.perf_counter() - self._t0 if getattr(self, "_t0", None) else 0.0
+
+    def _train_step(self, x, y):
+        """One SGD step (Sec. 5) on a batch; returns the loss as a float."""
+        logits = self.model.forward(x, train=True)                   # (B, K)
+        try:
+            loss = self.loss_fn.forward(logits, y)
+        except ValueError as e:                                      # non-finite logits
+            raise Diverged(f"non-finite loss at step {self.step + 1} (epoch {self.epoch + 1}, "
+                           f"batch {self.batch + 1}): {e}") from None
+        loss = float(loss)                                           # one sync per step
+        if not math.isfinite(loss):
+            raise Diverged(f"loss is {loss} at step {self.step + 1} (epoch {self.epoch + 1}, "
+                           f"batch {self.batch + 1})")
+        self.model.backward(self.loss_fn.backward())
+        self.optimizer.step()
+        yh = to_numpy(y)
+        self.acc["loss"] += loss * len(yh)
+        self.acc["c1"] += int(correct_topk(logits, yh, 1).sum())
+        self.acc["c5"] += int(correct_topk(logits, yh, 5).sum())
+        self.acc["n"] += len(yh)
+        return loss
+
+    def fit(self):
+        """Train until ``epochs`` are done, ``max_steps`` is reached or a signal arrives.
+
+        Returns a dict: stopped ("done", "max_steps", "signal"), epoch, step,
+        wall_s, and the last metrics row.
+        """
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._t0 = time.perf_counter()
+        if not self.checkpoint_path.exists() and self.step == 0:
+            self.save()                            # a good checkpoint exists before the first step
+        stopped = "done"
+        with StopRequest() as stop:
+            while self.epoch < self.epochs and stopped == "done":
+                stopped = self._run_epoch(stop)
+        wall = self.wall + self._elapsed()
+        return {"stopped": stopped, "epoch": self.epoch, "step": self.step, "wall_s": wall, **self.last}
+
+    def _stop_reason(self, stop):
+        if stop:
+            return "signal"
+        if self.max_steps and self.step >= self.max_steps:
+            return "max_steps"
+        return None
+
+    def _run_epoch(self, stop):
+        e, nb = self.epoch, len(self.loader)
+        if self.batch == 0 and self._stop_reason(stop):       # e.g. resumed at an epoch boundary
+            return self._stopped(self._stop_reason(stop), write=False)
+        self.loader.set_epoch(e)
+        bar = TrainBar(total=len(self.loader.labels), desc=f"epoch {e + 1}/{self.epochs}", unit="img",
+                       enabled=self.progress)
+        bar.n = self.acc["n"]
+        bar.start -= self.acc["seconds"]            # a resumed epoch keeps its rate and ETA
+        t_start = time.perf_counter() - self.acc["seconds"]
+        for b, (x, y) in enumerate(self.loader):
+            if b < self.batch:                      # resumed mid-epoch: these are done
+                continue
+            reason = self._stop_reason(stop)
+            if reason:                              # checked before a step: never one step too many
+                bar.close()
+                self.loader.close()
+                return self._stopped(reason)
+            bar.loss = self._train_step(x, y)
+            self.batch, self.step = b + 1, self.step + 1
+            self.acc["seconds"] = time.perf_counter() - t_start
+            bar.update(len(y))
+        bar.close()
+        self._end_epoch()                           # writes the checkpoint
+        reason = self._stop_reason(stop)
+        if reason and self.epoch < self.epochs:
+            return self._stopped(reason, write=False)
+        return "done"
+
+    def _stopped(self, reason, write=True):
+        path = self.save() if write else self.checkpoint_path
+        where = (f"epoch {self.epoch + 1}, batch {self.batch}/{len(self.loader)}" if self.batch
+                 else f"the end of epoch {self.epoch}")
+        self.log(f"stopped ({'Ctrl-C/SIGTERM' if reason == 'signal' else '--max-steps'}) at step {self.step}, "
+                 f"{where}; checkpoint {path}; continue with --resume")
+        return reason
+
+    def _end_epoch(self):
+        a = self.acc
+        n = max(a["n"], 1)
+        val_loss, val1, val5 = evaluate_batches(self.model, self.val_x, self.val_y, self.val_transform,
+                                                xp=self.xp)
+        if not math.isfinite(val_loss):
+            raise Diverged(f"validation loss is {val_loss} after step {self.step}")
+        lr = self.optimizer.lr
+        self.epoch, self.batch = self.epoch + 1, 0
+        row = {"epoch": self.epoch, "step": self.step, "lr": float(lr), "train_loss": a["loss"] / n,
+               "train_top1": 1 - a["c1"] / n, "train_top5": 1 - a["c5"] / n, "val_loss": val_loss,
+               "val_top1": val1, "val_top5": val5, "images_per_s": a["n"] / max(a["seconds"], 1e-9),
+               "epoch_s": a["seconds"], "wall_s": self.wall + self._elapsed()}
+        self.metrics.append(row)
+        self.last = row
+        self.log(f"epoch {self.epoch}: train loss {row['train_loss']:.4f} top-1 {100 * row['train_top1']:.1f}% | "
+                 f"val loss {val_loss:.4f} top-1 {100 * val1:.1f}% top-5 {100 * val5:.1f}% | lr {lr:g} | "
+                 f"{row['images_per_s']:.0f} img/s")
+        if self.plot:
+            from .viz import plot_curves
+            plot_curves(self.metrics.path, self.out / "curves.png")
+        self.schedule.step(val1)                    # Sec. 5: the schedule watches validation error
+        self.acc = _new_acc()
+        self.save()
+
+
+def _new_acc():
+    return {"loss": 0.0, "c1": 0, "c5": 0, "n": 0, "seconds": 0.0}

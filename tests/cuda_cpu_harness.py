@@ -1,0 +1,88 @@
+"""Build the CUDA kernel bodies of minialex/_cuda.py as C++ and call them like ElementwiseKernels.
+
+Shared by tests/test_cuda_kernels_on_cpu.py and tests/fake_cupy.py. Each body
+is pasted into a C++ loop over ``i`` (CuPy's output index), raw parameters
+become pointers and output parameters references to element ``i``: the
+semantics CuPy gives them.
+"""
+import ctypes
+import shutil
+import subprocess
+
+import numpy as np
+
+from minialex import _cuda
+
+CXX = shutil.which("g++") or shutil.which("clang++")
+CTYPES = {"float32": ("float", ctypes.c_float), "float64": ("double", ctypes.c_double)}
+
+
+def parse_params(text):
+    """'raw T x, int32 N' -> [(raw, type, name), ...]."""
+    out = []
+    for item in text.split(","):
+        words = item.split()
+        out.append((words[0] == "raw", words[-2], words[-1]))
+    return out
+
+
+def _c_type(t, T):
+    return {"T": T, "int32": "int"}[t]
+
+
+def kernel_source(name, T):
+    """A C++ function ``{name}_{T}`` looping the CUDA body over i."""
+    ins, outs, body = _cuda.KERNEL_SPECS[name]
+    args, binds = [], []
+    for raw, t, n in parse_params(ins):
+        args.append(f"const {_c_type(t, T)}* {n}" if raw else f"{_c_type(t, T)} {n}")
+    for raw, t, n in parse_params(outs):
+        args.append(f"{_c_type(t, T)}* {n}_ptr")
+        binds.append(f"{_c_type(t, T)}& {n} = {n}_ptr[i];")
+    return (f'extern "C" void {name}_{T}({", ".join(args)}, ptrdiff_t n_out) {{\n'
+            f"  typedef {T} T;\n"
+            f"  for (ptrdiff_t i = 0; i < n_out; ++i) {{\n    {' '.join(binds)}\n{body}\n  }}\n}}\n")
+
+
+def build_library(directory):
+    """Compile every kernel in float and double into ``directory``; returns the ctypes library."""
+    src = ["#include <cmath>", "#include <cstddef>", "#include <algorithm>",
+           "using std::min; using std::max; using std::pow;"]
+    for name in _cuda.KERNEL_SPECS:
+        for T in ("float", "double"):
+            src.append(kernel_source(name, T))
+    (directory / "k.cpp").write_text("\n".join(src))
+    so = directory / "k.so"
+    r = subprocess.run([CXX, "-O1", "-shared", "-fPIC", "-o", str(so), str(directory / "k.cpp")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr)
+    return ctypes.CDLL(str(so))
+
+
+class CpuKernel:
+    """Calls the compiled loop like ``ElementwiseKernel.__call__(*ins, *outs)``.
+
+    ``check(array)`` is called on every array argument (the fake CuPy checks devices there).
+    """
+
+    def __init__(self, lib, name, check=None):
+        self.lib, self.name, self.check = lib, name, check
+        self.ins = parse_params(_cuda.KERNEL_SPECS[name][0])
+        self.outs = parse_params(_cuda.KERNEL_SPECS[name][1])
+
+    def __call__(self, *args):
+        ins, outs = args[:len(self.ins)], args[len(self.ins):]
+        arrays = [a for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+        T, ct = CTYPES[str(arrays[0].dtype)]
+        c_args = []
+        for (raw, t, _), a in zip(self.ins + self.outs, list(ins) + list(outs)):
+            if isinstance(a, np.ndarray):
+                if self.check is not None:
+                    self.check(a)
+                assert a.flags.c_contiguous and a.dtype == (np.int32 if t == "int32" else arrays[0].dtype)
+                c_args.append(a.ctypes.data_as(ctypes.c_void_p))
+            else:
+                c_args.append(ctypes.c_int(int(a)) if t == "int32" else ct(float(a)))
+        fn = getattr(self.lib, f"{self.name}_{T}")
+        fn(*c_args, ctypes.c_ssize_t(outs[0].size))

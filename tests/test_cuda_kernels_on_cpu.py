@@ -1,0 +1,125 @@
+"""The CUDA kernel bodies of minialex/_cuda.py, compiled as C++ and run on the CPU.
+
+No GPU is needed: each ElementwiseKernel body is pasted into a C++ loop over
+``i`` (CuPy's output index), with raw arrays as pointers and output
+parameters as references to element ``i`` -- the semantics CuPy gives them.
+The Python wrappers of _cuda.py then run unchanged on NumPy arrays, with a
+stand-in for ``cupy`` that allocates NumPy arrays and a stand-in for
+``ElementwiseKernel`` that calls the compiled loop. This checks the index
+arithmetic, the gather formulation of col2im / max-pool backward (overlaps
+add), the arg-max tie rule and the LRN window against the readable layers.
+
+What it cannot check: CUDA compilation itself (nvcc/NVRTC), launch
+configuration and anything device-specific; tests/test_gpu.py does that on a
+GPU. Skipped when no C++ compiler is found.
+"""
+import re
+import types
+
+import numpy as np
+import pytest
+from cuda_cpu_harness import CXX, CpuKernel, build_library, parse_params
+
+from minialex import _cuda
+from minialex.gradcheck import rel_error
+from minialex.im2col import col2im_reference, im2col_reference
+from minialex.layers import LocalResponseNorm, MaxPool2D
+
+pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++ or clang++) to build the kernels")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    return build_library(tmp_path_factory.mktemp("cuda_on_cpu"))
+
+
+@pytest.fixture
+def cuda_on_cpu(library, monkeypatch):
+    fake_cp = types.SimpleNamespace(empty=np.empty, empty_like=np.empty_like,
+                                    ascontiguousarray=np.ascontiguousarray, int32=np.int32)
+    monkeypatch.setattr(_cuda, "_cupy", lambda: fake_cp)
+    monkeypatch.setattr(_cuda, "_kernel", lambda name: CpuKernel(library, name))
+    return _cuda
+
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+def distinct(rng, shape, dtype):
+    n = int(np.prod(shape))
+    return ((rng.permutation(n) + 0.5) / n * 4 - 2).reshape(shape).astype(dtype)
+
+
+def test_kernel_bodies_use_only_their_declared_names():
+    # a typo such as `Wd` for `W` would only show at nvcc time on a GPU; C++ catches it here too,
+    # but check that each body reads its output names (an unwritten output is a silent bug)
+    for name, (_, outs, body) in _cuda.KERNEL_SPECS.items():
+        for _, _, n in parse_params(outs):
+            assert re.search(rf"\b{n}\s*=", body), (name, n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("K,s,p", [(3, 1, 1), (5, 1, 2), (11, 4, 2), (3, 2, 0), (2, 3, 1), (3, 2, 1)])
+def test_im2col_col2im(cuda_on_cpu, dtype, K, s, p):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 13, 12)).astype(dtype)
+    cols = cuda_on_cpu.im2col(x, K, K, s, p)
+    np.testing.assert_array_equal(cols, im2col_reference(x, K, K, s, p))
+    dcols = rng.standard_normal(cols.shape).astype(dtype)
+    dx = cuda_on_cpu.col2im(dcols, x.shape, K, K, s, p)
+    assert rel_error(col2im_reference(dcols, x.shape, K, K, s, p), dx) < TOL[dtype]
+
+
+def test_col2im_rejects_a_wrong_shape(cuda_on_cpu):
+    with pytest.raises(ValueError, match="expected"):
+        cuda_on_cpu.col2im(np.zeros((5, 7)), (1, 1, 4, 4), 3, 3, 1, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("z,s,shape", [(3, 2, (2, 3, 11, 9)), (2, 2, (2, 3, 8, 8)), (3, 1, (1, 2, 6, 7)),
+                                       (3, 2, (1, 2, 13, 13))])
+def test_maxpool(cuda_on_cpu, dtype, z, s, shape):
+    rng = np.random.default_rng(1)
+    x = distinct(rng, shape, dtype)
+    layer = MaxPool2D(z, s)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = layer.backward(dout)
+    got, arg = cuda_on_cpu.maxpool_forward(x, z, s)
+    np.testing.assert_array_equal(got, out)
+    assert arg.dtype == np.int32 and arg.shape == out.shape
+    assert rel_error(dx, cuda_on_cpu.maxpool_backward(dout, arg, x.shape, z, s)) < TOL[dtype]
+
+
+def test_maxpool_ties_and_overlapping_windows(cuda_on_cpu):
+    x = np.zeros((1, 1, 5, 5))
+    layer = MaxPool2D(3, 2)
+    out = layer.forward(x)
+    dout = np.arange(1.0, out.size + 1).reshape(out.shape)
+    dx = layer.backward(dout)
+    _, arg = cuda_on_cpu.maxpool_forward(x, 3, 2)
+    np.testing.assert_array_equal(arg, 0)                      # first max in row-major order
+    np.testing.assert_array_equal(cuda_on_cpu.maxpool_backward(dout, arg, x.shape, 3, 2), dx)
+    x[0, 0, 2, 2] = 1.0                                        # the max of all four windows
+    _, arg = cuda_on_cpu.maxpool_forward(x, 3, 2)
+    dx = cuda_on_cpu.maxpool_backward(np.ones((1, 1, 2, 2)), arg, x.shape, 3, 2)
+    assert dx[0, 0, 2, 2] == 4.0 and dx.sum() == 4.0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size,alpha,beta,k,conv,C", [(5, 1.0, 0.75, 1.0, "paper", 7), (3, 0.5, 0.6, 2.0, "pytorch", 7),
+                                                      (5, 1e-4, 0.75, 2.0, "paper", 7), (4, 1.0, 0.75, 1.0, "paper", 7),
+                                                      (5, 1.0, 0.75, 1.0, "paper", 2), (1, 1.0, 0.75, 1.0, "paper", 3)])
+def test_lrn(cuda_on_cpu, dtype, size, alpha, beta, k, conv, C):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, C, 4, 5)).astype(dtype)
+    layer = LocalResponseNorm(size, alpha, beta, k, alpha_convention=conv)
+    out = layer.forward(x)
+    _, scale, _ = layer.cache
+    got, got_scale = cuda_on_cpu.lrn_forward(x, size, layer.coeff, beta, k)
+    assert rel_error(out, got) < TOL[dtype] and rel_error(scale, got_scale) < TOL[dtype]
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    dx = layer.backward(dout)
+    got_dx = cuda_on_cpu.lrn_backward(dout, x, got_scale, got, size, layer.coeff, beta)
+    assert rel_error(dx, got_dx) < TOL[dtype]

@@ -1,0 +1,204 @@
+"""The CuPy code paths on the CPU, against a stand-in that enforces CuPy's device rules.
+
+tests/fake_cupy.py labels NumPy arrays with a device id and refuses, as CuPy
+does, any operation on an array that is not on the current device, and any
+copy of a strided array between devices; minialex._cuda's kernels run
+through their C++ build (tests/cuda_cpu_harness.py). With it the two towers
+run on "devices" 0 and 1 through the same code a two-GPU run executes:
+placement, every cross-device copy, the project's SGD and checkpoints.
+What this cannot show: CUDA itself (compilation and launch, streams,
+timing, memory); tests/test_gpu.py covers those on a real GPU.
+"""
+import numpy as np
+import pytest
+from cuda_cpu_harness import CXX, build_library
+from fake_cupy import DeviceMismatch, FakeCupy, patch_minialex
+
+import minialex._cuda
+import minialex.checkpoint  # noqa: F401  (imported before patching, see fake_cupy.patch_minialex)
+import minialex.optim  # noqa: F401
+import minialex.towers  # noqa: F401
+from minialex.gradcheck import rel_error
+from minialex.layers import (Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D, ReLU,
+                             SoftmaxCrossEntropy)
+from minialex.model import AlexNet, AlexNetConfig
+
+pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler to build minialex/_cuda.py's kernels")
+
+
+@pytest.fixture(scope="module")
+def kernel_lib(tmp_path_factory):
+    return build_library(tmp_path_factory.mktemp("fake_gpu"))
+
+
+@pytest.fixture
+def cp(kernel_lib, monkeypatch):
+    fake = FakeCupy(n_devices=2, kernel_lib=kernel_lib)
+    patch_minialex(monkeypatch, fake)
+    return fake
+
+
+def test_the_stand_in_enforces_device_rules(cp):
+    with cp.cuda.Device(1):
+        a = cp.asarray(np.arange(12.0).reshape(3, 4))
+    assert a.device.id == 1
+    with pytest.raises(DeviceMismatch, match="array device = 1 while current = 0"):
+        a + 1
+    with pytest.raises(NotImplementedError, match="non-contiguous"):
+        cp.asarray(a[:, :2])                          # strided, on another device
+    b = cp.asarray(a)                                 # contiguous: copied to device 0
+    assert b.device.id == 0 and cp.transfers == [(1, 0, a.nbytes)]
+    with cp.cuda.Device(1):
+        np.testing.assert_array_equal((a * 2).get(), np.arange(12.0).reshape(3, 4) * 2)
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (Conv2D(4, 6, 3, padding=1, groups=2, rng=0, dtype=np.float64, weight_std=0.3), (2, 4, 7, 7)),
+    (MaxPool2D(3, 2), (2, 3, 9, 9)),
+    (LocalResponseNorm(5, 1.0, 0.75, 1.0), (2, 7, 4, 4)),
+    (Linear(12, 5, rng=0, dtype=np.float64), (3, 12)),
+    (ReLU(), (2, 3, 4, 4)),
+    (Flatten(), (2, 3, 2, 2)),
+])
+def test_layers_run_on_the_device_of_their_input(cp, layer, shape):
+    import copy
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape)
+    ref_out = layer.forward(x)
+    dout = rng.standard_normal(ref_out.shape)
+    ref_dx = layer.backward(dout)
+    gpu = copy.deepcopy(layer)
+    with cp.cuda.Device(1):
+        gpu.params = {k: cp.asarray(v) for k, v in layer.params.items()}
+        out = gpu.forward(cp.asarray(x))
+        dx = gpu.backward(cp.asarray(dout))
+    assert out.device.id == 1 and dx.device.id == 1
+    assert rel_error(ref_out, out.get()) < 1e-12 and rel_error(ref_dx, dx.get()) < 1e-12
+    for k in layer.grads:
+        assert rel_error(layer.grads[k], gpu.grads[k].get()) < 1e-12
+
+
+def test_dropout_mask_lands_on_the_device_of_x(cp):
+    layer = Dropout(0.5, rng=3)
+    with cp.cuda.Device(1):
+        x = cp.asarray(np.ones((4, 6)))
+        out = layer.forward(x)
+        dx = layer.backward(cp.asarray(np.ones((4, 6))))
+    assert out.device.id == 1 and dx.device.id == 1
+
+
+def tower_step(net, x, y):
+    from minialex.backend import to_numpy
+
+    loss = SoftmaxCrossEntropy()
+    value = float(loss(net.forward(x), y))
+    net.backward(loss.backward())
+    return value, to_numpy(net.forward(x, train=False))
+
+
+@pytest.mark.parametrize("config", ["tiny", "cifar"])
+def test_two_towers_on_devices_0_1_match_the_cpu_and_copy_what_they_count(cp, config):
+    from minialex.checkpoint import load_checkpoint, save_checkpoint
+    from minialex.optim import SGD
+    from minialex.towers import TwoTowerAlexNet
+
+    cfg = getattr(AlexNetConfig, config)(dtype="float64")
+    ref, model = AlexNet(cfg), AlexNet(cfg)
+    net = TwoTowerAlexNet(model, devices=(0, 1), xp=cp)
+    placed = {name: p.device.id for name, p in net.named_params()}
+    assert placed["conv1.w@t0"] == 0 and placed["conv1.w@t1"] == 1 and placed["fc8.w"] == 0
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4,) + ref.input_shape)
+    y = rng.integers(0, cfg.num_classes, 4)
+
+    # one step on the CPU, one on the towers
+    loss = SoftmaxCrossEntropy()
+    ref_value = float(loss(ref.forward(x), y))
+    ref.backward(loss.backward())
+    xg, yg = cp.asarray(x), cp.asarray(y)             # the batch arrives on device 0
+    cp.transfers.clear()
+    loss = SoftmaxCrossEntropy()
+    value = float(loss(net.forward(xg), yg))
+    net.backward(loss.backward())
+    assert abs(ref_value - value) < 1e-10
+    grads = net.unsplit_grads()
+    for k, g in ref.named_grads():
+        assert rel_error(g, grads[k]) < 1e-10, k
+
+    # every byte the towers count crossed devices (0 -> 1 or 1 -> 0), and nothing else did:
+    # the input's copy to tower 1 and its gradient back are counted under "input"
+    counted = net.bytes_per_step()
+    moved = sum(b for src, dst, b in cp.transfers if src != dst)
+    assert moved == counted["between_towers"] + 2 * x.nbytes
+    assert {(s, d) for s, d, _ in cp.transfers} == {(0, 1), (1, 0)}
+
+    # the project's SGD updates each tower's params on its own device
+    opt, opt_ref = SGD(net), SGD(ref)
+    opt.step()
+    opt_ref.step()
+    assert {v.device.id for v in opt.velocity.values()} == {0, 1}
+    params = net.unsplit_params()
+    for k, w in ref.named_params():
+        assert rel_error(w, params[k]) < 1e-10, k
+
+    # checkpoints written from and read into the two devices
+    path = save_checkpoint(cp_tmp(config) / "ckpt.npz", net, opt)
+    again = TwoTowerAlexNet(AlexNet(cfg), devices=(0, 1), xp=cp)
+    opt2 = SGD(again)
+    load_checkpoint(path, again, opt2)
+    for (k, a), (_, b) in zip(net.named_params(), again.named_params()):
+        assert a.device.id == b.device.id
+        np.testing.assert_array_equal(a.get(), b.get())
+    assert {v.device.id for v in opt2.velocity.values()} == {0, 1}
+
+
+def cp_tmp(name, _dirs={}):
+    import tempfile
+    from pathlib import Path
+
+    if name not in _dirs:
+        _dirs[name] = Path(tempfile.mkdtemp(prefix=f"minialex-fake-gpu-{name}-"))
+    return _dirs[name]
+
+
+def test_layer_hooks_for_the_cuda_pool_and_lrn_kernels(cp, monkeypatch):
+    """benchmarks/gpu.py --layer-kernels cuda routes MaxPool2D and LocalResponseNorm through
+    minialex/_cuda.py with the hook lines the layers are meant to carry; a whole training step
+    of the tiny net through them matches the NumPy layers."""
+    import importlib.util
+    from pathlib import Path
+
+    from minialex.optim import SGD
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_gpu", Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for cls in (MaxPool2D, LocalResponseNorm):       # restored after the test
+        monkeypatch.setattr(cls, "forward", cls.forward)
+        monkeypatch.setattr(cls, "backward", cls.backward)
+    calls = []
+    kernel = minialex._cuda._kernel
+    monkeypatch.setattr(minialex._cuda, "_kernel", lambda name: calls.append(name) or kernel(name))
+    bench.use_cuda_layer_kernels()
+
+    cfg = AlexNetConfig.tiny()
+    ref, gpu = AlexNet(cfg), AlexNet(cfg)
+    with cp.cuda.Device(1):
+        gpu.to(cp)
+        rng = np.random.default_rng(2)
+        x = rng.standard_normal((4,) + ref.input_shape)
+        y = rng.integers(0, cfg.num_classes, 4)
+        out = []
+        for m, xx, yy in ((ref, x, y), (gpu, cp.asarray(x), cp.asarray(y))):
+            loss = SoftmaxCrossEntropy()
+            value = float(loss(m.forward(xx), yy))
+            m.backward(loss.backward())
+            SGD(m).step()
+            out.append(value)
+    assert {"maxpool_fwd", "maxpool_bwd", "lrn_fwd", "lrn_bwd"} <= set(calls)
+    assert abs(out[0] - out[1]) < 1e-12
+    for (k, a), (_, b) in zip(ref.named_params(), gpu.named_params()):
+        assert b.device.id == 1
+        assert rel_error(a, b.get()) < 1e-12, k
