@@ -196,6 +196,9 @@ class TrainTransform:
     pca : (eigvals, eigvecs) from ``pca_eigen``, or None for no colour shift.
     pca_std, pca_scale : see ``pca_color_shift``.
     dtype : output dtype (float32 for the model).
+    impl : "auto" (default) uses the fused numba kernel (``data/_numba.py``,
+        one pass, identical result) for uint8 NumPy input and float32
+        output, else the readable NumPy steps; "numpy" or "numba" force one.
     """
 
     mean: np.ndarray = None
@@ -206,8 +209,11 @@ class TrainTransform:
     pca_std: float = 0.1
     pca_scale: str = "sqrt"
     dtype: object = np.float32
+    impl: str = "auto"
 
     def __call__(self, x, rng):
+        if self._use_kernel(x):
+            return self._fused(x, rng)
         out = _subtract_mean(x, self.mean, self.dtype)  # (N, C, H, W)
         if self.crop is not None or self.pad:
             crop = self.crop if self.crop is not None else out.shape[2]
@@ -221,6 +227,48 @@ class TrainTransform:
             out += shift.astype(out.dtype)[:, :, None, None]  # (N, 3, 1, 1)
         return out
 
+    def _use_kernel(self, x):
+        if self.impl not in ("auto", "numba", "numpy"):
+            raise ValueError(f"impl must be 'auto', 'numba' or 'numpy', got {self.impl!r}")
+        ok = isinstance(x, np.ndarray) and x.dtype == np.uint8 and np.dtype(self.dtype) == np.float32
+        if self.impl == "numba" and not ok:
+            raise ValueError(f"impl='numba' needs uint8 NumPy input and float32 output, got "
+                             f"{type(x).__name__} {getattr(x, 'dtype', None)} -> {np.dtype(self.dtype)}")
+        return ok and self.impl != "numpy"
+
+    def _fused(self, x, rng):
+        """One numba pass (``data/_numba.py``), same draws and same float32 rounding as the NumPy path."""
+        from ._numba import crop_flip_shift_f32
+
+        N, C, H, W = x.shape
+        mean = np.zeros((C, H, W), np.float32) if self.mean is None else np.asarray(self.mean, np.float32)
+        if mean.ndim == 1:
+            mean = mean[:, None, None]  # (C,) -> (C, 1, 1)
+        if mean.ndim != 3 or mean.shape[0] != C or mean.shape[1:] not in ((1, 1), (H, W)):
+            raise ValueError(f"mean must be (C,), (C, 1, 1) or (C, H, W) with H, W = {(H, W)}, "
+                             f"got shape {np.shape(self.mean)}")
+        mean = np.ascontiguousarray(np.broadcast_to(mean, (C, H, W)))  # (C, H, W)
+        P = self.pad
+        if self.crop is not None or P:  # the same draws, in the same order, as random_crop
+            crop = self.crop if self.crop is not None else H
+            if crop > H + 2 * P or crop > W + 2 * P:
+                raise ValueError(f"crop {crop} is larger than the (padded) image {H + 2 * P}x{W + 2 * P}")
+            top = rng.integers(0, H + 2 * P - crop + 1, size=N)
+            left = rng.integers(0, W + 2 * P - crop + 1, size=N)
+            out_hw = (crop, crop)
+        else:  # no crop: the whole image
+            top = left = np.zeros(N, dtype=np.int64)
+            out_hw = (H, W)
+        flip = rng.random(N) < 0.5 if self.flip else np.zeros(N, dtype=bool)
+        if self.pca is not None:
+            shift = pca_color_shift(N, *self.pca, rng, std=self.pca_std, scale=self.pca_scale)
+        else:
+            shift = np.zeros((N, C))
+        out = np.empty((N, C) + out_hw, np.float32)
+        crop_flip_shift_f32(np.ascontiguousarray(x), mean, top, left, flip,
+                            shift.astype(np.float32), P, out)
+        return out
+
 
 @dataclass
 class EvalTransform:
@@ -230,7 +278,8 @@ class EvalTransform:
     ``mode="ten"``:    -> (N*10, C, crop, crop); rows ``10*i .. 10*i+9`` are
     image i's patches in ``ten_crop`` order; average the softmax with
     ``probs.reshape(N, 10, K).mean(axis=1)`` (Sec. 4.1).
-    ``crop=None`` keeps the full image.
+    ``crop=None`` keeps the full image (with "ten": the largest square, so the
+    five positions collapse to the centre on square images).
     """
 
     mean: np.ndarray = None
@@ -244,10 +293,10 @@ class EvalTransform:
 
     def __call__(self, x, rng=None):
         out = _subtract_mean(x, self.mean, self.dtype)  # (N, C, H, W)
-        crop = self.crop if self.crop is not None else min(out.shape[2:])
         if self.mode == "ten":
-            N, C = out.shape[:2]
+            N, C, H, W = out.shape
+            crop = self.crop if self.crop is not None else min(H, W)
             out = ten_crop(out, crop).reshape(N * 10, C, crop, crop)  # (N, 10, C, c, c) -> (N*10, C, c, c)
-        else:
-            out = center_crop(out, crop)
+        elif self.crop is not None:
+            out = center_crop(out, self.crop)
         return np.ascontiguousarray(out)

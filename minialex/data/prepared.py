@@ -29,13 +29,15 @@ import numpy as np
 from ..progress import Progress
 from .augment import pca_eigen
 from .folder import list_image_folder, warn_skipped
-from .preprocess import RunningStats, preprocess_image
+from .preprocess import RunningStats, pixel_moments, preprocess_image
 
 FORMAT_VERSION = 1
 
 
-def _decode_all(paths, short_side, crop, workers, progress, desc):
+def _decode_all(paths, short_side, crop, workers, progress, desc, moments=False):
     """Yield ``(i, image or None, error)`` in order, decoding in threads.
+
+    With ``moments`` the items are ``(i, (image, pixel_moments(image)) or None, error)``.
 
     Pillow releases the GIL while decoding and resizing, so threads give
     real parallelism. Work is submitted in chunks to bound memory.
@@ -44,7 +46,8 @@ def _decode_all(paths, short_side, crop, workers, progress, desc):
 
     def job(p):
         try:
-            return preprocess_image(p, short_side, crop), None
+            a = preprocess_image(p, short_side, crop)
+            return ((a, pixel_moments(a)) if moments else a), None
         except Exception as e:  # corrupt / truncated / unreadable: skip, warn once later
             return None, f"{type(e).__name__}: {e}"
 
@@ -166,22 +169,16 @@ def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_pe
         labels = np.empty(N, dtype=np.int64)
         stats = RunningStats()
         skipped, k = [], 0
-        buf = []  # images waiting for the statistics, in (3, S, S)
-        for i, a, err in _decode_all(folder.paths, short_side, crop, workers, progress,
-                                     f"prepare {src.name}"):
-            if a is None:
+        for i, item, err in _decode_all(folder.paths, short_side, crop, workers, progress,
+                                        f"prepare {src.name}", moments=True):
+            if item is None:
                 skipped.append((str(folder.paths[i]), err))
                 continue
-            chw = a.transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
-            images[k] = chw
+            a, mom = item
+            images[k] = a.transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
             labels[k] = folder.labels[i]
-            buf.append(chw)
+            stats.add_image(a, mom)
             k += 1
-            if len(buf) == 64:
-                stats.add(np.stack(buf))
-                buf = []
-        if buf:
-            stats.add(np.stack(buf))
         warn_skipped(skipped, src)
         if k == 0:
             raise ValueError(f"no readable images in {str(src)!r} ({N} files, all unreadable)")

@@ -73,11 +73,22 @@ def preprocess_image(src, short_side=256, crop=256) -> np.ndarray:
     return a
 
 
+def pixel_moments(a: np.ndarray):
+    """Sum and sum of outer products of the RGB values of one image.
+
+    Shapes:  a: (H, W, 3) uint8 -> (3,) float64, (3, 3) float64
+    Cheap enough to run in the decoding threads (the matmul releases the GIL).
+    """
+    px = a.reshape(-1, 3).astype(np.float64)  # (H*W, 3)
+    return px.sum(axis=0), px.T @ px
+
+
 class RunningStats:
     """Streaming mean image and 3x3 RGB covariance over a set of images.
 
-    ``add`` takes a batch (N, 3, H, W) uint8; accumulation is in float64, so
-    the result does not depend on the batch size beyond rounding.
+    ``add`` takes a batch (N, 3, H, W) uint8; ``add_image`` one (H, W, 3)
+    image with its ``pixel_moments``. Sums are exact (integers) or float64,
+    so the result does not depend on the batching beyond rounding.
 
     mean_image: (3, H, W) float32, mean over images of each pixel (Sec. 2)
     rgb_mean:   (3,) float64, mean RGB value over all pixels
@@ -89,19 +100,33 @@ class RunningStats:
     def __init__(self):
         self.n_images = 0
         self.n_pixels = 0
-        self._sum_img = None   # (3, H, W) float64
+        self._sum_img = None   # (H, W, 3) int64
         self._sum_rgb = np.zeros(3)
         self._sum_outer = np.zeros((3, 3))
 
-    def add(self, x: np.ndarray):
-        N, C, H, W = x.shape
+    def add_image(self, a: np.ndarray, moments=None):
+        """Add one (H, W, 3) uint8 image; ``moments`` = ``pixel_moments(a)`` if already computed."""
+        H, W, C = a.shape
         if C != 3:
-            raise ValueError(f"expected RGB images (N, 3, H, W), got shape {x.shape}")
-        xf = x.astype(np.float64)
+            raise ValueError(f"expected an RGB image (H, W, 3), got shape {a.shape}")
         if self._sum_img is None:
-            self._sum_img = np.zeros((C, H, W))
-        self._sum_img += xf.sum(axis=0)
-        px = xf.transpose(1, 0, 2, 3).reshape(3, -1)  # (3, N*H*W)
+            self._sum_img = np.zeros((H, W, 3), dtype=np.int64)
+        self._sum_img += a
+        s, outer = moments if moments is not None else pixel_moments(a)
+        self._sum_rgb += s
+        self._sum_outer += outer
+        self.n_images += 1
+        self.n_pixels += H * W
+
+    def add(self, x: np.ndarray):
+        """Add a batch (N, 3, H, W) uint8."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected RGB images (N, 3, H, W), got shape {x.shape}")
+        N, C, H, W = x.shape
+        if self._sum_img is None:
+            self._sum_img = np.zeros((H, W, 3), dtype=np.int64)
+        self._sum_img += x.sum(axis=0, dtype=np.int64).transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
+        px = x.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64)  # (3, N*H*W)
         self._sum_rgb += px.sum(axis=1)
         self._sum_outer += px @ px.T
         self.n_images += N
@@ -109,7 +134,7 @@ class RunningStats:
 
     @property
     def mean_image(self) -> np.ndarray:
-        return (self._sum_img / self.n_images).astype(np.float32)
+        return (self._sum_img / self.n_images).astype(np.float32).transpose(2, 0, 1)  # -> (3, H, W)
 
     @property
     def rgb_mean(self) -> np.ndarray:
@@ -122,7 +147,7 @@ class RunningStats:
         return self._sum_outer / self.n_pixels - np.outer(m, m)
 
 
-def image_statistics(x: np.ndarray, batch=1024):
+def image_statistics(x: np.ndarray, batch=256):
     """Mean image and RGB covariance of an in-memory uint8 set.
 
     Shapes:  x: (N, 3, H, W) uint8 -> mean (3, H, W) float32, cov (3, 3) float64
