@@ -406,6 +406,9 @@ def run(args, log=print):
         m = trainer.restore(resume_path)
         log(f"resumed {resume_path}: epoch {m['epoch']}, batch {m['batch']}, step {m['step']}")
     else:
+        if trainer.checkpoint_path.exists():
+            log(f"note: starting a new run in {args.out}; its old checkpoint and metrics are replaced "
+                "(--resume continues a run instead)")
         log(f"{args.config} net, {model.num_params():,} parameters; data: {data.name}, "
             f"{len(ytr):,} train / {len(yval):,} val images; {args.epochs} epochs of {len(loader)} steps "
             f"(batch {args.batch_size}), lr {args.lr} ({args.schedule}), backend {args.backend}; out {args.out}")
