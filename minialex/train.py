@@ -26,12 +26,12 @@ import numpy as np
 # "paper" column is Sec. 5; the "cifar" column is the embedded default run,
 # tuned to finish in a few minutes on two CPU cores (README states its figures).
 CONFIG_DEFAULTS = {
-    "paper": dict(epochs=90, lr=0.01, schedule="plateau", pad=0, pca_color=True, dropout_mode="paper",
-                  input_scale=1.0),
-    "cifar": dict(epochs=8, lr=0.05, schedule="cosine", pad=4, pca_color=False, dropout_mode="paper",
-                  input_scale=1 / 64),
-    "tiny": dict(epochs=2, lr=0.01, schedule="constant", pad=1, pca_color=False, dropout_mode="paper",
-                 input_scale=1 / 64),
+    "paper": dict(epochs=90, batch_size=128, lr=0.01, schedule="plateau", dropout=0.5, pad=0,
+                  pca_color=True, dropout_mode="paper", input_scale=1.0),
+    "cifar": dict(epochs=8, batch_size=64, lr=0.05, schedule="cosine", dropout=0.0, pad=4,
+                  pca_color=False, dropout_mode="paper", input_scale=1 / 64),
+    "tiny": dict(epochs=2, batch_size=128, lr=0.01, schedule="constant", dropout=0.5, pad=1,
+                 pca_color=False, dropout_mode="paper", input_scale=1 / 64),
 }
 SCHEDULES = ("plateau", "step", "cosine", "constant")
 
@@ -150,8 +150,9 @@ def build_parser():
     o.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
                    help="passes over the training set (paper: about 90; cifar default: "
                         f"{CONFIG_DEFAULTS['cifar']['epochs']})")
-    o.add_argument("--batch-size", type=_positive_int("--batch-size"), default=128,
-                   help="images per SGD step (Sec. 5: 128)")
+    o.add_argument("--batch-size", type=_positive_int("--batch-size"), default=None,
+                   help="images per SGD step (Sec. 5: 128; cifar default: "
+                        f"{CONFIG_DEFAULTS['cifar']['batch_size']}, more steps in a short run)")
     o.add_argument("--lr", type=_float_in("--lr", 0, inf, lo_open=True), default=None,
                    help="initial learning rate eps (Sec. 5: 0.01; cifar default: "
                         f"{CONFIG_DEFAULTS['cifar']['lr']})")
@@ -187,8 +188,10 @@ def build_parser():
                    help="max-pool window/stride: 3/2 overlapping (default, Sec. 3.4) or 2/2")
     m.add_argument("--activation", choices=("relu", "tanh"), default="relu",
                    help="nonlinearity (Sec. 3.1: relu; tanh for Figure 1's comparison)")
-    m.add_argument("--dropout", type=_float_in("--dropout", 0, 1, hi_open=True), default=0.5,
-                   help="dropout probability in fc6/fc7 (Sec. 4.2: 0.5; 0 disables)")
+    m.add_argument("--dropout", type=_float_in("--dropout", 0, 1, hi_open=True), default=None,
+                   help="dropout probability in fc6/fc7 (Sec. 4.2: 0.5; 0 disables; cifar default: "
+                        f"{CONFIG_DEFAULTS['cifar']['dropout']}: dropout roughly doubles the iterations "
+                        "needed (Sec. 4.2), which a run of minutes does not have)")
     m.add_argument("--dropout-mode", choices=("paper", "inverted"), default=None,
                    help="paper: scale outputs by 1-p at test time (Sec. 4.2); inverted: by 1/(1-p) in training")
     m.add_argument("--towers", type=int, choices=(1, 2), default=2,
