@@ -30,14 +30,23 @@ from minialex.data import (BatchLoader, TrainTransform, image_statistics, load_d
 
 
 def loader_rate(loader, max_batches, consume=None):
-    """Images/s of iterating ``loader`` (in a background thread) for up to ``max_batches``."""
-    n, t0 = 0, time.perf_counter()
-    for b, (x, y) in enumerate(loader):
-        if consume is not None:
-            consume(x, y)
-        n += len(y)
-        if b + 1 >= max_batches:
-            break
+    """Images/s of iterating ``loader`` (in a background thread) for ``max_batches`` batches.
+
+    The first batch is not timed (numba compiles or loads its kernel then);
+    epochs are restarted as needed.
+    """
+    n, t0, b = 0, None, 0
+    while b <= max_batches:
+        for x, y in loader:
+            if consume is not None:
+                consume(x, y)
+            if t0 is None:
+                t0 = time.perf_counter()
+            else:
+                n += len(y)
+            b += 1
+            if b > max_batches:
+                break
     return n / (time.perf_counter() - t0)
 
 

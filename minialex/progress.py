@@ -51,7 +51,7 @@ class Progress:
         self.tty = bool(getattr(self.file, "isatty", lambda: False)())
         self.n = 0
         self.start = time.perf_counter()
-        self._last_print = 0.0
+        self._last_print = float("-inf")  # the first update always prints
         self._closed = False
 
     @property

@@ -215,7 +215,8 @@ class Trainer:
         """
         self.out.mkdir(parents=True, exist_ok=True)
         self._t0 = time.perf_counter()
-        if not self.checkpoint_path.exists() and self.step == 0:
+        if self.step == 0 and self.epoch == 0:     # a fresh run: replaces what an earlier one left in out
+            self.metrics.truncate(0)
             self.save()                            # a good checkpoint exists before the first step
         stopped = "done"
         with StopRequest() as stop:

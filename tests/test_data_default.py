@@ -38,3 +38,24 @@ def test_matches_the_shared_jpeg_copy():
             name = f"{i % (len(x) // 10):04d}.jpg"
             ref = np.asarray(load_rgb(root / split / cls / name)).transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
             np.testing.assert_array_equal(x[i], ref)
+
+
+def test_the_script_that_made_it(tmp_path):
+    root = SHARED_DATA / "cifar10-jpg"
+    if not root.is_dir():
+        pytest.skip(f"real data absent: {root}")
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "make_default_data.py"
+    spec = importlib.util.spec_from_file_location("make_default_data", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "small.npz"
+    mod.main(["--src", str(root), "--train", "3", "--test", "2", "--out", str(out)])
+    small = load_default(out)
+    d = load_default()
+    assert small.x_train.shape == (30, 3, 32, 32) and small.x_test.shape == (20, 3, 32, 32)
+    np.testing.assert_array_equal(small.x_train[:3], d.x_train[:3])      # same first files of class 0
+    np.testing.assert_array_equal(small.x_train[3:6], d.x_train[1000:1003])  # and of class 1
+    assert small.class_names == d.class_names

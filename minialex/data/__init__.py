@@ -25,6 +25,12 @@ Batches (background thread, reshuffled every epoch, deterministic from seed)::
   ``EvalTransform(crop=28)`` or ``mode="ten"``). ImageNet-size: prepared 256x256,
   ``TrainTransform(crop=224)``, ``EvalTransform(crop=224, mode="ten")``.
   Per-channel instead of per-pixel mean: ``mean=channel_mean(mean)``.
+  ``TrainTransform`` runs as one fused numba pass (``data/_numba.py``) for uint8
+  input and float32 output, bit-identical to its readable NumPy steps
+  (``impl="numpy"`` forces those). PCA shift: ``pca_scale="sqrt"`` (default) or
+  ``"paper"``; see ``pca_color_shift`` for why.
+  ``EvalTransform(mode="ten")`` yields (N*10, C, c, c); average the softmax with
+  ``probs.reshape(N, 10, K).mean(1)``.
 
 ImageNet-style folders (``root/<class or wnid>/*.JPEG``)::
 

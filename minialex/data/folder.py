@@ -58,8 +58,13 @@ def read_synsets(path) -> dict:
     return out
 
 
-def _is_image_file(p: Path) -> bool:
-    return p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS
+def _image_files(folder: Path) -> list:
+    """Image files directly in ``folder``, sorted by name (hidden and non-image files skipped)."""
+    with os.scandir(folder) as it:  # scandir knows file types without a stat per file
+        names = [e.name for e in it
+                 if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
+                 and e.is_file()]
+    return [folder / n for n in sorted(names)]
 
 
 def list_image_folder(root, synsets=None, max_per_class=None) -> ImageFolder:
@@ -89,7 +94,7 @@ def list_image_folder(root, synsets=None, max_per_class=None) -> ImageFolder:
         raise ValueError(f"no class sub-folders in {str(root)!r}; expected root/<class>/<image files>")
     paths, labels = [], []
     for k, c in enumerate(classes):
-        files = sorted(p for p in (root / c).iterdir() if _is_image_file(p))
+        files = _image_files(root / c)
         if not files:
             raise ValueError(
                 f"class folder {str(root / c)!r} has no image files "

@@ -122,8 +122,15 @@ class RunningStats:
         """Add a batch (N, 3, H, W) uint8."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected RGB images (N, 3, H, W), got shape {x.shape}")
-        for img in x:
-            self.add_image(img.transpose(1, 2, 0))  # (3, H, W) -> (H, W, 3)
+        N, C, H, W = x.shape
+        if self._sum_img is None:
+            self._sum_img = np.zeros((H, W, 3), dtype=np.int64)
+        self._sum_img += x.sum(axis=0, dtype=np.int64).transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
+        px = x.transpose(1, 0, 2, 3).reshape(3, -1).astype(np.float64)  # (3, N*H*W)
+        self._sum_rgb += px.sum(axis=1)
+        self._sum_outer += px @ px.T
+        self.n_images += N
+        self.n_pixels += N * H * W
 
     @property
     def mean_image(self) -> np.ndarray:
@@ -140,7 +147,7 @@ class RunningStats:
         return self._sum_outer / self.n_pixels - np.outer(m, m)
 
 
-def image_statistics(x: np.ndarray, batch=1024):
+def image_statistics(x: np.ndarray, batch=256):
     """Mean image and RGB covariance of an in-memory uint8 set.
 
     Shapes:  x: (N, 3, H, W) uint8 -> mean (3, H, W) float32, cov (3, 3) float64
