@@ -132,8 +132,10 @@ def info() -> dict:
     """Versions and the active kernel paths, for bug reports and ``--verbose``.
 
     Returns a dict with python, numpy, numba, cupy versions, the number of
-    CUDA devices, and which im2col implementation the dispatcher picks on the
-    CPU ("numba" or "reference", see ``minialex.im2col``).
+    CUDA devices, and which CPU kernels the layers use: "numba" (im2col/col2im,
+    Conv2D's chunked path, MaxPool2D and LRN kernels in ``minialex._numba``)
+    or "reference" (the readable NumPy code), see ``minialex.im2col``; and the
+    thread counts numba and BLAS may use.
     """
     from . import im2col
 
@@ -144,7 +146,11 @@ def info() -> dict:
         "cupy": None,
         "cuda_devices": 0,
         "im2col_cpu": im2col.active_impl(),
+        "kernels_cpu": im2col.active_impl(),
+        "MINIALEX_KERNELS": os.environ.get("MINIALEX_KERNELS", ""),
         "MINIALEX_IM2COL": os.environ.get("MINIALEX_IM2COL", ""),
+        "cpu_count": os.cpu_count(),
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", ""),
     }
     try:
         import numba

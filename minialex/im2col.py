@@ -16,8 +16,12 @@ whole batch one GEMM per group.
 
 This file holds the readable NumPy/CuPy reference and a three-line dispatcher.
 The fast CPU kernels live in ``_numba.py`` and the GPU kernels in ``_cuda.py``.
-Choose the CPU path with ``impl=`` or the environment variable
-``MINIALEX_IM2COL`` ("numba" or "reference"); ``active_impl()`` reports it.
+Choose the CPU path with ``impl=`` or an environment variable:
+``MINIALEX_KERNELS`` ("numba", "reference" or "auto") switches every CPU fast
+path at once (im2col/col2im, Conv2D's chunked GEMM path, MaxPool2D, LRN);
+``MINIALEX_IM2COL`` is the older name and is read when ``MINIALEX_KERNELS``
+is unset. ``active_impl()`` reports the choice; ``use_numba(xp, impl)`` is
+the test each layer makes. On CuPy arrays numba is never called.
 """
 from __future__ import annotations
 
@@ -91,20 +95,30 @@ def col2im_reference(cols, x_shape, KH, KW, stride=1, padding=0):
 
 def active_impl(impl="auto"):
     """Name of the CPU implementation the dispatcher uses: "numba" or "reference"."""
-    if impl == "auto":
-        impl = os.environ.get("MINIALEX_IM2COL", "auto") or "auto"
+    if impl is None:
+        impl = "auto"
     if impl not in _IMPLS:
-        raise ValueError(f"im2col impl must be one of {_IMPLS}, got {impl!r}")
+        raise ValueError(f"kernel impl must be one of {_IMPLS}, got {impl!r}")
+    if impl == "auto":
+        env = "MINIALEX_KERNELS" if os.environ.get("MINIALEX_KERNELS") else "MINIALEX_IM2COL"
+        impl = os.environ.get(env, "auto") or "auto"
+        if impl not in _IMPLS:
+            raise ValueError(f"{env} must be one of {_IMPLS}, got {impl!r}")
     if impl == "auto":
         try:
             from . import _numba  # noqa: F401
         except ImportError:  # numba is a dependency; a broken install says so
             raise ImportError(
                 "minialex needs numba for its CPU kernels; `pip install numba`, "
-                "or set MINIALEX_IM2COL=reference to use the slow NumPy path"
+                "or set MINIALEX_KERNELS=reference to use the slow NumPy path"
             )
         return "numba"
     return impl
+
+
+def use_numba(xp, impl="auto"):
+    """True when a layer should call its numba kernel: NumPy arrays and the numba path active."""
+    return xp.__name__ == "numpy" and active_impl(impl) == "numba"
 
 
 def im2col(x, KH, KW, stride=1, padding=0, impl="auto"):

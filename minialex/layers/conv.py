@@ -4,9 +4,37 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from ..im2col import col2im, conv_output_size, im2col
+from ..im2col import col2im, conv_output_size, im2col, use_numba
 from .base import Layer, check_float, check_ndim
 from .init import constant, make_rng, normal
+
+# Bytes of im2col columns the fast CPU path holds at once (see Conv2D).
+CHUNK_BYTES = 48 * 2**20
+
+
+class _Workspace:
+    """Flat scratch arrays reused across layers and steps by the fast CPU path.
+
+    Layers run one after another, so one buffer per role ("cols", "res",
+    "dcols") serves every Conv2D. Not thread-safe: one model per thread.
+    """
+
+    def __init__(self):
+        self.buffers = {}
+
+    def get(self, role, shape, dtype):
+        size = int(np.prod(shape))
+        buf = self.buffers.get((role, np.dtype(dtype)))
+        if buf is None or buf.size < size:
+            buf = np.empty(size, dtype=dtype)
+            self.buffers[(role, np.dtype(dtype))] = buf
+        return buf[:size].reshape(shape)
+
+    def clear(self):
+        self.buffers.clear()
+
+
+WORKSPACE = _Workspace()
 
 
 class Conv2D(Layer):
@@ -22,11 +50,26 @@ class Conv2D(Layer):
     Paper:   Sec. 3.2 (groups), 3.5 (kernel sizes and strides),
              Sec. 5 (init: w ~ N(0, 0.01^2), bias 0 or 1).
     Backward derivation: docs/derivations.md#convolution.
+
+    Two paths compute the same thing. ``forward``/``backward`` below are the
+    readable one: im2col of the whole batch, one GEMM per group, kept columns
+    for backward. On NumPy arrays with numba active (``impl``, env
+    ``MINIALEX_KERNELS``; see ``minialex.im2col``) the fast path runs instead:
+    it walks the batch in chunks of about ``CHUNK_BYTES`` of columns, reuses
+    one set of scratch buffers (``WORKSPACE``) across layers and steps, fuses
+    the (F, N) -> (N, F) transpose with the bias add, and recomputes the
+    columns in backward instead of keeping them (the columns of conv2 at
+    batch 128 alone would take 900 MB).
+
+    ``input_grad=False`` (an attribute, also settable later) makes backward
+    skip dL/dx and return None: right for the first layer, whose input is the
+    image and needs no gradient (PyTorch skips it the same way). It saves one
+    GEMM and the col2im; dw and db are computed as usual.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  groups=1, rng=None, weight_std=0.01, bias_init=0.0, dtype=np.float32,
-                 im2col_impl="auto"):
+                 im2col_impl="auto", input_grad=True):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("kernel_size", kernel_size), ("stride", stride), ("groups", groups)):
@@ -42,6 +85,7 @@ class Conv2D(Layer):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding, self.groups = kernel_size, stride, padding, groups
         self.im2col_impl = im2col_impl
+        self.input_grad = bool(input_grad)
         K = kernel_size
         rng = make_rng(rng)
         self.params["w"] = normal((out_channels, in_channels // groups, K, K), weight_std, rng, dtype)
@@ -70,6 +114,8 @@ class Conv2D(Layer):
     def forward(self, x, train=True):
         xp = get_array_module(x)
         self._validate(x)
+        if use_numba(xp, self.im2col_impl):
+            return self._forward_fast(x)
         w, b = self.params["w"], self.params["b"]
         N, C, H, W = x.shape
         F, G, K, s, p = self.out_channels, self.groups, self.kernel_size, self.stride, self.padding
@@ -85,6 +131,8 @@ class Conv2D(Layer):
 
     def backward(self, dout):
         xp = get_array_module(dout)
+        if self.cache[0] == "fast":
+            return self._backward_fast(dout)
         x_shape, cols_g = self.cache
         w = self.params["w"]
         N, C, H, W = x_shape
@@ -94,10 +142,78 @@ class Conv2D(Layer):
         self.grads["b"] = dout.sum(axis=(0, 2, 3))                            # (F,)
         dw = xp.matmul(dout_g, cols_g.transpose(0, 2, 1))                     # (G, Fg, Cg*K*K)
         self.grads["w"] = dw.reshape(w.shape)                                 # (F, Cg, K, K)
+        if not self.input_grad:
+            self.cache = None
+            return None
         w_g = w.reshape(G, F // G, C // G * K * K)                            # (G, Fg, Cg*K*K)
         dcols = xp.matmul(w_g.transpose(0, 2, 1), dout_g)                     # (G, Cg*K*K, N*OH*OW)
         dcols = dcols.reshape(C * K * K, N * OH * OW)                         # (C*K*K, N*OH*OW)
         dx = col2im(dcols, x_shape, K, K, s, p, impl=self.im2col_impl)       # (N, C, H, W)
+        self.cache = None
+        return dx
+
+    # -- fast CPU path (NumPy + numba); same results as forward/backward above --
+    def _chunk(self, N, OH, OW, itemsize):
+        """Images per chunk so that one chunk's columns fit in CHUNK_BYTES."""
+        per_image = self.in_channels * self.kernel_size ** 2 * OH * OW * itemsize
+        return int(max(1, min(N, CHUNK_BYTES // per_image)))
+
+    def _forward_fast(self, x):
+        from .. import _numba
+        w, b = self.params["w"], self.params["b"]
+        N, C, H, W = x.shape
+        F, G, K, s, p = self.out_channels, self.groups, self.kernel_size, self.stride, self.padding
+        _, OH, OW = self.output_shape((C, H, W))
+        R, Fg = C * K * K, F // G                                  # rows of cols, kernels per group
+        out = np.empty((N, F, OH, OW), dtype=x.dtype)
+        w_g = w.reshape(G, Fg, R // G)                             # (G, Fg, Cg*K*K)
+        nb = self._chunk(N, OH, OW, x.dtype.itemsize)
+        for n0 in range(0, N, nb):
+            m = min(nb, N - n0)
+            cols = WORKSPACE.get("cols", (R, m * OH * OW), x.dtype)
+            _numba.im2col(x[n0:n0 + m], K, K, s, p, out=cols)      # (C*K*K, m*OH*OW)
+            res = WORKSPACE.get("res", (G, Fg, m * OH * OW), x.dtype)
+            np.matmul(w_g, cols.reshape(G, R // G, m * OH * OW), out=res)   # (G, Fg, m*OH*OW)
+            _numba.gemm_to_nchw(res.reshape(F, m, OH * OW), b,
+                                out[n0:n0 + m].reshape(m, F, OH * OW))      # (m, F, OH*OW) + b
+        self.cache = ("fast", x)
+        return out
+
+    def _backward_fast(self, dout):
+        from .. import _numba
+        _, x = self.cache
+        w = self.params["w"]
+        N, C, H, W = x.shape
+        F, G, K, s, p = self.out_channels, self.groups, self.kernel_size, self.stride, self.padding
+        OH, OW = dout.shape[2], dout.shape[3]
+        R, Fg = C * K * K, F // G
+        w_g = w.reshape(G, Fg, R // G)                             # (G, Fg, Cg*K*K)
+        dw = np.empty((G, Fg, R // G), dtype=w.dtype)
+        db = np.zeros(F, dtype=dout.dtype)
+        dx = np.empty((N, C, H, W), dtype=dout.dtype) if self.input_grad else None
+        nb = self._chunk(N, OH, OW, x.dtype.itemsize)
+        for n0 in range(0, N, nb):
+            m = min(nb, N - n0)
+            cols = WORKSPACE.get("cols", (R, m * OH * OW), x.dtype)
+            _numba.im2col(x[n0:n0 + m], K, K, s, p, out=cols)      # (C*K*K, m*OH*OW), recomputed
+            cols_g = cols.reshape(G, R // G, m * OH * OW)           # (G, Cg*K*K, m*OH*OW)
+            dres = WORKSPACE.get("res", (F, m, OH * OW), dout.dtype)
+            dchunk = np.ascontiguousarray(dout[n0:n0 + m]).reshape(m, F, OH * OW)  # (m, F, OH*OW)
+            _, db_chunk = _numba.nchw_to_gemm(dchunk, dres)         # (F, m, OH*OW)
+            db += db_chunk
+            dres_g = dres.reshape(G, Fg, m * OH * OW)               # (G, Fg, m*OH*OW)
+            if n0 == 0:
+                np.matmul(dres_g, cols_g.transpose(0, 2, 1), out=dw)      # (G, Fg, Cg*K*K)
+            else:
+                dw += np.matmul(dres_g, cols_g.transpose(0, 2, 1))
+            if not self.input_grad:
+                continue
+            dcols = WORKSPACE.get("dcols", (G, R // G, m * OH * OW), dout.dtype)
+            np.matmul(w_g.transpose(0, 2, 1), dres_g, out=dcols)    # (G, Cg*K*K, m*OH*OW)
+            _numba.col2im(dcols.reshape(R, m * OH * OW), (m, C, H, W), K, K, s, p,
+                          out=dx[n0:n0 + m])                        # (m, C, H, W)
+        self.grads["w"] = dw.reshape(w.shape)                      # (F, Cg, K, K)
+        self.grads["b"] = db
         self.cache = None
         return dx
 

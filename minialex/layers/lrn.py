@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..backend import get_array_module
+from ..im2col import use_numba
 from .base import Layer, check_float, check_ndim
 
 ALPHA_CONVENTIONS = ("paper", "pytorch")
@@ -40,9 +41,14 @@ class LocalResponseNorm(Layer):
              ``alpha_convention="pytorch"`` to get theirs: the paper's layer
              equals theirs with alpha' = n * alpha. See docs/deviations.md.
     Backward derivation: docs/derivations.md#local-response-normalisation.
+
+    The NumPy code below is the readable path. On NumPy arrays with numba
+    active (``impl``, env ``MINIALEX_KERNELS``; see ``minialex.im2col``) one
+    loop kernel per pass runs instead (``minialex._numba.lrn_forward`` /
+    ``lrn_backward``); it keeps only x for backward and recomputes the scale.
     """
 
-    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_convention="paper"):
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_convention="paper", impl="auto"):
         super().__init__()
         if int(size) != size or size < 1:
             raise ValueError(f"LocalResponseNorm: size must be a positive integer, got {size!r}")
@@ -55,6 +61,7 @@ class LocalResponseNorm(Layer):
             raise ValueError(f"LocalResponseNorm: k must be > 0 so the denominator is positive, got {k!r}")
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
         self.alpha_convention = alpha_convention
+        self.impl = impl
 
     @property
     def coeff(self):
@@ -65,6 +72,11 @@ class LocalResponseNorm(Layer):
         check_ndim(x, 4, "LocalResponseNorm")
         check_float(x, "LocalResponseNorm")
         half = self.size // 2
+        if use_numba(get_array_module(x), self.impl):
+            from .. import _numba
+            out = _numba.lrn_forward(x, half, self.k, self.coeff, self.beta)  # (N, C, H, W)
+            self.cache = (x, None, None)                          # scale is recomputed in backward
+            return out
         scale = self.k + self.coeff * window_sum(x * x, half)     # (N, C, H, W), >= k > 0
         out = x * scale ** (-self.beta)
         self.cache = (x, scale, out)
@@ -76,6 +88,11 @@ class LocalResponseNorm(Layer):
         # The window is symmetric, so "i whose window holds j" is window(j).
         x, scale, out = self.cache
         half = self.size // 2
+        if scale is None:                                          # fast path (see forward)
+            from .. import _numba
+            dx = _numba.lrn_backward(x, dout, half, self.k, self.coeff, self.beta)
+            self.cache = None
+            return dx
         dx = dout * scale ** (-self.beta)
         dx -= (2 * self.coeff * self.beta) * x * window_sum(dout * out / scale, half)
         self.cache = None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ..im2col import col2im, conv_output_size, im2col
+from ..im2col import col2im, conv_output_size, im2col, use_numba
 from .base import Layer, check_float, check_ndim
 
 
@@ -19,6 +19,12 @@ class MaxPool2D(Layer):
     Shapes:  x: (N, C, H, W)  ->  out: (N, C, OH, OW),  OH = (H - z) // s + 1
     Paper:   Sec. 3.4; z=3, s=2 (overlapping) vs z=s=2 (classic).
     Backward derivation: docs/derivations.md#overlapping-max-pooling.
+
+    The im2col code below is the readable path. On NumPy arrays with numba
+    active (``im2col_impl``, env ``MINIALEX_KERNELS``) a direct loop kernel
+    (``minialex._numba.maxpool_forward`` / ``maxpool_backward``) runs instead:
+    it returns the same values and the same arg-max (first max, row-major),
+    stored as one int8 per output instead of a column matrix.
     """
 
     def __init__(self, kernel_size=3, stride=2, im2col_impl="auto"):
@@ -43,6 +49,11 @@ class MaxPool2D(Layer):
         z, s = self.kernel_size, self.stride
         if z > H or z > W:
             raise ValueError(f"MaxPool2D: kernel_size={z} is larger than the input {H}x{W}")
+        if use_numba(xp, self.im2col_impl):
+            from .. import _numba
+            out, arg = _numba.maxpool_forward(x, z, s)             # (N, C, OH, OW) each
+            self.cache = (x.shape, arg)
+            return out
         _, OH, OW = self.output_shape((C, H, W))
         cols = im2col(x.reshape(N * C, 1, H, W), z, z, s, 0, impl=self.im2col_impl)  # (z*z, N*C*OH*OW)
         arg = xp.argmax(cols, axis=0)                              # (N*C*OH*OW,), first max wins
@@ -56,6 +67,11 @@ class MaxPool2D(Layer):
         x_shape, arg = self.cache
         N, C, H, W = x_shape
         z, s = self.kernel_size, self.stride
+        if arg.ndim == 4:                                          # fast path's (N, C, OH, OW) arg-max
+            from .. import _numba
+            dx = _numba.maxpool_backward(dout, arg, z, s, x_shape)  # (N, C, H, W)
+            self.cache = None
+            return dx
         M = arg.shape[0]                                           # N*C*OH*OW windows
         dcols = xp.zeros((z * z, M), dtype=dout.dtype)             # (z*z, N*C*OH*OW)
         dcols[arg, xp.arange(M)] = dout.reshape(M)                 # one entry per column: no clash

@@ -1,0 +1,279 @@
+"""The numba fast paths agree with the readable NumPy paths, forward and backward.
+
+Every layer with a fast path (Conv2D, MaxPool2D, LocalResponseNorm) is run
+twice on the same input, once with ``impl="reference"`` and once with
+``impl="numba"``, on random shapes including odd sizes and batch 1, in float32
+and float64. Pool values and arg-max routes must match exactly; sums whose
+order differs (col2im, LRN, GEMM chunks) match to a few float ulps.
+No timings here: speed lives in benchmarks/cpu.py.
+"""
+import os
+
+import numba
+import numpy as np
+import pytest
+
+from minialex import _numba
+from minialex.im2col import active_impl, col2im, col2im_reference, im2col_reference, use_numba
+from minialex.layers import Conv2D, LocalResponseNorm, MaxPool2D
+from minialex.layers import conv as conv_module
+
+# Relative tolerance of the fast path against the reference, by dtype:
+# a few ulps of the largest entry, from reordered sums.
+RTOL = {np.float32: 2e-6, np.float64: 1e-13}
+
+
+def assert_close(fast, ref, dtype):
+    """max|fast - ref| <= RTOL * max|ref|, and no upcast."""
+    assert fast.dtype == np.dtype(dtype), f"fast path returned {fast.dtype}, expected {np.dtype(dtype)}"
+    assert fast.shape == ref.shape
+    scale = max(float(np.abs(ref).max()), 1e-30)
+    err = float(np.abs(fast.astype(np.float64) - ref.astype(np.float64)).max())
+    assert err <= RTOL[dtype] * scale, f"max abs error {err:.3e} vs scale {scale:.3e}"
+
+
+def run_both(make_layer, x, seed=0):
+    """Forward + backward of the reference and the numba path on the same data.
+
+    Returns {impl: (out, dx, grads, dout_after_backward)} and the dout used.
+    """
+    results = {}
+    for impl in ("reference", "numba"):
+        layer = make_layer(impl)
+        out = layer.forward(x.copy())
+        dout = np.random.default_rng(seed).standard_normal(out.shape).astype(x.dtype)
+        dout_before = dout.copy()
+        dx = layer.backward(dout)
+        assert np.array_equal(dout, dout_before), f"{impl} backward modified dout"
+        grads = {k: np.array(v) for k, v in layer.grads.items()}
+        results[impl] = (out, dx, grads)
+    return results
+
+
+DTYPES = [np.float32, np.float64]
+
+# (N, C, H, W, F, K, stride, padding, groups): AlexNet-like and awkward ones.
+CONV_CASES = [
+    (1, 3, 23, 23, 8, 11, 4, 2, 1),       # conv1-like, batch 1
+    (2, 4, 9, 7, 6, 5, 1, 2, 2),          # grouped, odd non-square
+    (3, 6, 13, 13, 8, 3, 1, 1, 2),        # conv4-like
+    (1, 1, 5, 5, 1, 5, 1, 0, 1),          # one output pixel
+    (5, 3, 10, 11, 4, 3, 2, 0, 1),        # stride 2, odd batch
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_fast_matches_reference(case, dtype):
+    N, C, H, W, F, K, s, p, G = case
+    rng = np.random.default_rng(sum(case))
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    bias = rng.standard_normal(F).astype(dtype)
+
+    def make(impl):
+        layer = Conv2D(C, F, K, s, p, groups=G, rng=1, weight_std=0.5, dtype=dtype, im2col_impl=impl)
+        layer.params["b"][:] = bias
+        return layer
+
+    r = run_both(make, x)
+    (o_ref, dx_ref, g_ref), (o_f, dx_f, g_f) = r["reference"], r["numba"]
+    assert_close(o_f, o_ref, dtype)
+    assert_close(dx_f, dx_ref, dtype)
+    for k in ("w", "b"):
+        assert_close(g_f[k], g_ref[k], dtype)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3000])
+def test_conv_fast_path_chunks_the_batch(monkeypatch, chunk_bytes):
+    """With a tiny CHUNK_BYTES the batch is split (one image per chunk, or a few):
+    dw must sum over chunks and dx must land in the right images."""
+    monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 4, 8, 8)).astype(np.float64)
+    make = lambda impl: Conv2D(4, 6, 3, 1, 1, groups=2, rng=2, weight_std=0.5,
+                               dtype=np.float64, im2col_impl=impl)
+    assert make("numba")._chunk(5, 8, 8, 8) < 5                 # really more than one chunk
+    r = run_both(make, x)
+    for a, b in zip(r["numba"][:2], r["reference"][:2]):
+        assert_close(a, b, np.float64)
+    for k in ("w", "b"):
+        assert_close(r["numba"][2][k], r["reference"][2][k], np.float64)
+
+
+def test_conv_workspace_reuse_across_layers_and_steps():
+    """Two layers of different shapes share the scratch buffers; a second step
+    on new data must not see stale columns from the first."""
+    rng = np.random.default_rng(8)
+    conv_module.WORKSPACE.clear()
+    a = Conv2D(3, 4, 3, 1, 1, rng=1, im2col_impl="numba")
+    b = Conv2D(4, 5, 5, 2, 2, rng=2, im2col_impl="numba")
+    a_ref = Conv2D(3, 4, 3, 1, 1, rng=1, im2col_impl="reference")
+    b_ref = Conv2D(4, 5, 5, 2, 2, rng=2, im2col_impl="reference")
+    for step in range(2):
+        x = rng.standard_normal((2 + step, 3, 11, 11)).astype(np.float32)
+        y, y_ref = b.forward(a.forward(x)), b_ref.forward(a_ref.forward(x))
+        assert_close(y, y_ref, np.float32)
+        d = rng.standard_normal(y.shape).astype(np.float32)
+        assert_close(a.backward(b.backward(d)), a_ref.backward(b_ref.backward(d)), np.float32)
+        assert_close(a.grads["w"], a_ref.grads["w"], np.float32)
+
+
+POOL_CASES = [
+    (1, 1, 3, 3, 3, 2),      # one window
+    (2, 3, 9, 9, 3, 2),      # AlexNet's overlapping pool
+    (1, 5, 13, 11, 3, 2),    # odd, non-square, batch 1
+    (3, 2, 8, 8, 2, 2),      # classic non-overlapping
+    (2, 2, 10, 9, 3, 1),     # heavy overlap
+    (1, 2, 27, 27, 12, 5),   # z*z = 144 > 127: int32 arg-max
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", POOL_CASES)
+def test_maxpool_fast_matches_reference(case, dtype):
+    N, C, H, W, z, s = case
+    x = np.random.default_rng(sum(case)).standard_normal((N, C, H, W)).astype(dtype)
+    r = run_both(lambda impl: MaxPool2D(z, s, im2col_impl=impl), x)
+    (o_ref, dx_ref, _), (o_f, dx_f, _) = r["reference"], r["numba"]
+    assert o_f.dtype == dtype and np.array_equal(o_f, o_ref)
+    assert_close(dx_f, dx_ref, dtype)
+
+
+def test_maxpool_ties_go_to_first_max_and_overlaps_add():
+    """Integer-valued inputs tie everywhere; the fast path must route each
+    gradient exactly where the reference does (first max, row-major), and
+    pixels shared by overlapping windows get the sum."""
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 3, size=(2, 3, 11, 11)).astype(np.float32)
+    r = run_both(lambda impl: MaxPool2D(3, 2, im2col_impl=impl), x)
+    assert np.array_equal(r["numba"][0], r["reference"][0])
+    assert_close(r["numba"][1], r["reference"][1], np.float32)    # same routes; sums may reorder
+    # A constant input: every window's first element is its max.
+    ones = np.ones((1, 1, 5, 5), np.float32)
+    pool = MaxPool2D(3, 2, im2col_impl="numba")
+    pool.forward(ones)
+    dx = pool.backward(np.ones((1, 1, 2, 2), np.float32))
+    expected = np.zeros((5, 5), np.float32)
+    expected[0, 0] = expected[0, 2] = expected[2, 0] = expected[2, 2] = 1
+    assert np.array_equal(dx[0, 0], expected)
+
+
+def test_maxpool_nan_is_the_argmax_like_numpy():
+    x = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
+    x[0, 0, 1, 1] = np.nan                                       # inside window (0, 0) only
+    out, arg = _numba.maxpool_forward(x, 3, 2)
+    ref = MaxPool2D(3, 2, im2col_impl="reference").forward(x)
+    assert np.isnan(out[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 4
+    assert np.array_equal(out, ref, equal_nan=True)
+
+
+LRN_CASES = [
+    # (N, C, H, W, size, alpha, beta, k, convention)
+    (1, 96, 5, 7, 5, 1e-4, 0.75, 2.0, "paper"),    # the paper's constants, batch 1
+    (2, 7, 3, 3, 5, 1.0, 0.75, 1.0, "paper"),      # visible constants, odd C
+    (3, 3, 4, 5, 5, 1.0, 0.75, 1.0, "pytorch"),    # window wider than C
+    (2, 8, 3, 2, 3, 0.3, 0.6, 0.5, "paper"),       # beta != 3/4: the pow branch
+    (1, 1, 2, 2, 5, 1.0, 0.75, 1.0, "paper"),      # one channel
+    (2, 6, 1, 1, 4, 0.5, 0.75, 1.5, "paper"),      # even size: window 2*(4//2)+1
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LRN_CASES)
+def test_lrn_fast_matches_reference(case, dtype):
+    N, C, H, W, n, alpha, beta, k, conv = case
+    x = np.random.default_rng(N * C + H).standard_normal((N, C, H, W)).astype(dtype)
+    r = run_both(lambda impl: LocalResponseNorm(n, alpha, beta, k, conv, impl=impl), x)
+    for a, b in zip(r["numba"][:2], r["reference"][:2]):
+        assert_close(a, b, dtype)
+
+
+def test_col2im_fast_matches_reference_and_overwrites_out():
+    rng = np.random.default_rng(10)
+    for (N, C, H, W, K, s, p) in [(1, 3, 11, 11, 3, 2, 1), (2, 2, 9, 8, 5, 1, 2), (1, 1, 7, 7, 7, 1, 0)]:
+        x_shape = (N, C, H, W)
+        cols = im2col_reference(np.zeros(x_shape, np.float32), K, K, s, p)
+        cols = rng.standard_normal(cols.shape).astype(np.float32)
+        out = np.full(x_shape, 123.0, np.float32)                  # garbage: must be overwritten
+        fast = _numba.col2im(cols, x_shape, K, K, s, p, out=out)
+        assert fast is out
+        assert_close(fast, col2im_reference(cols, x_shape, K, K, s, p), np.float32)
+        assert_close(col2im(cols, x_shape, K, K, s, p, impl="numba"),
+                     col2im_reference(cols, x_shape, K, K, s, p), np.float32)
+
+
+def test_kernel_switch_env_and_errors(monkeypatch):
+    monkeypatch.delenv("MINIALEX_IM2COL", raising=False)
+    monkeypatch.setenv("MINIALEX_KERNELS", "reference")
+    assert active_impl() == "reference" and not use_numba(np)
+    monkeypatch.setenv("MINIALEX_KERNELS", "numba")
+    monkeypatch.setenv("MINIALEX_IM2COL", "reference")             # the general switch wins
+    assert active_impl() == "numba" and use_numba(np)
+    assert not use_numba(np, "reference")                          # an explicit impl wins over env
+    monkeypatch.setenv("MINIALEX_KERNELS", "fortran")
+    with pytest.raises(ValueError, match="MINIALEX_KERNELS"):
+        active_impl()
+    monkeypatch.delenv("MINIALEX_KERNELS")
+    assert active_impl() == "reference"                            # falls back to the older name
+
+
+def test_reference_switch_really_skips_numba(monkeypatch):
+    """MINIALEX_KERNELS=reference: the layers keep the readable cache format."""
+    monkeypatch.setenv("MINIALEX_KERNELS", "reference")
+    x = np.random.default_rng(11).standard_normal((1, 6, 7, 7)).astype(np.float32)
+    lrn, pool, conv = LocalResponseNorm(), MaxPool2D(), Conv2D(6, 4, 3, rng=0)
+    lrn.forward(x), pool.forward(x), conv.forward(x)
+    assert lrn.cache[1] is not None                                # scale kept: reference path
+    assert pool.cache[1].ndim == 1                                 # flat arg-max over im2col columns
+    assert conv.cache[0] != "fast"
+
+
+def test_fast_path_not_used_for_non_numpy_arrays():
+    class FakeXp:                                                  # stands in for cupy
+        __name__ = "cupy"
+    assert not use_numba(FakeXp, "numba")
+
+
+def test_thread_count_respected():
+    """numba never runs more threads than cores, the kernels do not raise the
+    count, and one thread gives bit-identical results (no reduction races)."""
+    cores = os.cpu_count()
+    assert numba.get_num_threads() <= cores
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((3, 8, 13, 13)).astype(np.float32)
+    d = rng.standard_normal((3, 8, 6, 6)).astype(np.float32)
+
+    def run():
+        conv = Conv2D(8, 8, 3, 1, 1, groups=2, rng=3, im2col_impl="numba")
+        lrn = LocalResponseNorm(impl="numba")
+        pool = MaxPool2D(3, 2, im2col_impl="numba")
+        y = pool.forward(lrn.forward(conv.forward(x)))
+        dx = conv.backward(lrn.backward(pool.backward(d)))
+        return y, dx, conv.grads["w"]
+
+    before = numba.get_num_threads()
+    many = run()
+    assert numba.get_num_threads() == before
+    numba.set_num_threads(1)
+    try:
+        one = run()
+        assert numba.get_num_threads() == 1
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(many, one):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("impl", ["reference", "numba"])
+def test_conv_without_input_grad_keeps_weight_grads(impl):
+    """input_grad=False (the first layer) skips dx but leaves dw and db unchanged."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    full = Conv2D(3, 4, 3, 2, 1, rng=5, im2col_impl=impl)
+    skip = Conv2D(3, 4, 3, 2, 1, rng=5, im2col_impl=impl, input_grad=False)
+    d = rng.standard_normal(full.forward(x).shape).astype(np.float32)
+    skip.forward(x)
+    assert full.backward(d) is not None and skip.backward(d) is None
+    for k in ("w", "b"):
+        assert np.array_equal(full.grads[k], skip.grads[k])
+    assert skip.cache is None
