@@ -234,7 +234,7 @@ print(f"median scaling {np.median(ratio):.3f}; k^-beta = {2 ** -0.75:.3f} is the
 print(f"notebook ran in {time.perf_counter() - t_start:.1f} s wall, {time.process_time():.1f} s CPU")
 
 # %% [markdown]
-# **Reading the result.** With activities of this size most units are scaled by nearly the same
-# factor $k^{-\beta}$, i.e. LRN acts mostly as a constant rescaling plus a mild suppression of the
-# units with strong neighbours. Whether it helps, and by how much, needs longer runs and several seeds
+# **Reading the result.** Where the median scaling printed above is close to $k^{-\beta}$, most
+# units are scaled by nearly the same factor, i.e. with activities of this size LRN acts mostly as a
+# constant rescaling plus a mild suppression of the units with strong neighbours. Whether it helps, and by how much, needs longer runs and several seeds
 # (the paper's 2-point CIFAR-10 gain was measured on a fully trained net).

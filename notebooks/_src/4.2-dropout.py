@@ -163,7 +163,8 @@ plt.show()
 print(f"notebook ran in {time.perf_counter() - t_start:.1f} s wall, {time.process_time():.1f} s CPU")
 
 # %% [markdown]
-# **Reading the result.** A single sampled sub-network is a weak classifier; averaging more of them
-# approaches the error of the one-pass 0.5-scaled net, which costs a single forward pass. How close the
-# two end up, and whether the arithmetic or geometric mean is better, is what *this* small net gave;
-# the paper only claims the scaling is a reasonable approximation to the geometric mean.
+# **Reading the result.** Compare the curve with the dotted line: the question is how many sampled
+# sub-networks an explicit ensemble needs before it matches the one-pass 0.5-scaled net, which costs a
+# single forward pass. The agreement rate and the mean probability difference printed above say how
+# close the two predictors are for *this* small net; the paper only claims that the scaling is a
+# reasonable approximation to the geometric mean of the ensemble.
