@@ -227,6 +227,9 @@ def parse_args(argv=None):
     if args.resume == "auto" and not (Path(args.out) / "checkpoint.npz").is_file():
         p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
                 "continue or --resume CKPT")
+    if args.config == "paper" and args.data in ("default", "cifar10"):
+        p.error(f"--config paper takes 224x224 crops of 256x256 images (Sec. 2, 4.1), but --data {args.data} "
+                "is 32x32 CIFAR-10; use --config cifar, or --data PATH with ImageNet-style images")
     try:
         model_config(args)                        # the config's own checks (sizes, towers, ...)
     except ValueError as e:

@@ -69,6 +69,7 @@ def test_short_run_writes_checkpoint_metrics_and_png(tmp_path, capsys):
     (["--data", "/no/such/folder"], "no such folder"),
     (["--pad", "-1"], "--pad must be >= 0"),
     (["--resume"], "no checkpoint at"),
+    (["--config", "paper"], "--config paper takes 224x224 crops"),
 ])
 def test_bad_options_fail_before_any_work(tmp_path, capsys, argv, needle):
     with pytest.raises(SystemExit) as e:
