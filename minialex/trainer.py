@@ -270,8 +270,11 @@ class Trainer:
     def _end_epoch(self):
         a = self.acc
         n = max(a["n"], 1)
-        val_loss, val1, val5 = evaluate_batches(self.model, self.val_x, self.val_y, self.val_transform,
-                                                xp=self.xp)
+        try:
+            val_loss, val1, val5 = evaluate_batches(self.model, self.val_x, self.val_y, self.val_transform,
+                                                    xp=self.xp)
+        except ValueError as e:                     # non-finite logits on the validation set
+            raise Diverged(f"validation after step {self.step} failed: {e}") from None
         if not math.isfinite(val_loss):
             raise Diverged(f"validation loss is {val_loss} after step {self.step}")
         lr = self.optimizer.lr
