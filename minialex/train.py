@@ -499,8 +499,8 @@ def print_summary(s):
               "completed epoch")
     if "val_top1" in s:
         print(f"summary after epoch {s['epoch']} (step {s['step']}):")
-        print(f"  train top-1 error  {100 * s['train_top1']:.2f}%  (running, over the last epoch's "
-              "augmented batches with dropout)")
+        print(f"  train top-1 error  {100 * s['train_top1']:.2f}%  (running average over the last "
+              "epoch's augmented training batches, training mode)")
         print(f"  test  top-1 error  {100 * s['val_top1']:.2f}%  top-5 {100 * s['val_top5']:.2f}%  "
               f"(centre crop; test accuracy {100 * (1 - s['val_top1']):.2f}%)")
     else:
