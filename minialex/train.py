@@ -28,7 +28,7 @@ import numpy as np
 CONFIG_DEFAULTS = {
     "paper": dict(epochs=90, batch_size=128, lr=0.01, schedule="plateau", dropout=0.5, pad=0,
                   pca_color=True, dropout_mode="paper", input_scale=1.0),
-    "cifar": dict(epochs=10, batch_size=64, lr=0.05, schedule="cosine", dropout=0.0, pad=4,
+    "cifar": dict(epochs=8, batch_size=64, lr=0.01, schedule="cosine", dropout=0.0, pad=4,
                   pca_color=False, dropout_mode="paper", input_scale=1 / 64),
     "tiny": dict(epochs=2, batch_size=128, lr=0.01, schedule="constant", dropout=0.5, pad=1,
                  pca_color=False, dropout_mode="paper", input_scale=1 / 64),
