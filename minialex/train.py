@@ -14,7 +14,6 @@ and ``curves.png``. See ``minialex.trainer`` for the loop and exact resume.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass

@@ -4,7 +4,6 @@ Every run here uses the tiny config on 64 bundled images in batches of 16
 (4 steps per epoch), so a run takes a second or two.
 """
 import csv
-import os
 import signal
 import subprocess
 import sys
