@@ -14,7 +14,6 @@ and ``curves.png``. See ``minialex.trainer`` for the loop and exact resume.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import numpy as np
 CONFIG_DEFAULTS = {
     "paper": dict(epochs=90, batch_size=128, lr=0.01, schedule="plateau", dropout=0.5, pad=0,
                   pca_color=True, dropout_mode="paper", input_scale=1.0),
-    "cifar": dict(epochs=8, batch_size=64, lr=0.05, schedule="cosine", dropout=0.0, pad=4,
+    "cifar": dict(epochs=8, batch_size=64, lr=0.01, schedule="cosine", dropout=0.0, pad=4,
                   pca_color=False, dropout_mode="paper", input_scale=1 / 64),
     "tiny": dict(epochs=2, batch_size=128, lr=0.01, schedule="constant", dropout=0.5, pad=1,
                  pca_color=False, dropout_mode="paper", input_scale=1 / 64),
@@ -228,6 +227,9 @@ def parse_args(argv=None):
     if args.resume == "auto" and not (Path(args.out) / "checkpoint.npz").is_file():
         p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
                 "continue or --resume CKPT")
+    if args.config == "paper" and args.data in ("default", "cifar10"):
+        p.error(f"--config paper takes 224x224 crops of 256x256 images (Sec. 2, 4.1), but --data {args.data} "
+                "is 32x32 CIFAR-10; use --config cifar, or --data PATH with ImageNet-style images")
     try:
         model_config(args)                        # the config's own checks (sizes, towers, ...)
     except ValueError as e:
@@ -512,8 +514,8 @@ def print_summary(s):
               "completed epoch")
     if "val_top1" in s:
         print(f"summary after epoch {s['epoch']} (step {s['step']}):")
-        print(f"  train top-1 error  {100 * s['train_top1']:.2f}%  (running, over the last epoch's "
-              "augmented batches with dropout)")
+        print(f"  train top-1 error  {100 * s['train_top1']:.2f}%  (running average over the last "
+              "epoch's augmented training batches, training mode)")
         print(f"  test  top-1 error  {100 * s['val_top1']:.2f}%  top-5 {100 * s['val_top5']:.2f}%  "
               f"(centre crop; test accuracy {100 * (1 - s['val_top1']):.2f}%)")
     else:
