@@ -46,8 +46,10 @@ def load_model(path):
 
 
 def _centred(x, prep):
-    """uint8 (N, 3, S, S) -> float32 minus the training mean image (Sec. 2)."""
-    return np.asarray(x, dtype=np.float32) - prep["mean"][None]        # (N, 3, S, S)
+    """uint8 (N, 3, S, S) -> float32 minus the training mean image (Sec. 2), times prep["scale"]."""
+    out = np.asarray(x, dtype=np.float32) - prep["mean"][None]         # (N, 3, S, S)
+    scale = prep.get("scale", 1.0)
+    return out * np.float32(scale) if scale != 1 else out
 
 
 def centre_batch(x, prep):

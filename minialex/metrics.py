@@ -53,7 +53,7 @@ def correct_topk(scores, labels, k):
 
 def topk_error(scores, labels, k=1):
     """Fraction of rows whose label is not among the k highest scores (Sec. 2)."""
-    return float(1.0 - correct_topk(scores, labels, k).mean())
+    return float(np.mean(~correct_topk(scores, labels, k)))
 
 
 class MetricsLog:

@@ -14,7 +14,6 @@ and ``curves.png``. See ``minialex.trainer`` for the loop and exact resume.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -26,9 +25,12 @@ import numpy as np
 # "paper" column is Sec. 5; the "cifar" column is the embedded default run,
 # tuned to finish in a few minutes on two CPU cores (README states its figures).
 CONFIG_DEFAULTS = {
-    "paper": dict(epochs=90, lr=0.01, schedule="plateau", pad=0, pca_color=True, dropout_mode="paper"),
-    "cifar": dict(epochs=8, lr=0.01, schedule="cosine", pad=4, pca_color=False, dropout_mode="paper"),
-    "tiny": dict(epochs=2, lr=0.01, schedule="constant", pad=1, pca_color=False, dropout_mode="paper"),
+    "paper": dict(epochs=90, batch_size=128, lr=0.01, schedule="plateau", dropout=0.5, pad=0,
+                  pca_color=True, dropout_mode="paper", input_scale=1.0),
+    "cifar": dict(epochs=8, batch_size=64, lr=0.01, schedule="cosine", dropout=0.0, pad=4,
+                  pca_color=False, dropout_mode="paper", input_scale=1 / 64),
+    "tiny": dict(epochs=2, batch_size=128, lr=0.01, schedule="constant", dropout=0.5, pad=1,
+                 pca_color=False, dropout_mode="paper", input_scale=1 / 64),
 }
 SCHEDULES = ("plateau", "step", "cosine", "constant")
 
@@ -148,8 +150,9 @@ def build_parser():
     o.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
                    help="passes over the training set (paper: about 90; cifar default: "
                         f"{CONFIG_DEFAULTS['cifar']['epochs']})")
-    o.add_argument("--batch-size", type=_positive_int("--batch-size"), default=128,
-                   help="images per SGD step (Sec. 5: 128)")
+    o.add_argument("--batch-size", type=_positive_int("--batch-size"), default=None,
+                   help="images per SGD step (Sec. 5: 128; cifar default: "
+                        f"{CONFIG_DEFAULTS['cifar']['batch_size']}, more steps in a short run)")
     o.add_argument("--lr", type=_float_in("--lr", 0, inf, lo_open=True), default=None,
                    help="initial learning rate eps (Sec. 5: 0.01; cifar default: "
                         f"{CONFIG_DEFAULTS['cifar']['lr']})")
@@ -170,6 +173,11 @@ def build_parser():
     a.add_argument("--pad", type=int, default=None,
                    help="zero padding before the random crop (cifar: 4, so crops move by up to 4 pixels; "
                         "paper: 0, 224 crops of 256 images)")
+    a.add_argument("--input-scale", type=_float_in("--input-scale", 0, inf, lo_open=True), default=None,
+                   help="multiply the mean-subtracted pixels by this. paper: 1, the raw centred RGB values "
+                        "of Sec. 2 (its N(0, 0.01^2) init expects them); cifar: 1/64, about 1/(pixel std), "
+                        "so that the He-style init sees unit-variance inputs (with raw values it first "
+                        "overshoots, then stalls at chance)")
     a.add_argument("--no-flip", action="store_true", help="no horizontal reflections")
     a.add_argument("--pca-color", choices=("on", "off"), default=None,
                    help="PCA colour augmentation (Sec. 4.1; default on for paper, off for cifar)")
@@ -180,8 +188,10 @@ def build_parser():
                    help="max-pool window/stride: 3/2 overlapping (default, Sec. 3.4) or 2/2")
     m.add_argument("--activation", choices=("relu", "tanh"), default="relu",
                    help="nonlinearity (Sec. 3.1: relu; tanh for Figure 1's comparison)")
-    m.add_argument("--dropout", type=_float_in("--dropout", 0, 1, hi_open=True), default=0.5,
-                   help="dropout probability in fc6/fc7 (Sec. 4.2: 0.5; 0 disables)")
+    m.add_argument("--dropout", type=_float_in("--dropout", 0, 1, hi_open=True), default=None,
+                   help="dropout probability in fc6/fc7 (Sec. 4.2: 0.5; 0 disables; cifar default: "
+                        f"{CONFIG_DEFAULTS['cifar']['dropout']}: dropout roughly doubles the iterations "
+                        "needed (Sec. 4.2), which a run of minutes does not have)")
     m.add_argument("--dropout-mode", choices=("paper", "inverted"), default=None,
                    help="paper: scale outputs by 1-p at test time (Sec. 4.2); inverted: by 1/(1-p) in training")
     m.add_argument("--towers", type=int, choices=(1, 2), default=2,
@@ -217,6 +227,9 @@ def parse_args(argv=None):
     if args.resume == "auto" and not (Path(args.out) / "checkpoint.npz").is_file():
         p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
                 "continue or --resume CKPT")
+    if args.config == "paper" and args.data in ("default", "cifar10"):
+        p.error(f"--config paper takes 224x224 crops of 256x256 images (Sec. 2, 4.1), but --data {args.data} "
+                "is 32x32 CIFAR-10; use --config cifar, or --data PATH with ImageNet-style images")
     try:
         model_config(args)                        # the config's own checks (sizes, towers, ...)
     except ValueError as e:
@@ -347,8 +360,22 @@ def preprocessing(args, cfg, data):
     if cfg.input_size > S + 2 * args.pad:
         raise ValueError(f"the {args.config} net takes {cfg.input_size}x{cfg.input_size} crops, but the "
                          f"images are {S}x{S} (pad {args.pad})")
-    meta = {"crop": cfg.input_size, "pad": args.pad, "image_size": S}
+    meta = {"crop": cfg.input_size, "pad": args.pad, "image_size": S, "scale": args.input_scale}
     return meta, np.asarray(data.mean, dtype=np.float32)
+
+
+@dataclass
+class Scaled:
+    """A transform followed by a multiplication with ``scale`` (--input-scale)."""
+
+    transform: object
+    scale: float
+
+    def __call__(self, x, rng=None):
+        out = self.transform(x, rng)
+        if self.scale != 1:
+            out *= np.float32(self.scale)
+        return out
 
 
 # ---------------------------------------------------------------- schedule
@@ -403,9 +430,9 @@ def run(args, log=print):
             f"fc8 {plan['head'] / 2**20:.1f}, LRN halo {plan['lrn'] / 2**20:.1f} MiB; forward + backward)")
     elif xp is not np:
         model.to(xp)
-    tt = TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
-                        pca=data.pca if args.pca_color else None)
-    et = EvalTransform(mean=mean, crop=cfg.input_size)
+    tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
+                               pca=data.pca if args.pca_color else None), args.input_scale)
+    et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
     loader = BatchLoader(xtr, ytr, args.batch_size, transform=tt, seed=args.seed, xp=xp)
     args.steps_per_epoch = len(loader)
     opt, sched = build_optimizer(net, args)
@@ -420,6 +447,9 @@ def run(args, log=print):
         m = trainer.restore(resume_path)
         log(f"resumed {resume_path}: epoch {m['epoch']}, batch {m['batch']}, step {m['step']}")
     else:
+        if trainer.checkpoint_path.exists():
+            log(f"note: starting a new run in {args.out}; its old checkpoint and metrics are replaced "
+                "(--resume continues a run instead)")
         log(f"{args.config} net, {model.num_params():,} parameters; data: {data.name}, "
             f"{len(ytr):,} train / {len(yval):,} val images; {args.epochs} epochs of {len(loader)} steps "
             f"(batch {args.batch_size}), lr {args.lr} ({args.schedule}), backend {args.backend}; out {args.out}")
@@ -484,8 +514,8 @@ def print_summary(s):
               "completed epoch")
     if "val_top1" in s:
         print(f"summary after epoch {s['epoch']} (step {s['step']}):")
-        print(f"  train top-1 error  {100 * s['train_top1']:.2f}%  (running, over the last epoch's "
-              "augmented batches with dropout)")
+        print(f"  train top-1 error  {100 * s['train_top1']:.2f}%  (running average over the last "
+              "epoch's augmented training batches, training mode)")
         print(f"  test  top-1 error  {100 * s['val_top1']:.2f}%  top-5 {100 * s['val_top5']:.2f}%  "
               f"(centre crop; test accuracy {100 * (1 - s['val_top1']):.2f}%)")
     else:

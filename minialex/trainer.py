@@ -104,7 +104,7 @@ def evaluate_batches(model, x, y, transform, batch_size=256, xp=np):
         c1 += int(correct_topk(logits, yb, 1).sum())
         c5 += int(correct_topk(logits, yb, 5).sum())
         n += len(yb)
-    return loss_sum / n, 1 - c1 / n, 1 - c5 / n
+    return loss_sum / n, (n - c1) / n, (n - c5) / n
 
 
 class Trainer:
@@ -215,7 +215,8 @@ class Trainer:
         """
         self.out.mkdir(parents=True, exist_ok=True)
         self._t0 = time.perf_counter()
-        if not self.checkpoint_path.exists() and self.step == 0:
+        if self.step == 0 and self.epoch == 0:     # a fresh run: replaces what an earlier one left in out
+            self.metrics.truncate(0)
             self.save()                            # a good checkpoint exists before the first step
         stopped = "done"
         with StopRequest() as stop:
@@ -271,14 +272,17 @@ class Trainer:
     def _end_epoch(self):
         a = self.acc
         n = max(a["n"], 1)
-        val_loss, val1, val5 = evaluate_batches(self.model, self.val_x, self.val_y, self.val_transform,
-                                                xp=self.xp)
+        try:
+            val_loss, val1, val5 = evaluate_batches(self.model, self.val_x, self.val_y, self.val_transform,
+                                                    xp=self.xp)
+        except ValueError as e:                     # non-finite logits on the validation set
+            raise Diverged(f"validation after step {self.step} failed: {e}") from None
         if not math.isfinite(val_loss):
             raise Diverged(f"validation loss is {val_loss} after step {self.step}")
         lr = self.optimizer.lr
         self.epoch, self.batch = self.epoch + 1, 0
         row = {"epoch": self.epoch, "step": self.step, "lr": float(lr), "train_loss": a["loss"] / n,
-               "train_top1": 1 - a["c1"] / n, "train_top5": 1 - a["c5"] / n, "val_loss": val_loss,
+               "train_top1": (n - a["c1"]) / n, "train_top5": (n - a["c5"]) / n, "val_loss": val_loss,
                "val_top1": val1, "val_top5": val5, "images_per_s": a["n"] / max(a["seconds"], 1e-9),
                "epoch_s": a["seconds"], "wall_s": self.wall + self._elapsed()}
         self.metrics.append(row)

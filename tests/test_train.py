@@ -4,7 +4,6 @@ Every run here uses the tiny config on 64 bundled images in batches of 16
 (4 steps per epoch), so a run takes a second or two.
 """
 import csv
-import os
 import signal
 import subprocess
 import sys
@@ -69,6 +68,7 @@ def test_short_run_writes_checkpoint_metrics_and_png(tmp_path, capsys):
     (["--data", "/no/such/folder"], "no such folder"),
     (["--pad", "-1"], "--pad must be >= 0"),
     (["--resume"], "no checkpoint at"),
+    (["--config", "paper"], "--config paper takes 224x224 crops"),
 ])
 def test_bad_options_fail_before_any_work(tmp_path, capsys, argv, needle):
     with pytest.raises(SystemExit) as e:
@@ -174,9 +174,12 @@ def test_sigterm_to_a_real_process(tmp_path):
                             text=True)
     metrics = out / "metrics.csv"
     deadline = time.time() + 120
-    while not metrics.exists() and time.time() < deadline and proc.poll() is None:
+    def epochs_done():                            # metrics.csv is created empty at the start
+        return len(metrics.read_text().splitlines()) - 1 if metrics.exists() else 0
+
+    while epochs_done() < 1 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    assert metrics.exists(), proc.communicate()[1] if proc.poll() is not None else "no epoch within 120 s"
+    assert epochs_done() >= 1, proc.communicate()[1] if proc.poll() is not None else "no epoch within 120 s"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

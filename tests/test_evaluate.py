@@ -1,0 +1,123 @@
+"""minialex.evaluate: softmax averaging over ten crops (Sec. 4.1) and over nets (Sec. 6)."""
+import numpy as np
+import pytest
+
+from minialex import evaluate as ev
+from minialex.checkpoint import save_checkpoint
+from minialex.layers import softmax
+from minialex.metrics import correct_topk, topk_error
+from minialex.model import AlexNet, AlexNetConfig
+
+CROP, PAD, S = 15, 2, 17          # tiny net: 15x15 crops of 17x17 images, padded by 2 for ten-crop
+
+
+def tiny_checkpoint(path, seed):
+    """A tiny net with a recorded preprocessing, as minialex.train writes it."""
+    model = AlexNet(AlexNetConfig.tiny(seed=seed, num_classes=6, dropout=0.5))
+    mean = np.random.default_rng(seed).uniform(100, 150, size=(3, S, S)).astype(np.float32)
+    prep = {"crop": CROP, "pad": PAD, "image_size": S, "mean": mean.tolist()}
+    save_checkpoint(path, model, extra={"preprocess": prep, "class_names": [str(i) for i in range(6)]})
+    return path
+
+
+@pytest.fixture
+def images():
+    rng = np.random.default_rng(7)
+    return rng.integers(0, 256, size=(12, 3, S, S), dtype=np.uint8)
+
+
+def naive_ten_crop_probs(model, x, mean):
+    """Sec. 4.1 written out: pad, cut the four corners and the centre, flip them, average the softmax."""
+    xc = np.pad(x.astype(np.float64) - mean, ((0, 0), (0, 0), (PAD, PAD), (PAD, PAD)))
+    H = xc.shape[2]
+    probs = []
+    for top, left in [(0, 0), (0, H - CROP), (H - CROP, 0), (H - CROP, H - CROP),
+                      ((H - CROP) // 2, (H - CROP) // 2)]:
+        patch = xc[:, :, top:top + CROP, left:left + CROP]
+        for p in (patch, patch[..., ::-1]):
+            logits = model.predict(np.ascontiguousarray(p))
+            probs.append(softmax(logits.astype(np.float64)))
+    return np.mean(probs, axis=0)
+
+
+def test_predict_proba_centre_and_ten_crop_match_a_naive_version(tmp_path, images):
+    model, meta = ev.load_model(tiny_checkpoint(tmp_path / "a.npz", seed=1))
+    mean = meta["preprocess"]["mean"].astype(np.float64)
+    centre = ev.predict_proba(model, images, meta["preprocess"], batch_size=5)
+    c = (S - CROP) // 2
+    expect = softmax(model.predict((images.astype(np.float64) - mean)[:, :, c:c + CROP, c:c + CROP])
+                     .astype(np.float64))
+    np.testing.assert_allclose(centre, expect, rtol=1e-5, atol=1e-7)
+    ten = ev.predict_proba(model, images, meta["preprocess"], ten_crop=True, batch_size=5)
+    np.testing.assert_allclose(ten, naive_ten_crop_probs(model, images, mean), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(ten.sum(axis=1), 1.0, rtol=1e-12)
+    assert not np.allclose(ten, centre)        # the crops differ, so the average does too
+
+
+def test_ten_crop_lowers_error_on_a_constructed_case(tmp_path, images):
+    """Labels are what the ten-crop average predicts, so ten-crop scores 0% top-1 error.
+    The centre crop alone disagrees on some images: its error is higher. An evaluation
+    that ignored the ten patches would report the same error twice."""
+    path = tiny_checkpoint(tmp_path / "a.npz", seed=3)
+    model, meta = ev.load_model(path)
+    ten = ev.predict_proba(model, images, meta["preprocess"], ten_crop=True)
+    centre = ev.predict_proba(model, images, meta["preprocess"])
+    labels = ten.argmax(axis=1)
+    assert (centre.argmax(axis=1) != labels).any(), "construction needs images where the crops disagree"
+    rows = {(name, mode): (e1, e5) for name, mode, e1, e5 in ev.evaluate([path], images, labels, ten_crop=True)}
+    assert rows[(str(path), "ten-crop")][0] == 0.0
+    assert rows[(str(path), "centre")][0] > 0.0
+    assert rows[(str(path), "centre")][0] == topk_error(centre, labels, 1)
+
+
+def test_ensemble_is_the_mean_of_the_members_softmax(tmp_path, images):
+    paths = [tiny_checkpoint(tmp_path / f"m{i}.npz", seed=10 + i) for i in range(3)]
+    labels = np.arange(len(images)) % 6
+    members = []
+    for p in paths:
+        model, meta = ev.load_model(p)
+        members.append(ev.predict_proba(model, images, meta["preprocess"]))
+    mean = (members[0] + members[1] + members[2]) / 3
+    np.testing.assert_allclose(ev.ensemble(members), mean, rtol=1e-12)
+    rows = ev.evaluate([str(p) for p in paths], images, labels)
+    assert [r[0] for r in rows] == [str(p) for p in paths] + ["ensemble of 3"]
+    e1, e5 = rows[-1][2], rows[-1][3]
+    assert e1 == topk_error(mean, labels, 1) and e5 == topk_error(mean, labels, 5)
+    # different seeds: the members disagree, so the ensemble is not just one of them
+    assert not np.allclose(members[0], members[1])
+
+
+def test_ensemble_rejects_mismatched_members():
+    with pytest.raises(ValueError, match="differ in shape"):
+        ev.ensemble([np.zeros((2, 3)), np.zeros((2, 4))])
+    with pytest.raises(ValueError, match="no members"):
+        ev.ensemble([])
+
+
+def test_topk_error_against_a_loop():
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((50, 10))
+    labels = rng.integers(0, 10, 50)
+    for k in (1, 5):
+        wrong = sum(labels[i] not in np.argsort(-scores[i])[:k] for i in range(50))
+        assert topk_error(scores, labels, k) == wrong / 50
+    ties = np.array([[1.0, 1.0, 0.0]])         # a tie with the label counts in its favour
+    assert correct_topk(ties, np.array([1]), 1).all()
+
+
+def test_cli_prints_one_table(tmp_path, capsys):
+    from minialex import train
+
+    assert train.main(["--config", "tiny", "--limit", "40", "--batch-size", "20", "--epochs", "1", "--quiet",
+                       "--no-plot", "--out", str(tmp_path / "a")]) == 0
+    assert train.main(["--config", "tiny", "--limit", "40", "--batch-size", "20", "--epochs", "1", "--quiet",
+                       "--no-plot", "--seed", "1", "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    a, b = str(tmp_path / "a" / "checkpoint.npz"), str(tmp_path / "b" / "checkpoint.npz")
+    assert ev.main([a, b, "--data", "default", "--ten-crop", "--limit", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "30 images of bundled CIFAR-10 subset" in out
+    for needle in (f"{a}  centre", f"{a}  ten-crop", "ensemble of 2  centre", "ensemble of 2  ten-crop"):
+        assert " ".join(needle.split()) in " ".join(out.split()), needle
+    with pytest.raises(SystemExit):
+        ev.main([str(tmp_path / "missing.npz")])
