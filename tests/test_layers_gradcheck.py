@@ -120,3 +120,16 @@ def test_cli_passes_all_layers(capsys):
         assert name in out
     assert "all layers pass" in out
     assert gradcheck.main(["--layer", "lrn"]) == 0
+
+
+def test_check_layer_on_a_container_sees_every_parameter():
+    """A Sequential builds its params dict on each access; the float64 copies
+    must land in the sub-layers, or perturbations would be invisible (error 1)."""
+    from minialex.layers import Sequential
+
+    rng = np.random.default_rng(10)
+    net = Sequential(("conv", Conv2D(2, 4, 3, padding=1, rng=rng, weight_std=0.5, dtype=np.float64)),
+                     ("tanh", Tanh()), ("flat", Flatten()),
+                     ("fc", Linear(4 * 5 * 5, 3, rng=rng, weight_std=0.3, dtype=np.float64)))
+    rep = check_layer(net, rng.standard_normal((2, 2, 5, 5)), threshold=THRESHOLD)
+    assert assert_passes(rep) == {"dx", "conv.w", "conv.b", "fc.w", "fc.b"}

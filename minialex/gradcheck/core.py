@@ -298,6 +298,21 @@ def _finish(report, ctx, diagnose):
     return report
 
 
+def _params_to_float64(layer):
+    """Replace ``layer``'s parameters by float64 copies, in the object that owns
+    them: for a container with ``.layers`` (Sequential, AlexNet), in each
+    sub-layer, since the container's ``params`` is a fresh dict each time."""
+    subs = getattr(layer, "layers", None)
+    if isinstance(subs, (list, tuple)):
+        for sub in subs:
+            _params_to_float64(sub)
+        return
+    params = getattr(layer, "params", None)
+    if params:
+        for k in list(params):
+            params[k] = _as_float64(params[k])
+
+
 def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, train=True,
                 name=None, reference=None, diagnose=True, info=None):
     """Check ``dx`` and every gradient in ``layer.grads`` against centred differences.
@@ -326,12 +341,13 @@ def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, 
     rng = np.random.default_rng(seed)
     x_dtype = getattr(x, "dtype", None)
     x = _as_float64(x)
+    p_dtypes = {k: getattr(v, "dtype", None) for k, v in (getattr(layer, "params", None) or {}).items()}
+    _params_to_float64(layer)
+    # Read params again: a container (Sequential, AlexNet) builds its dict from
+    # its sub-layers on each access, so the float64 arrays live in those.
     params = getattr(layer, "params", None)
     if params is None:
         params = {}
-    p_dtypes = {k: getattr(v, "dtype", None) for k, v in params.items()}
-    for k in list(params):
-        params[k] = _as_float64(params[k])
 
     takes = {id(layer): _accepts_train(layer.forward)}
     if reference is not None:
