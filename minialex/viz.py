@@ -18,12 +18,18 @@ box), so a caller knows what it gets.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")                      # headless: no display needed, before pyplot
+# Headless by default: with no display and no backend chosen (MPLBACKEND, or a
+# notebook's inline backend, which sets MPLBACKEND) and pyplot not yet loaded,
+# use Agg. A notebook keeps its inline figures.
+if ("matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND")
+        and not os.environ.get("DISPLAY")):
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 

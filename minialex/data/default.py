@@ -61,7 +61,14 @@ _lock = threading.Lock()
 
 
 def load_default(path=None) -> DefaultData:
-    """Return the bundled CIFAR-10 subset (decoded once per process, then cached)."""
+    """Return the bundled CIFAR-10 subset (decoded once per process, then cached).
+
+    Shapes:  x_train (10000, 3, 32, 32) uint8, y_train (10000,) int64,
+             x_test (2000, 3, 32, 32) uint8, y_test (2000,) int64
+    The images are **grouped by class** (all of class 0, then class 1, ...),
+    so ``x_train[:2000]`` holds two classes only: draw a random subset
+    (``rng.permutation``) or let ``BatchLoader`` shuffle.
+    """
     path = Path(path) if path is not None else PATH
     with _lock:
         if path not in _cache:

@@ -35,11 +35,6 @@ from minialex.metrics import topk_error
 from minialex.model import AlexNet, AlexNetConfig
 from minialex.optim import SGD
 
-try:    # minialex.viz picks matplotlib's headless Agg backend for its PNG files; display inline again
-    get_ipython().run_line_magic("matplotlib", "inline")
-except NameError:                                                    # run as a plain script
-    pass
-
 t_start = time.perf_counter()
 N_TRAIN, N_TEST, EPOCHS, BATCH, LR, SEED, SCALE = 3000, 500, 3, 64, 0.01, 0, 1 / 64
 OUT = Path(tempfile.mkdtemp(prefix="minialex-6.1-"))                # viz writes PNGs; shown inline below
