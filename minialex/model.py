@@ -93,6 +93,7 @@ class AlexNetConfig:
     lrn_beta: float = 0.75           # beta
     lrn_k: float = 2.0               # k
     lrn_alpha_convention: str = "paper"   # "paper": alpha not divided by n; "pytorch": alpha / n
+    lrn_per_tower: bool = False      # True: each tower normalises its own maps (the paper's two-GPU code); False: the formula over all N maps (docs/deviations.md, 18)
     # --- max pooling (Sec. 3.4) ---
     pool_kernel: int = 3             # z; 3 with stride 2 overlaps, the Sec. 3.4 ablation uses 2
     pool_stride: int = 2             # s
@@ -309,7 +310,8 @@ class AlexNet(Sequential):
             items.append((f"{act_name}{n}", _activation(cfg.activation)))
             if cfg.lrn and n in cfg.lrn_after:
                 items.append((f"lrn{n}", LocalResponseNorm(cfg.lrn_size, cfg.lrn_alpha, cfg.lrn_beta,
-                                                           cfg.lrn_k, cfg.lrn_alpha_convention)))
+                                                           cfg.lrn_k, cfg.lrn_alpha_convention,
+                                                           groups=cfg.towers if cfg.lrn_per_tower else 1)))
             if n in cfg.pool_after:
                 pool = MaxPool2D(cfg.pool_kernel, cfg.pool_stride)
                 if pool.kernel_size > H:

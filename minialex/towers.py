@@ -378,7 +378,13 @@ class TwoTowerAlexNet:
                 head.cache = None
                 stages.append(_Head(name, head))
             elif isinstance(layer, LocalResponseNorm):
-                stages.append(_HaloLRN(name, [copy.deepcopy(layer) for _ in (0, 1)], layer.size // 2))
+                if layer.groups not in (1, 2):
+                    raise ValueError(f"TwoTowerAlexNet: {name} has groups={layer.groups}; expected 1 or 2")
+                parts = [copy.deepcopy(layer) for _ in (0, 1)]
+                for part in parts:
+                    part.groups = 1                                # each part sees one tower's maps
+                # groups=2 (lrn_per_tower): each tower normalises alone, nothing crosses.
+                stages.append(_HaloLRN(name, parts, 0 if layer.groups == 2 else layer.size // 2))
             elif isinstance(layer, Dropout):
                 parts = [Dropout(layer.p, mode=layer.mode, rng=0) for _ in (0, 1)]
                 stages.append(_TowerDropout(name, layer, parts, fc_slices))
@@ -633,7 +639,7 @@ def transfer_plan(model, batch):
             plan["fc" if len(layer.tower_slices) == 2 else "head"] += (4 if len(layer.tower_slices) == 2 else 2) * half_in
         elif isinstance(layer, LocalResponseNorm):
             C, H, W = shape
-            h = min(layer.size // 2, C // 2)
+            h = 0 if layer.groups == 2 else min(layer.size // 2, C // 2)
             plan["lrn"] += 4 * N * h * H * W * item
         prev_shape = shape
     plan["between_towers"] = sum(v for k, v in plan.items() if k != "input")

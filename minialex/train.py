@@ -184,6 +184,9 @@ def build_parser():
 
     m = p.add_argument_group("architecture ablations (Sec. 3, 4.2, 7)")
     m.add_argument("--no-lrn", action="store_true", help="no local response normalisation (Sec. 3.3)")
+    m.add_argument("--lrn-per-tower", action="store_true",
+                   help="each tower normalises only its own maps, as the paper's two-GPU code did "
+                        "(Sec. 3.2, 3.3; default: the Sec. 3.3 formula over all maps, docs/deviations.md 18)")
     m.add_argument("--pool", type=_pool, default=None, metavar="Z/S",
                    help="max-pool window/stride: 3/2 overlapping (default, Sec. 3.4) or 2/2")
     m.add_argument("--activation", choices=("relu", "tanh"), default="relu",
@@ -270,7 +273,7 @@ def model_config(args):
     """AlexNetConfig from the options (config + ablation switches)."""
     from .model import AlexNetConfig
 
-    over = dict(seed=args.seed, lrn=not args.no_lrn, activation=args.activation, dropout=args.dropout,
+    over = dict(seed=args.seed, lrn=not args.no_lrn, lrn_per_tower=args.lrn_per_tower, activation=args.activation, dropout=args.dropout,
                 dropout_mode=args.dropout_mode, towers=args.towers, drop_conv=tuple(args.drop_conv))
     if args.pool is not None:
         over["pool_kernel"], over["pool_stride"] = args.pool

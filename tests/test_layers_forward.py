@@ -159,3 +159,15 @@ def test_softmax_xent_values_and_stability():
     y = np.array([0, 1, 4, 2])
     p = np.exp(x) / np.exp(x).sum(1, keepdims=True)
     assert abs(loss.forward(x, y) - np.mean(-np.log(p[np.arange(4), y]))) < 1e-12
+
+
+def test_lrn_groups_normalise_each_tower_alone():
+    """groups=2: the window is clipped at the tower boundary too (the paper's
+    two-GPU code), i.e. two independent LRNs over the two halves."""
+    x = np.random.default_rng(11).standard_normal((2, 8, 3, 3)) * 2
+    out = LocalResponseNorm(5, 1.0, 0.75, 1.0, groups=2).forward(x)
+    halves = [naive_lrn(x[:, :4], 5, 1.0, 0.75, 1.0), naive_lrn(x[:, 4:], 5, 1.0, 0.75, 1.0)]
+    np.testing.assert_allclose(out, np.concatenate(halves, axis=1), rtol=1e-12)
+    assert not np.allclose(out, naive_lrn(x, 5, 1.0, 0.75, 1.0))
+    with pytest.raises(ValueError, match="groups=3 must divide the 8 input channels"):
+        LocalResponseNorm(groups=3).forward(x)

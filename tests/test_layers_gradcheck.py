@@ -51,6 +51,13 @@ def test_lrn(alpha, k, conv):
     assert_passes(check_layer(layer, x, threshold=THRESHOLD))
 
 
+@pytest.mark.parametrize("impl", ["auto", "reference"])
+def test_lrn_per_tower_groups(impl):
+    x = np.random.default_rng(12).standard_normal((2, 8, 3, 3))
+    layer = LocalResponseNorm(5, 1.0, 0.75, 1.0, groups=2, impl=impl)
+    assert_passes(check_layer(layer, x, threshold=THRESHOLD))
+
+
 def test_lrn_check_exposes_a_wrong_window():
     """With alpha=1, k=1 a window that forgets the clipping fails the check."""
 

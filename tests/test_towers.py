@@ -39,6 +39,7 @@ CONFIGS = {
     "tiny-no-lrn-no-conv3": AlexNetConfig.tiny(lrn=False, drop_conv=(3,)),
     "tiny-tanh-inverted-dropout": AlexNetConfig.tiny(activation="tanh", dropout_mode="inverted"),
     "cifar": AlexNetConfig.cifar(dtype="float64"),
+    "tiny-lrn-per-tower": AlexNetConfig.tiny(lrn_per_tower=True),
 }
 
 
@@ -241,7 +242,7 @@ def test_training_loop_interface_delegates_to_the_unsplit_model():
     np.testing.assert_array_equal(net.forward(x), a)     # same dropout masks again
 
 
-@pytest.mark.parametrize("name", ["tiny", "tiny-no-lrn-no-conv3", "cifar"])
+@pytest.mark.parametrize("name", ["tiny", "tiny-no-lrn-no-conv3", "cifar", "tiny-lrn-per-tower"])
 def test_transfer_plan_predicts_the_measured_bytes(name):
     from minialex.towers import transfer_plan
 
@@ -322,3 +323,18 @@ def test_bytes_per_step_survives_an_evaluation_forward():
     after_step = net.bytes_per_step()
     net.predict(x[:1])                               # evaluation between training steps
     assert net.bytes_per_step() == after_step
+
+
+def test_lrn_per_tower_sends_no_halo():
+    """lrn_per_tower=True is the paper's own two-GPU LRN: each tower normalises
+    its maps alone, so the LRN layers move no bytes between the towers."""
+    per_tower = AlexNet(CONFIGS["tiny-lrn-per-tower"])
+    spanning = AlexNet(CONFIGS["tiny"])
+    x, y = batch(per_tower, 4)
+    counts = {}
+    for key, model in (("per_tower", per_tower), ("spanning", spanning)):
+        net = TwoTowerAlexNet(model, devices=(0, 1))
+        step(net, x, y)
+        counts[key] = dict(net.bytes_per_step())
+    assert counts["per_tower"]["lrn"] == 0 < counts["spanning"]["lrn"]
+    assert counts["per_tower"]["conv"] == counts["spanning"]["conv"]

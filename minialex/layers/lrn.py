@@ -46,10 +46,20 @@ class LocalResponseNorm(Layer):
     active (``impl``, env ``MINIALEX_KERNELS``; see ``minialex.im2col``) one
     loop kernel per pass runs instead (``minialex._numba.lrn_forward`` /
     ``lrn_backward``); it keeps only x for backward and recomputes the scale.
+
+    ``groups=G`` normalises each of G equal channel groups on its own: the
+    window is clipped at the group's first and last map as well. ``groups=2``
+    is what the paper's two-GPU code did (each GPU normalised its own 48 or
+    128 maps); ``groups=1`` (default) is the formula as printed, with N the
+    layer's kernel count. See docs/deviations.md, item 18.
     """
 
-    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_convention="paper", impl="auto"):
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_convention="paper", impl="auto",
+                 groups=1):
         super().__init__()
+        if int(groups) != groups or groups < 1:
+            raise ValueError(f"LocalResponseNorm: groups must be a positive integer, got {groups!r}")
+        self.groups = groups
         if int(size) != size or size < 1:
             raise ValueError(f"LocalResponseNorm: size must be a positive integer, got {size!r}")
         if alpha_convention not in ALPHA_CONVENTIONS:
@@ -71,6 +81,24 @@ class LocalResponseNorm(Layer):
     def forward(self, x, train=True):
         check_ndim(x, 4, "LocalResponseNorm")
         check_float(x, "LocalResponseNorm")
+        N, C, H, W = x.shape
+        G = self.groups
+        if C % G:
+            raise ValueError(f"LocalResponseNorm: groups={G} must divide the {C} input channels")
+        if G == 1:
+            return self._forward(x)
+        out = self._forward(x.reshape(N * G, C // G, H, W))      # (N*G, C/G, H, W): each group alone
+        return out.reshape(N, C, H, W)                           # (N, C, H, W)
+
+    def backward(self, dout):
+        G = self.groups
+        if G == 1:
+            return self._backward(dout)
+        N, C, H, W = dout.shape
+        dx = self._backward(dout.reshape(N * G, C // G, H, W))   # (N*G, C/G, H, W)
+        return dx.reshape(N, C, H, W)                            # (N, C, H, W)
+
+    def _forward(self, x):
         half = self.size // 2
         if use_numba(get_array_module(x), self.impl):
             from .. import _numba
@@ -87,7 +115,7 @@ class LocalResponseNorm(Layer):
         self.cache = (x, scale, out)
         return out
 
-    def backward(self, dout):
+    def _backward(self, dout):
         # dL/da_j = dout_j * s_j^-beta
         #           - 2 alpha beta a_j * sum_{i: j in window(i)} dout_i b_i / s_i
         # The window is symmetric, so "i whose window holds j" is window(j).
