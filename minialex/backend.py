@@ -151,6 +151,8 @@ def info() -> dict:
         "MINIALEX_IM2COL": os.environ.get("MINIALEX_IM2COL", ""),
         "cpu_count": os.cpu_count(),
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", ""),
+        "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", ""),
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", ""),
     }
     try:
         import numba

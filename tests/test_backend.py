@@ -37,3 +37,23 @@ def test_to_numpy_and_to_device():
     a = np.arange(3)
     assert backend.to_numpy(a) is a
     np.testing.assert_array_equal(backend.to_device([1, 2], np), [1, 2])
+
+
+def test_thread_pools_sleep_by_default_and_user_choice_wins():
+    """minialex asks numba's OpenMP pool and OpenBLAS to sleep when idle
+    (they busy-wait against each other on 2 cores), unless the user chose."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import minialex, os; from minialex import backend; i = backend.info(); "
+            "print(os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_THREAD_TIMEOUT'], "
+            "i['OMP_WAIT_POLICY'])")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT")}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["PASSIVE", "4", "PASSIVE"]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["ACTIVE", "4", "ACTIVE"]
