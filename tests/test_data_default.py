@@ -59,3 +59,23 @@ def test_the_script_that_made_it(tmp_path):
     np.testing.assert_array_equal(small.x_train[:3], d.x_train[:3])      # same first files of class 0
     np.testing.assert_array_equal(small.x_train[3:6], d.x_train[1000:1003])  # and of class 1
     assert small.class_names == d.class_names
+
+
+def test_default_subset_is_random_class_mixed_and_seeded():
+    import numpy as np
+    import pytest
+
+    from minialex.data import default_subset, load_default
+
+    d = load_default()
+    xtr, ytr, xte, yte = default_subset(500, 200, seed=3)
+    assert xtr.shape == (500, 3, 32, 32) and xte.shape == (200, 3, 32, 32) and xtr.dtype == np.uint8
+    assert len(np.unique(ytr)) == 10 and len(np.unique(yte)) == 10      # a plain slice would hold 1 class
+    pick = np.random.default_rng(3)                                     # the documented draws
+    tr, te = pick.permutation(10000)[:500], pick.permutation(2000)[:200]
+    np.testing.assert_array_equal(xtr, d.x_train[tr])
+    np.testing.assert_array_equal(yte, d.y_test[te])
+    again = default_subset(500, 200, seed=3)
+    np.testing.assert_array_equal(again[0], xtr)
+    with pytest.raises(ValueError, match=r"n_train must be in 1..10000, got 0"):
+        default_subset(0, 10)

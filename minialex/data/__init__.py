@@ -51,7 +51,7 @@ from .augment import (EvalTransform, TrainTransform, center_crop, channel_mean, 
                       pca_color, pca_color_shift, pca_eigen, random_crop, random_flip, ten_crop,
                       ten_crop_offsets)
 from .cifar10 import download_cifar10, extract_cifar10, load_cifar10, load_cifar10_jpg  # noqa: F401
-from .default import DefaultData, load_default  # noqa: F401
+from .default import DefaultData, default_subset, load_default  # noqa: F401
 from .folder import ImageFolder, list_image_folder, load_rgb, read_synsets  # noqa: F401
 from .loader import BatchLoader  # noqa: F401
 from .prepared import PreparedSet, load_image_folder, open_prepared, prepare  # noqa: F401

@@ -87,3 +87,24 @@ def load_default(path=None) -> DefaultData:
                 names = tuple(str(s) for s in z["class_names"])
             _cache[path] = DefaultData(*arrays["train"], *arrays["test"], names)
         return _cache[path]
+
+
+def default_subset(n_train, n_test, seed=0, data=None):
+    """A random, class-mixed subset of the bundled data, for quick experiments.
+
+    The bundled arrays are grouped by class, so a plain slice would hold a
+    few classes only. One generator seeded with ``seed`` draws a permutation
+    of the training split, then one of the test split; the first ``n_train``
+    and ``n_test`` indices are kept.
+
+    Shapes:  -> x_train (n_train, 3, 32, 32) uint8, y_train (n_train,) int64,
+                x_test (n_test, 3, 32, 32) uint8, y_test (n_test,) int64
+    """
+    data = load_default() if data is None else data
+    for name, n, total in (("n_train", n_train, len(data.x_train)), ("n_test", n_test, len(data.x_test))):
+        if not 0 < n <= total:
+            raise ValueError(f"default_subset: {name} must be in 1..{total}, got {n!r}")
+    pick = np.random.default_rng(seed)
+    tr = pick.permutation(len(data.x_train))[:n_train]
+    te = pick.permutation(len(data.x_test))[:n_test]
+    return data.x_train[tr], data.y_train[tr], data.x_test[te], data.y_test[te]

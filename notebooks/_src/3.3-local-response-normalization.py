@@ -24,7 +24,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minialex.data import image_statistics, load_default
+from minialex.data import image_statistics, default_subset, load_default
 from minialex.gradcheck import check_layer
 from minialex.layers import LocalResponseNorm, SoftmaxCrossEntropy
 from minialex.layers.lrn import window_sum
@@ -171,13 +171,9 @@ plt.show()
 data = load_default()
 N_TRAIN, N_TEST, EPOCHS, BATCH, LR, SEED, SCALE = 2000, 1000, 3, 64, 0.01, 0, 64.0
 mean, _ = image_statistics(data.x_train)                         # (3, 32, 32) mean image
-pick = np.random.default_rng(SEED)                               # the bundled set is sorted by class:
-tr = pick.permutation(len(data.x_train))[:N_TRAIN]               # draw a random subset of each split
-te = pick.permutation(len(data.x_test))[:N_TEST]
-x_train = (data.x_train[tr].astype(np.float32) - mean) / SCALE   # (2000, 3, 32, 32)
-y_train = data.y_train[tr]
-x_test = (data.x_test[te].astype(np.float32) - mean) / SCALE     # (1000, 3, 32, 32)
-y_test = data.y_test[te]
+x_train, y_train, x_test, y_test = default_subset(N_TRAIN, N_TEST, SEED, data)  # random, class-mixed
+x_train = (x_train.astype(np.float32) - mean) / SCALE            # (2000, 3, 32, 32)
+x_test = (x_test.astype(np.float32) - mean) / SCALE              # (1000, 3, 32, 32)
 print("training images per class:", np.bincount(y_train, minlength=10))
 
 

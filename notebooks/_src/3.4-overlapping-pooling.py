@@ -22,7 +22,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minialex.data import image_statistics, load_default, random_crop, center_crop
+from minialex.data import image_statistics, default_subset, load_default, random_crop, center_crop
 from minialex.gradcheck import check_layer
 from minialex.im2col import col2im, im2col
 from minialex.layers import MaxPool2D, SoftmaxCrossEntropy
@@ -124,13 +124,9 @@ assert rep.passed
 # %%
 N_TRAIN, N_TEST, EPOCHS, BATCH, LR, SEED, SCALE, CROP = 2000, 1000, 3, 64, 0.01, 0, 64.0, 31
 mean, _ = image_statistics(data.x_train)                             # (3, 32, 32) mean image (Sec. 2)
-pick = np.random.default_rng(SEED)                                   # the bundled set is sorted by class
-tr = pick.permutation(len(data.x_train))[:N_TRAIN]
-te = pick.permutation(len(data.x_test))[:N_TEST]
-x_train = (data.x_train[tr].astype(np.float32) - mean) / SCALE       # (2000, 3, 32, 32)
-y_train = data.y_train[tr]
-x_test = np.ascontiguousarray(center_crop((data.x_test[te].astype(np.float32) - mean) / SCALE, CROP))
-y_test = data.y_test[te]                                             # x_test: (1000, 3, 31, 31)
+x_train, y_train, x_test, y_test = default_subset(N_TRAIN, N_TEST, SEED, data)  # random, class-mixed
+x_train = (x_train.astype(np.float32) - mean) / SCALE                # (2000, 3, 32, 32)
+x_test = np.ascontiguousarray(center_crop((x_test.astype(np.float32) - mean) / SCALE, CROP))  # (1000, 3, 31, 31)
 
 
 def train(model, epochs=EPOCHS, lr=LR, batch=BATCH, seed=SEED):

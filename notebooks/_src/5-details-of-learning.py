@@ -29,7 +29,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minialex.data import image_statistics, load_default, preprocess_image
+from minialex.data import image_statistics, default_subset, load_default, preprocess_image
 from minialex.gradcheck import check_loss
 from minialex.layers import ReLU, SoftmaxCrossEntropy
 from minialex.model import PAPER_BIAS_ONE, AlexNet, AlexNetConfig
@@ -128,13 +128,11 @@ plt.show()
 data = load_default()
 N_TRAIN, N_VAL, N_TEST, EPOCHS, BATCH, LR, SEED, SCALE = 1500, 300, 1000, 3, 64, 0.01, 0, 64.0
 mean, _ = image_statistics(data.x_train)                             # (3, 32, 32) mean image (Sec. 2)
-pick = np.random.default_rng(SEED)                                   # the bundled set is sorted by class
-idx = pick.permutation(len(data.x_train))[:N_TRAIN + N_VAL]
-te = pick.permutation(len(data.x_test))[:N_TEST]
-x_all = (data.x_train[idx].astype(np.float32) - mean) / SCALE
-x_train, y_train = x_all[:N_TRAIN], data.y_train[idx[:N_TRAIN]]     # (1500, 3, 32, 32)
-x_val, y_val = x_all[N_TRAIN:], data.y_train[idx[N_TRAIN:]]          # (300, 3, 32, 32), held out
-x_test, y_test = (data.x_test[te].astype(np.float32) - mean) / SCALE, data.y_test[te]
+x_all, y_all, x_test, y_test = default_subset(N_TRAIN + N_VAL, N_TEST, SEED, data)  # random, class-mixed
+x_all = (x_all.astype(np.float32) - mean) / SCALE
+x_train, y_train = x_all[:N_TRAIN], y_all[:N_TRAIN]                 # (1500, 3, 32, 32)
+x_val, y_val = x_all[N_TRAIN:], y_all[N_TRAIN:]                      # (300, 3, 32, 32), held out
+x_test = (x_test.astype(np.float32) - mean) / SCALE                  # (1000, 3, 32, 32)
 
 
 def error(model, x, y):

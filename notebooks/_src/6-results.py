@@ -23,7 +23,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minialex.data import TrainTransform, image_statistics, load_default
+from minialex.data import TrainTransform, image_statistics, default_subset, load_default
 from minialex.evaluate import ensemble, predict_proba
 from minialex.layers import SoftmaxCrossEntropy
 from minialex.metrics import topk_error
@@ -36,11 +36,7 @@ SEEDS = (0, 1, 2)
 
 data = load_default()
 mean, _ = image_statistics(data.x_train)                             # (3, 32, 32) mean image (Sec. 2)
-pick = np.random.default_rng(0)                                      # the bundled set is sorted by class
-tr = pick.permutation(len(data.x_train))[:N_TRAIN]
-te = pick.permutation(len(data.x_test))[:N_TEST]
-x_train, y_train = data.x_train[tr], data.y_train[tr]                # uint8 (2000, 3, 32, 32)
-x_test, y_test = data.x_test[te], data.y_test[te]                    # uint8 (600, 3, 32, 32)
+x_train, y_train, x_test, y_test = default_subset(N_TRAIN, N_TEST, 0, data)  # uint8, random, class-mixed
 names = data.class_names
 # how minialex.evaluate turns uint8 test images into net inputs: centre/ten crops of (x - mean) * scale
 prep = {"mean": mean, "crop": CROP, "pad": 0, "scale": SCALE}

@@ -28,7 +28,7 @@ import numpy as np
 from IPython.display import Image, display
 
 from minialex import viz
-from minialex.data import image_statistics, load_default
+from minialex.data import image_statistics, default_subset, load_default
 from minialex.evaluate import extract_features, predict_proba
 from minialex.layers import SoftmaxCrossEntropy
 from minialex.metrics import topk_error
@@ -41,11 +41,7 @@ OUT = Path(tempfile.mkdtemp(prefix="minialex-6.1-"))                # viz writes
 
 data = load_default()
 mean, _ = image_statistics(data.x_train)                             # (3, 32, 32) mean image (Sec. 2)
-pick = np.random.default_rng(SEED)                                   # the bundled set is sorted by class
-tr = pick.permutation(len(data.x_train))[:N_TRAIN]
-te = pick.permutation(len(data.x_test))[:N_TEST]
-x_train, y_train = data.x_train[tr], data.y_train[tr]                # uint8 (3000, 3, 32, 32)
-x_test, y_test = data.x_test[te], data.y_test[te]                    # uint8 (500, 3, 32, 32)
+x_train, y_train, x_test, y_test = default_subset(N_TRAIN, N_TEST, SEED, data)  # uint8, random, class-mixed
 names = data.class_names
 prep = {"mean": mean, "crop": 32, "pad": 0, "scale": SCALE}          # how evaluate feeds the net
 

@@ -21,7 +21,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minialex.data import image_statistics, load_default
+from minialex.data import image_statistics, default_subset, load_default
 from minialex.layers import Conv2D, SoftmaxCrossEntropy
 from minialex.metrics import topk_error
 from minialex.model import AlexNet, AlexNetConfig
@@ -54,13 +54,9 @@ for drop in [(), (3,)]:
 data = load_default()
 N_TRAIN, N_TEST, EPOCHS, BATCH, LR, SEED, SCALE = 2000, 1000, 3, 64, 0.01, 0, 64.0
 mean, _ = image_statistics(data.x_train)                             # (3, 32, 32) mean image (Sec. 2)
-pick = np.random.default_rng(SEED)                                   # the bundled set is sorted by class
-tr = pick.permutation(len(data.x_train))[:N_TRAIN]
-te = pick.permutation(len(data.x_test))[:N_TEST]
-x_train = (data.x_train[tr].astype(np.float32) - mean) / SCALE       # (2000, 3, 32, 32)
-y_train = data.y_train[tr]
-x_test = (data.x_test[te].astype(np.float32) - mean) / SCALE         # (1000, 3, 32, 32)
-y_test = data.y_test[te]
+x_train, y_train, x_test, y_test = default_subset(N_TRAIN, N_TEST, SEED, data)  # random, class-mixed
+x_train = (x_train.astype(np.float32) - mean) / SCALE                # (2000, 3, 32, 32)
+x_test = (x_test.astype(np.float32) - mean) / SCALE                  # (1000, 3, 32, 32)
 
 
 def train(model):
