@@ -16,15 +16,14 @@ def window_sum(a, half):
 
     Shapes:  a, out: (N, C, H, W)
     """
-    xp = get_array_module(a)
     C = a.shape[1]
-    s = a.copy()                                   # the d = 0 term
+    s = a.copy()                                   # the d = 0 term, in a's dtype
     for d in range(1, half + 1):
         if d >= C:
             break
         s[:, :C - d] += a[:, d:]                   # neighbour above: channel i + d
         s[:, d:] += a[:, :C - d]                   # neighbour below: channel i - d
-    return s if s.dtype == a.dtype else xp.asarray(s, dtype=a.dtype)
+    return s
 
 
 class LocalResponseNorm(Layer):
