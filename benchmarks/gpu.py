@@ -68,6 +68,9 @@ def parse_args(argv=None):
                    help="let PyTorch use TF32 tensor cores (off by default: both run true float32)")
     p.add_argument("--no-torch", action="store_true", help="measure minialex only")
     p.add_argument("--no-check", action="store_true", help="skip the same-weights logits comparison")
+    p.add_argument("--profile", action="store_true",
+                   help="also time every layer's forward and backward (and the SGD update) on its own, "
+                        "minialex beside PyTorch, with CUDA events")
     return p.parse_args(argv)
 
 
@@ -223,6 +226,8 @@ def bench_torch(torch, args, x_host, y_host):
     # inputs to 10-bit mantissas, which CuPy's float32 GEMMs do not; --torch-tf32 allows it.
     torch.backends.cudnn.allow_tf32 = args.torch_tf32
     torch.backends.cuda.matmul.allow_tf32 = args.torch_tf32
+    torch.cuda.set_device(dev)
+    torch.empty(1, device=dev)          # initialise the caching allocator before resetting its statistics
     torch.cuda.reset_peak_memory_stats(dev)
     net = torch_alexnet(torch).to(dev)
     n_params = sum(p.numel() for p in net.parameters())
@@ -273,6 +278,102 @@ def check_same_network(cp, torch, args, weights):
         b = net(torch.from_numpy(x).to(dev)).cpu().numpy()
     del model, net
     return float(np.max(np.abs(a - b)) / max(1e-8, float(np.max(np.abs(a) + np.abs(b)))))
+
+
+# ----------------------------------------------------------------------------
+# --profile: every layer on its own
+# ----------------------------------------------------------------------------
+def _event_ms(cp_or_torch_events, reps):
+    """Mean milliseconds between consecutive recorded events over ``reps`` repeats."""
+    fwd = sum(b - a for a, b, _ in cp_or_torch_events) / reps
+    bwd = sum(c - b for _, b, c in cp_or_torch_events) / reps
+    return fwd, bwd
+
+
+def profile_minialex(cp, args, x_host, reps=10):
+    """[(name, input shape, forward ms, backward ms)] for minialex's paper net, plus the SGD update."""
+    rows = []
+    with cp.cuda.Device(args.device):
+        model = AlexNet(AlexNetConfig.paper()).to(cp)
+        x = cp.asarray(x_host)
+        for name, layer in zip(model.names, model.layers):
+            out = layer.forward(x, train=True)
+            dout = cp.random.standard_normal(out.shape, dtype=cp.float32)
+            layer.backward(dout)                                     # warm-up (kernel compilation)
+            times = []
+            for _ in range(reps):
+                e0, e1, e2 = cp.cuda.Event(), cp.cuda.Event(), cp.cuda.Event()
+                e0.record()
+                layer.forward(x, train=True)
+                e1.record()
+                layer.backward(dout)
+                e2.record()
+                e2.synchronize()
+                times.append((0.0, cp.cuda.get_elapsed_time(e0, e1), cp.cuda.get_elapsed_time(e0, e2)))
+            rows.append((name, tuple(x.shape), *_event_ms(times, reps)))
+            x = out
+        opt = SGD(model)                                            # the loop above left gradients
+        opt.step()
+        e0, e1 = cp.cuda.Event(), cp.cuda.Event()
+        e0.record()
+        for _ in range(reps):
+            opt.step()
+        e1.record()
+        e1.synchronize()
+        rows.append(("sgd", (model.num_params(),), cp.cuda.get_elapsed_time(e0, e1) / reps, 0.0))
+    del model, opt
+    cp.get_default_memory_pool().free_all_blocks()
+    return rows
+
+
+def profile_torch(torch, args, x_host, reps=10):
+    """The same table for the PyTorch net, module by module (autograd backward of each module alone)."""
+    dev = torch.device(f"cuda:{args.device}")
+    net = torch_alexnet(torch).to(dev).train()
+    x = torch.from_numpy(x_host).to(dev)
+    rows = []
+    for m in net:
+        xin = x.detach().requires_grad_(True)
+        out = m(xin)
+        g = torch.randn_like(out)
+        out.backward(g)
+        times = []
+        for _ in range(reps):
+            e0, e1, e2 = (torch.cuda.Event(enable_timing=True) for _ in range(3))
+            e0.record()
+            out = m(xin)
+            e1.record()
+            out.backward(g)
+            e2.record()
+            e2.synchronize()
+            times.append((0.0, e0.elapsed_time(e1), e0.elapsed_time(e2)))
+        rows.append((type(m).__name__, tuple(x.shape), *_event_ms(times, reps)))
+        x = out.detach()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    opt.step()
+    e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    e0.record()
+    for _ in range(reps):
+        opt.step()
+    e1.record()
+    e1.synchronize()
+    rows.append(("SGD", (), e0.elapsed_time(e1) / reps, 0.0))
+    del net, opt
+    torch.cuda.empty_cache()
+    return rows
+
+
+def print_profile(mini_rows, torch_rows):
+    print("\nper layer, ms (mean of repeats, CUDA events; each layer timed alone, so the sum exceeds a step)")
+    print(f"  {'layer':8s} {'input':>20s} | {'minialex fwd':>12s} {'bwd':>8s} | {'PyTorch fwd':>12s} {'bwd':>8s} | f+b ratio")
+    tot = [0.0, 0.0, 0.0, 0.0]
+    for i, (name, shape, f, b) in enumerate(mini_rows):
+        tr = torch_rows[i] if torch_rows and len(torch_rows) == len(mini_rows) else None
+        tf, tb = (tr[2], tr[3]) if tr else (float("nan"), float("nan"))
+        tot = [tot[0] + f, tot[1] + b, tot[2] + (tf if tr else 0), tot[3] + (tb if tr else 0)]
+        ratio = f"{(f + b) / (tf + tb):8.2f}x" if tr and tf + tb > 0 else "        -"
+        print(f"  {name:8s} {str(shape):>20s} | {f:12.3f} {b:8.3f} | {tf:12.3f} {tb:8.3f} | {ratio}")
+    print(f"  {'sum':8s} {'':>20s} | {tot[0]:12.3f} {tot[1]:8.3f} | {tot[2]:12.3f} {tot[3]:8.3f} |")
 
 
 # ----------------------------------------------------------------------------
@@ -330,6 +431,11 @@ def main(argv=None):
             err = check_same_network(cp, torch, args, weights)
             print(f"same network: test-mode logits, dropout off, same weights: rel. difference {err:.2e} "
                   "(float32, different summation orders; expect < 1e-4)")
+
+    if args.profile:
+        mini_rows = profile_minialex(cp, args, x)
+        torch_rows = profile_torch(torch, args, x) if torch is not None else None
+        print_profile(mini_rows, torch_rows)
 
     cuda_rt = cp.cuda.runtime.runtimeGetVersion()
     versions = (f"python {platform.python_version()}, numpy {np.__version__}, cupy {cp.__version__}, "

@@ -11,6 +11,9 @@ kernel here            readable twin
 ``maxpool_backward``   ``MaxPool2D.backward`` (col2im of the routed gradient)
 ``lrn_forward``        ``LocalResponseNorm.forward``, Sec. 3.3
 ``lrn_backward``       ``LocalResponseNorm.backward``
+``sgd_update``         ``SGD.step``'s four in-place lines, Sec. 5
+``dropout_mask``       a NumPy splitmix64 in tests/test_gpu.py (Sec. 4.2)
+``crop_flip_shift``    ``data/_numba.py``'s ``crop_flip_shift_f32`` (Sec. 2, 4.1)
 =====================  ==========================================================
 
 Every kernel is an ``ElementwiseKernel`` with one CUDA thread per *output*
@@ -159,6 +162,45 @@ _LRN_BWD_SRC = r"""
     dx = dout[i] * pow(scale[i], -beta) - (T)2 * coeff * beta * x[i] * acc;
 """
 
+_SGD_SRC = r"""
+    // Sec. 5, one pass instead of four: v = m v - (wd eps) w - eps g; w = w + v.
+    // Same operations in the same order as SGD.step on the CPU, each rounded
+    // to T (compiled without FMA contraction), so the two agree bit for bit.
+    T vv = m * v;
+    vv = vv - wd_lr * w;
+    vv = vv - lr * g[i];
+    v = vv;
+    w = w + vv;
+"""
+
+_DROPOUT_MASK_SRC = r"""
+    // Element i of the stream splitmix64(seed): a counter-based generator, so
+    // every thread draws its own number with no state shared between threads.
+    unsigned long long z = seed + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z = z ^ (z >> 31);
+    const double u = (double)(z >> 11) * (1.0 / 9007199254740992.0);   // uniform in [0, 1), 53 bits
+    mask = u >= p ? (T)1 : (T)0;                                        // keep with probability 1 - p
+"""
+
+_CROP_FLIP_SHIFT_SRC = r"""
+    // out: (N, C, SH, SW); x: (N, C, H, W) uint8; mean: (C, H, W); top, left,
+    // flip: (N,); shift: (N, C). out[n, c, r, j] = (x[n, c, h, w] - mean[c, h, w])
+    // + shift[n, c], or shift[n, c] where (h, w) is zero padding;
+    // h = top[n] + r - pad, w = left[n] + (flip[n] ? SW - 1 - j : j) - pad.
+    const int j = i % SW, r = (i / SW) % SH, c = (i / ((ptrdiff_t)SW * SH)) % C;
+    const int n = i / ((ptrdiff_t)SW * SH * C);
+    const T s = shift[n * C + c];
+    const int h = top[n] + r - pad, w = left[n] + (flip[n] ? SW - 1 - j : j) - pad;
+    if (h < 0 || h >= H || w < 0 || w >= W) {
+        out = s;
+    } else {   // two roundings, as the NumPy and numba paths do
+        const T d = (T)x[(((ptrdiff_t)n * C + c) * H + h) * W + w] - mean[((ptrdiff_t)c * H + h) * W + w];
+        out = d + s;
+    }
+"""
+
 
 _INTS = "int32 N, int32 C, int32 H, int32 W, int32 KH, int32 KW, int32 OH, int32 OW, int32 s, int32 p"
 
@@ -176,7 +218,16 @@ KERNEL_SPECS = {
                 "T out, T scale", _LRN_FWD_SRC),
     "lrn_bwd": ("raw T dout, raw T x, raw T scale, raw T out, int32 C, int32 H, int32 W, "
                 "int32 half, T coeff, T beta", "T dx", _LRN_BWD_SRC),
+    "sgd_update": ("raw T g, T m, T wd_lr, T lr", "T w, T v", _SGD_SRC),
+    "dropout_mask": ("uint64 seed, float64 p", "T mask", _DROPOUT_MASK_SRC),
+    "crop_flip_shift": ("raw uint8 x, raw T mean, raw int32 top, raw int32 left, raw int32 flip, raw T shift, "
+                        "int32 C, int32 H, int32 W, int32 SH, int32 SW, int32 pad", "T out", _CROP_FLIP_SHIFT_SRC),
 }
+
+# No FMA contraction anywhere: a*b - c stays two rounded operations, as on the
+# CPU. It keeps sgd_update bit-identical to SGD.step and costs nothing
+# measurable in these memory-bound kernels.
+_NVRTC_OPTIONS = ("--fmad=false",)
 
 
 @functools.lru_cache(maxsize=None)
@@ -184,7 +235,7 @@ def _kernel(name):
     """Build (once) the ElementwiseKernel called ``name``; CuPy compiles it per dtype and device."""
     cp = _cupy()
     in_params, out_params, src = KERNEL_SPECS[name]
-    return cp.ElementwiseKernel(in_params, out_params, src, f"minialex_{name}")
+    return cp.ElementwiseKernel(in_params, out_params, src, f"minialex_{name}", options=_NVRTC_OPTIONS)
 
 
 def _on_device_of(a):
@@ -336,3 +387,83 @@ def lrn_backward(dout, x, scale, out, size, coeff, beta):
         dx = cp.empty_like(x)
         _kernel("lrn_bwd")(dout, x, scale, out, C, H, W, size // 2, coeff, beta, dx)
     return dx
+
+
+# ----------------------------------------------------------------------------
+# SGD (Sec. 5) and dropout masks (Sec. 4.2)
+# ----------------------------------------------------------------------------
+def sgd_update(w, v, g, momentum, wd_lr, lr):
+    """In place: ``v = momentum*v - wd_lr*w - lr*g; w = w + v`` in one kernel.
+
+    Shapes:  w, v, g: the parameter's shape, all on one device, same dtype.
+    ``wd_lr`` is weight_decay * lr (0 for an undecayed bias). Replaces the
+    four whole-array operations of ``SGD.step`` (and their temporaries) by one
+    pass over memory, with the same roundings.
+    """
+    cp = _cupy()
+    if not (w.shape == v.shape == g.shape):
+        raise ValueError(f"sgd_update: shapes differ: w {tuple(w.shape)}, v {tuple(v.shape)}, "
+                         f"g {tuple(g.shape)}; expected equal")
+    if not (w.flags.c_contiguous and v.flags.c_contiguous):
+        raise ValueError("sgd_update: w and v must be C-contiguous (they are updated in place)")
+    _check_index_range(w.shape)
+    with _on_device_of(w):
+        g = cp.ascontiguousarray(g, dtype=w.dtype)
+        t = w.dtype.type
+        _kernel("sgd_update")(g, t(momentum), t(wd_lr), t(lr), w, v)
+    return w
+
+
+def dropout_mask(shape, p, seed, dtype, device=None):
+    """0/1 mask of ``shape`` drawn on the GPU: element i is kept when u_i >= p,
+    u_i the i-th uniform of the splitmix64 stream that starts at ``seed``.
+
+    Shapes:  -> mask: ``shape``, dtype ``dtype``, on the current device (or ``device``)
+    ``Dropout`` draws ``seed`` from its host generator once per mask, so the
+    masks are reproducible from the layer's seed and a checkpoint's rng state,
+    while no random numbers are made on the host or copied to the GPU.
+    """
+    cp = _cupy()
+    ctx = cp.cuda.Device(device) if device is not None else contextlib.nullcontext()
+    with ctx:
+        mask = cp.empty(shape, dtype=dtype)
+        _check_index_range(mask.shape)
+        _kernel("dropout_mask")(_uint64(seed), float(p), mask)
+    return mask
+
+
+def _uint64(seed):
+    import numpy as np
+
+    return np.uint64(int(seed) % 2 ** 64)
+
+
+# ----------------------------------------------------------------------------
+# Training-time augmentation on the GPU (Sec. 2, 4.1)
+# ----------------------------------------------------------------------------
+def crop_flip_shift(x, mean, top, left, flip, shift, pad, out_hw):
+    """Mean subtraction, zero padding, crop, reflection and PCA colour shift in one pass.
+
+    Shapes:  x: (N, C, H, W) uint8 on the GPU;  mean: (C, H, W);  top, left,
+             flip: (N,);  shift: (N, C)  ->  out: (N, C, SH, SW) float32,
+             (SH, SW) = out_hw. ``top``/``left`` are offsets in the image padded
+             by ``pad``. The draws are made on the host by ``TrainTransform``;
+             the result equals its CPU kernel's bit for bit, so the loader
+             can send uint8 pixels (a quarter of the bytes) and augment here.
+    """
+    import numpy as np
+
+    cp = _cupy()
+    N, C, H, W = x.shape
+    SH, SW = out_hw
+    _check_index_range(x.shape, (N, C, SH, SW))
+    with _on_device_of(x):
+        x = cp.ascontiguousarray(x)
+        mean = cp.ascontiguousarray(cp.asarray(mean, dtype=cp.float32))
+        if tuple(mean.shape) != (C, H, W):
+            raise ValueError(f"crop_flip_shift: mean has shape {tuple(mean.shape)}, expected {(C, H, W)}")
+        ints = [cp.asarray(np.ascontiguousarray(a, dtype=np.int32)) for a in (top, left, flip)]   # (N,) each
+        shift = cp.asarray(np.ascontiguousarray(shift, dtype=np.float32))                        # (N, C)
+        out = cp.empty((N, C, SH, SW), dtype=cp.float32)
+        _kernel("crop_flip_shift")(x, mean, *ints, shift, C, H, W, SH, SW, pad, out)
+    return out

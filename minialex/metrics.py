@@ -23,8 +23,10 @@ from .backend import to_numpy
 # One row per epoch. "train_*" are running figures over the epoch's training
 # batches (augmented, dropout on), as cuda-convnet logged them; "val_*" come
 # from a separate test-mode pass (centre crop, no dropout) over the held-out set.
+# "data_wait_s" is the part of "epoch_s" the training loop spent waiting for the
+# loader: near 0 when loading overlaps with the steps, as it should.
 FIELDS = ("epoch", "step", "lr", "train_loss", "train_top1", "train_top5",
-          "val_loss", "val_top1", "val_top5", "images_per_s", "epoch_s", "wall_s")
+          "val_loss", "val_top1", "val_top5", "images_per_s", "epoch_s", "wall_s", "data_wait_s")
 
 
 def correct_topk(scores, labels, k):

@@ -23,6 +23,7 @@ times in all.
 from __future__ import annotations
 
 from .backend import device_of, get_array_module
+from .im2col import use_cuda
 
 
 def _named(items, what):
@@ -34,6 +35,12 @@ def _named(items, what):
     elif isinstance(items, dict):
         items = items.items()
     return list(items)
+
+
+def _cuda_sgd_update(*args):
+    from . import _cuda                                # imports CuPy lazily
+
+    _cuda.sgd_update(*args)
 
 
 class SGD:
@@ -89,7 +96,8 @@ class SGD:
         ``named_grads()``); ``None`` reads them from the model given at
         construction. Every parameter must have a gradient of its shape.
 
-        Per parameter, in this order (the bit-for-bit test repeats it):
+        Per parameter, in this order (the bit-for-bit test repeats it; on
+        CuPy arrays ``_cuda.sgd_update`` does the same in one kernel):
             v = momentum * v
             v = v - (weight_decay * lr) * w
             v = v - lr * g
@@ -110,6 +118,9 @@ class SGD:
                                  f"expected {tuple(w.shape)}")
             wd = self.weight_decay if (self.decay_bias or w.ndim > 1) else 0.0
             v = self.velocity[name]
+            if use_cuda(get_array_module(w)):           # GPU: the same four lines as one kernel
+                _cuda_sgd_update(w, v, g, m, wd * lr, lr)
+                continue
             with device_of(w):                         # w, v, g share w's GPU
                 v *= m                                 # 0.9 v_i
                 if wd:

@@ -523,13 +523,15 @@ class TwoTowerAlexNet:
             if src.frozen_mask is not None:
                 mask = to_numpy(src.frozen_mask)
             else:
-                # The unsplit layer draws the whole (N, D) mask from its rng on the
-                # host; a broadcast dummy gives it the shape and dtype for free.
-                dummy = np.broadcast_to(np.zeros((), dtype=np.dtype(acts[0].dtype)), (N, D))
-                mask = to_numpy(src._draw_mask(dummy))                           # (N, D) 0/1
+                # The unsplit layer draws the whole (N, D) mask from its rng, as the
+                # unsplit net would (on tower 0's GPU for CuPy); a broadcast dummy
+                # gives it the shape, dtype and device for free.
+                with self._on(0):
+                    dummy = self.xp.broadcast_to(self.xp.zeros((), dtype=acts[0].dtype), (N, D))
+                    mask = src._draw_mask(dummy)                                 # (N, D) 0/1
             for t, (a, b) in enumerate(st.slices):
                 with self._on(t):
-                    st.layers[t].freeze(self._move(np.ascontiguousarray(mask[:, a:b]), t))
+                    st.layers[t].freeze(self._move(mask[:, a:b], t))                # (N, b-a)
         return [self._run(t, st.layers[t].forward, acts[t], train) for t in (0, 1)]
 
     # ------------------------------------------------------------------

@@ -374,6 +374,10 @@ class Scaled:
     transform: object
     scale: float
 
+    def augments_on_device(self, x):
+        """Whether the wrapped transform can take a uint8 batch on the GPU (the loader asks)."""
+        return getattr(self.transform, "augments_on_device", lambda x: False)(x)
+
     def __call__(self, x, rng=None):
         out = self.transform(x, rng)
         if self.scale != 1:

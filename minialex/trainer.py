@@ -178,7 +178,7 @@ class Trainer:
             raise ValueError(f"{path}: data seed {extra['loader_seed']} differs from the loader's "
                              f"{self.loader.seed}")
         self.epoch, self.batch, self.step = extra["epoch"], extra["batch"], extra["step"]
-        self.acc, self.wall, self.last = dict(extra["acc"]), extra["wall_s"], extra.get("last_metrics", {})
+        self.acc, self.wall, self.last = {**_new_acc(), **extra["acc"]}, extra["wall_s"], extra.get("last_metrics", {})
         self.metrics.truncate(self.epoch)           # rows the interrupted run wrote later are redone
         return extra
 
@@ -242,9 +242,14 @@ class Trainer:
         bar.n = self.acc["n"]
         bar.start -= self.acc["seconds"]            # a resumed epoch keeps its rate and ETA
         t_start = time.perf_counter() - self.acc["seconds"]
+        t_asked = time.perf_counter()               # when the loop asked the loader for the next batch
         for b, (x, y) in enumerate(self.loader):
             if b < self.batch:                      # resumed mid-epoch: these are done
+                t_asked = time.perf_counter()
                 continue
+            # Time spent waiting for the loader (the model idle). With the loader's
+            # background thread this stays near 0: decoding overlaps with the step.
+            self.acc["wait"] += time.perf_counter() - t_asked
             reason = self._stop_reason(stop)
             if reason:                              # checked before a step: never one step too many
                 bar.close()
@@ -254,6 +259,7 @@ class Trainer:
             self.batch, self.step = b + 1, self.step + 1
             self.acc["seconds"] = time.perf_counter() - t_start
             bar.update(len(y))
+            t_asked = time.perf_counter()
         bar.close()
         self._end_epoch()                           # writes the checkpoint
         reason = self._stop_reason(stop)
@@ -284,12 +290,12 @@ class Trainer:
         row = {"epoch": self.epoch, "step": self.step, "lr": float(lr), "train_loss": a["loss"] / n,
                "train_top1": (n - a["c1"]) / n, "train_top5": (n - a["c5"]) / n, "val_loss": val_loss,
                "val_top1": val1, "val_top5": val5, "images_per_s": a["n"] / max(a["seconds"], 1e-9),
-               "epoch_s": a["seconds"], "wall_s": self.wall + self._elapsed()}
+               "epoch_s": a["seconds"], "data_wait_s": a["wait"], "wall_s": self.wall + self._elapsed()}
         self.metrics.append(row)
         self.last = row
         self.log(f"epoch {self.epoch}: train loss {row['train_loss']:.4f} top-1 {100 * row['train_top1']:.1f}% | "
                  f"val loss {val_loss:.4f} top-1 {100 * val1:.1f}% top-5 {100 * val5:.1f}% | lr {lr:g} | "
-                 f"{row['images_per_s']:.0f} img/s")
+                 f"{row['images_per_s']:.0f} img/s, data wait {100 * a['wait'] / max(a['seconds'], 1e-9):.0f}%")
         if self.plot:
             from .viz import plot_curves
             plot_curves(self.metrics.path, self.out / "curves.png")
@@ -299,4 +305,4 @@ class Trainer:
 
 
 def _new_acc():
-    return {"loss": 0.0, "c1": 0, "c5": 0, "n": 0, "seconds": 0.0}
+    return {"loss": 0.0, "c1": 0, "c5": 0, "n": 0, "seconds": 0.0, "wait": 0.0}

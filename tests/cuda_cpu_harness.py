@@ -27,7 +27,8 @@ def parse_params(text):
 
 
 def _c_type(t, T):
-    return {"T": T, "int32": "int"}[t]
+    return {"T": T, "int32": "int", "uint64": "unsigned long long", "float64": "double",
+            "uint8": "unsigned char"}[t]
 
 
 def kernel_source(name, T):
@@ -80,9 +81,24 @@ class CpuKernel:
             if isinstance(a, np.ndarray):
                 if self.check is not None:
                     self.check(a)
-                assert a.flags.c_contiguous and a.dtype == (np.int32 if t == "int32" else arrays[0].dtype)
+                expected = {"int32": np.int32, "uint8": np.uint8}.get(t, arrays[0].dtype)
+                assert a.flags.c_contiguous and a.dtype == expected, (self.name, t, a.dtype)
                 c_args.append(a.ctypes.data_as(ctypes.c_void_p))
             else:
-                c_args.append(ctypes.c_int(int(a)) if t == "int32" else ct(float(a)))
+                scalar = {"int32": lambda v: ctypes.c_int(int(v)), "uint64": lambda v: ctypes.c_ulonglong(int(v)),
+                          "float64": lambda v: ctypes.c_double(float(v))}.get(t, lambda v: ct(float(v)))
+                c_args.append(scalar(a))
         fn = getattr(self.lib, f"{self.name}_{T}")
         fn(*c_args, ctypes.c_ssize_t(outs[0].size))
+
+
+def splitmix_uniform(n, seed):
+    """The first ``n`` uniforms in [0, 1) of the splitmix64 stream from ``seed`` (Steele, Lea & Flood
+    2014; Vigna's splitmix64.c), in plain NumPy: the twin of ``_cuda.dropout_mask``'s generator.
+    Returns (uniforms, the raw 64-bit outputs)."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / 2.0 ** 53, z

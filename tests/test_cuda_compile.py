@@ -26,7 +26,9 @@ def nvrtc_or_skip():
     return nvrtc
 
 
-NDIM = {"x": 4, "cols": 2, "dout": 4, "arg": 4, "scale": 4, "out": 4}
+NDIM = {"x": 4, "cols": 2, "dout": 4, "arg": 4, "scale": 4, "out": 4, "g": 1,
+        "mean": 3, "top": 1, "left": 1, "flip": 1, "shift": 2}
+CTYPE = {"int32": "int", "uint64": "unsigned long long", "float64": "double", "uint8": "unsigned char"}
 
 
 def params(text):
@@ -41,10 +43,10 @@ def wrapped_source(name, T):
     ins, outs, body = _cuda.KERNEL_SPECS[name]
     args, binds = [], []
     for raw, t, n in params(ins):
-        ct = T if t == "T" else "int"
+        ct = T if t == "T" else CTYPE[t]
         args.append(f"CArray<{ct}, {NDIM[n]}, true, true> {n}" if raw else f"{ct} {n}")
     for _, t, n in params(outs):
-        ct = T if t == "T" else "int"
+        ct = T if t == "T" else CTYPE[t]
         args.append(f"CArray<{ct}, 1, true, true> _raw_{n}")
         binds.append(f"{ct} &{n} = _raw_{n}[i];")
     return (f"#include <cupy/carray.cuh>\ntypedef {T} T;\n"
@@ -59,7 +61,7 @@ def test_kernel_body_compiles_with_nvrtc(name, T):
     include = os.path.join(os.path.dirname(cupy.__file__), "_core", "include")
     prog = nvrtc.createProgram(wrapped_source(name, T), f"{name}.cu", [], [])
     try:
-        nvrtc.compileProgram(prog, [f"-I{include}", "--std=c++17", "-arch=compute_80"])
+        nvrtc.compileProgram(prog, [f"-I{include}", "--std=c++17", "-arch=compute_80", *_cuda._NVRTC_OPTIONS])
     except Exception:
         pytest.fail(f"{name} ({T}) does not compile:\n{nvrtc.getProgramLog(prog)}")
     assert len(nvrtc.getPTX(prog)) > 0

@@ -18,7 +18,7 @@ import types
 
 import numpy as np
 import pytest
-from cuda_cpu_harness import CXX, CpuKernel, build_library, parse_params
+from cuda_cpu_harness import CXX, CpuKernel, build_library, parse_params, splitmix_uniform
 
 from minialex import _cuda
 from minialex.gradcheck import rel_error
@@ -35,8 +35,8 @@ def library(tmp_path_factory):
 
 @pytest.fixture
 def cuda_on_cpu(library, monkeypatch):
-    fake_cp = types.SimpleNamespace(empty=np.empty, empty_like=np.empty_like,
-                                    ascontiguousarray=np.ascontiguousarray, int32=np.int32)
+    fake_cp = types.SimpleNamespace(empty=np.empty, empty_like=np.empty_like, asarray=np.asarray,
+                                    ascontiguousarray=np.ascontiguousarray, int32=np.int32, float32=np.float32)
     monkeypatch.setattr(_cuda, "_cupy", lambda: fake_cp)
     monkeypatch.setattr(_cuda, "_kernel", lambda name: CpuKernel(library, name))
     return _cuda
@@ -123,3 +123,71 @@ def test_lrn(cuda_on_cpu, dtype, size, alpha, beta, k, conv, C):
     dx = layer.backward(dout)
     got_dx = cuda_on_cpu.lrn_backward(dout, x, got_scale, got, size, layer.coeff, beta)
     assert rel_error(dx, got_dx) < TOL[dtype]
+
+
+def test_splitmix_reference_matches_the_published_first_output():
+    # splitmix64 seeded with 0 first returns 0xE220A8397B1DCDAF (Vigna's splitmix64.c test vector)
+    _, raw = splitmix_uniform(1, 0)
+    assert int(raw[0]) == 0xE220A8397B1DCDAF
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", [0.5, 0.1, 0.0])
+def test_dropout_mask_is_the_splitmix_stream_thresholded(cuda_on_cpu, dtype, p):
+    seed = 12345678901234567
+    mask = cuda_on_cpu.dropout_mask((7, 33), p, seed, dtype)
+    u, _ = splitmix_uniform(7 * 33, seed)
+    assert mask.dtype == dtype and mask.shape == (7, 33)
+    np.testing.assert_array_equal(mask.ravel(), (u >= p).astype(dtype))
+
+
+def test_dropout_mask_keep_rate_and_seeds(cuda_on_cpu):
+    a = cuda_on_cpu.dropout_mask((256, 512), 0.5, 1, np.float32)
+    b = cuda_on_cpu.dropout_mask((256, 512), 0.5, 1, np.float32)
+    c = cuda_on_cpu.dropout_mask((256, 512), 0.5, 2, np.float32)
+    np.testing.assert_array_equal(a, b)                       # a seed gives its mask
+    assert abs(a.mean() - 0.5) < 0.005                        # 131072 draws: 5 sigma is 0.007
+    assert 0.45 < (a == c).mean() < 0.55                      # other seeds: independent-looking masks
+    assert abs(cuda_on_cpu.dropout_mask((1000, 100), 0.2, 3, np.float64).mean() - 0.8) < 0.01
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("wd", [5e-4, 0.0])
+def test_sgd_update_is_bit_identical_to_sgd_step(cuda_on_cpu, dtype, wd):
+    from minialex.optim import SGD
+
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((5, 7)).astype(dtype)
+    v = (0.1 * rng.standard_normal((5, 7))).astype(dtype)
+    g = rng.standard_normal((5, 7)).astype(dtype)
+    opt = SGD({"w": w.copy()}, lr=0.013, momentum=0.9, weight_decay=wd)
+    opt.velocity["w"][...] = v
+    opt.step({"w": g})                                        # the CPU's four in-place lines
+    w2, v2 = w.copy(), v.copy()
+    cuda_on_cpu.sgd_update(w2, v2, g, 0.9, wd * 0.013, 0.013)
+    np.testing.assert_array_equal(v2, opt.velocity["w"])
+    np.testing.assert_array_equal(w2, opt.params["w"])
+
+
+def test_sgd_update_rejects_mismatched_shapes(cuda_on_cpu):
+    with pytest.raises(ValueError, match="shapes differ"):
+        cuda_on_cpu.sgd_update(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((3, 2)), 0.9, 0.0, 0.1)
+
+
+@pytest.mark.parametrize("pad,crop,flip_all", [(0, 5, False), (2, 7, True), (4, 9, False), (1, 9, True)])
+def test_crop_flip_shift_equals_the_numba_loader_kernel(cuda_on_cpu, pad, crop, flip_all):
+    """The GPU augmentation kernel against data/_numba.py's crop_flip_shift_f32: bit for bit."""
+    from minialex.data._numba import crop_flip_shift_f32
+
+    rng = np.random.default_rng(4)
+    N, C, H, W = 6, 3, 9, 8
+    x = rng.integers(0, 256, (N, C, H, W), dtype=np.uint8)
+    mean = rng.uniform(0, 255, (C, H, W)).astype(np.float32)
+    top = rng.integers(0, H + 2 * pad - crop + 1, N)
+    left = rng.integers(0, W + 2 * pad - crop + 1, N)
+    flip = np.ones(N, bool) if flip_all else rng.random(N) < 0.5
+    shift = rng.standard_normal((N, C)).astype(np.float32)
+    want = np.empty((N, C, crop, crop), np.float32)
+    crop_flip_shift_f32(x, mean, top, left, flip, shift, pad, want)
+    got = cuda_on_cpu.crop_flip_shift(x, mean, top, left, flip, shift, pad, (crop, crop))
+    np.testing.assert_array_equal(got, want)

@@ -97,6 +97,18 @@ def tower_step(net, x, y):
     return value, to_numpy(net.forward(x, train=False))
 
 
+def same_dropout_masks(rng, N, *models):
+    """Freeze the same host-drawn masks in every model's dropout layers. CuPy arrays draw their
+    masks on the GPU (another stream than the CPU's rng.random), so nets that must agree
+    step for step across backends get their masks from here."""
+    for layers in zip(*(m.dropout_layers() for m in models)):
+        name, first = layers[0]
+        width = models[0][name.replace("drop", "fc")].out_features
+        mask = (rng.random((N, width)) >= first.p).astype(models[0].config.dtype)
+        for _, layer in layers:
+            layer.freeze(mask)
+
+
 @pytest.mark.parametrize("config", ["tiny", "cifar"])
 def test_two_towers_on_devices_0_1_match_the_cpu_and_copy_what_they_count(cp, config):
     from minialex.checkpoint import load_checkpoint, save_checkpoint
@@ -111,6 +123,7 @@ def test_two_towers_on_devices_0_1_match_the_cpu_and_copy_what_they_count(cp, co
     rng = np.random.default_rng(1)
     x = rng.standard_normal((4,) + ref.input_shape)
     y = rng.integers(0, cfg.num_classes, 4)
+    same_dropout_masks(rng, 4, ref, model)
 
     # one step on the CPU, one on the towers
     loss = SoftmaxCrossEntropy()
@@ -190,6 +203,7 @@ def test_layer_hooks_for_the_cuda_pool_and_lrn_kernels(cp, monkeypatch):
         rng = np.random.default_rng(2)
         x = rng.standard_normal((4,) + ref.input_shape)
         y = rng.integers(0, cfg.num_classes, 4)
+        same_dropout_masks(rng, 4, ref, gpu)
         out = []
         for m, xx, yy in ((ref, x, y), (gpu, cp.asarray(x), cp.asarray(y))):
             loss = SoftmaxCrossEntropy()

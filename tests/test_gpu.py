@@ -201,8 +201,14 @@ def test_training_step_matches_numpy(config, dtype, N):
 
     cfg = getattr(AlexNetConfig, config)(dtype=dtype)
     tol = 1e-10 if dtype == "float64" else 1e-4
-    cpu, gpu = AlexNet(cfg), AlexNet(cfg).to("cupy")          # same seed: same weights, same masks
+    cpu, gpu = AlexNet(cfg), AlexNet(cfg).to("cupy")          # same seed: same weights
     rng = np.random.default_rng(6)
+    # The GPU draws its dropout masks on the device (another stream than the
+    # CPU's rng.random): give both nets the same masks, drawn here.
+    for (name, a), (_, b) in zip(cpu.dropout_layers(), gpu.dropout_layers()):
+        mask = (rng.random((N, cpu[name.replace("drop", "fc")].out_features)) >= a.p).astype(dtype)
+        a.freeze(mask)
+        b.freeze(cp.asarray(mask))
     x = rng.standard_normal((N,) + cpu.input_shape).astype(dtype)
     y = rng.integers(0, cfg.num_classes, N)
     l_cpu, g_cpu = train_step(cpu, x, y)
@@ -274,3 +280,80 @@ def test_two_towers_on_devices_0_1_place_halves_and_count_the_same_bytes():
     assert net01.bytes_per_step() == net00.bytes_per_step()
     placed = {name: p.device.id for name, p in net01.named_params()}
     assert placed["conv1.w@t0"] == 0 and placed["conv1.w@t1"] == 1 and placed["fc8.w"] == 0
+
+
+# ----------------------------------------------------------------------------
+# fused SGD and device-drawn dropout masks
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sgd_on_cupy_is_bit_identical_to_numpy(dtype):
+    """_cuda.sgd_update (one kernel, no FMA) against SGD.step's four NumPy lines, two steps."""
+    from minialex.optim import SGD
+
+    rng = np.random.default_rng(8)
+    params = {"w": rng.standard_normal((64, 33)).astype(dtype), "b": rng.standard_normal(33).astype(dtype)}
+    grads = [{k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()} for _ in range(2)]
+    cpu = SGD({k: v.copy() for k, v in params.items()}, lr=0.01)
+    gpu = SGD({k: cp.asarray(v) for k, v in params.items()}, lr=0.01)
+    for g in grads:
+        cpu.step(g)
+        gpu.step({k: cp.asarray(v) for k, v in g.items()})
+    for k in params:
+        np.testing.assert_array_equal(cp.asnumpy(gpu.params[k]), cpu.params[k])
+        np.testing.assert_array_equal(cp.asnumpy(gpu.velocity[k]), cpu.velocity[k])
+
+
+def test_dropout_mask_on_the_device_is_the_splitmix_stream():
+    from cuda_cpu_harness import splitmix_uniform
+
+    seed = 2 ** 62 + 12345
+    mask = _cuda.dropout_mask((128, 4096), 0.5, seed, cp.float32)
+    u, _ = splitmix_uniform(128 * 4096, seed)
+    assert mask.dtype == cp.float32 and isinstance(mask, cp.ndarray)
+    np.testing.assert_array_equal(cp.asnumpy(mask).ravel(), (u >= 0.5).astype(np.float32))
+
+
+def test_dropout_on_cupy_is_reproducible_from_its_seed_and_drops_half():
+    x = cp.ones((128, 4096), dtype=cp.float32)
+    a, b = Dropout(0.5, rng=3), Dropout(0.5, rng=3)
+    m1, m2 = a.forward(x), b.forward(x)
+    cp.testing.assert_array_equal(m1, m2)                           # same seed, same mask
+    assert abs(float(m1.mean()) - 0.5) < 0.005
+    m3 = a.forward(x)                                                # x is 1: the output is the mask
+    assert not bool((m3 == m1).all())                                # a fresh mask every step
+    cp.testing.assert_array_equal(a.backward(cp.full_like(x, 2.0)), 2 * m3)   # backward uses that mask
+
+
+# ----------------------------------------------------------------------------
+# augmentation on the GPU: the loader sends uint8 and augments there
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("pad,crop", [(0, 24), (4, 32)])
+def test_train_transform_on_a_cupy_batch_equals_the_cpu_result(pad, crop):
+    from minialex.data.augment import TrainTransform, pca_eigen
+
+    rng = np.random.default_rng(10)
+    x = rng.integers(0, 256, (5, 3, 32, 32), dtype=np.uint8)
+    mean = rng.uniform(0, 255, (3, 32, 32)).astype(np.float32)
+    t = TrainTransform(mean=mean, crop=crop, pad=pad, pca=pca_eigen(np.diag([50.0, 20.0, 5.0])))
+    want = t(x, np.random.default_rng(3))                            # CPU kernel
+    got = t(cp.asarray(x), np.random.default_rng(3))                 # same draws, CUDA kernel
+    assert isinstance(got, cp.ndarray) and got.dtype == cp.float32
+    np.testing.assert_array_equal(cp.asnumpy(got), want)
+
+
+def test_loader_on_cupy_gives_the_numpy_loaders_batches():
+    from minialex.data import BatchLoader, TrainTransform
+    from minialex.train import Scaled
+
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 256, (10, 3, 32, 32), dtype=np.uint8)
+    y = rng.integers(0, 10, 10)
+    t = Scaled(TrainTransform(mean=np.full((3, 32, 32), 120, np.float32), crop=32, pad=4), 1 / 64)
+    assert t.augments_on_device(x)
+    cpu = list(BatchLoader(x, y, 4, transform=t, seed=2))
+    gpu = list(BatchLoader(x, y, 4, transform=t, seed=2, xp=cp))
+    assert len(cpu) == len(gpu) == 3
+    for (a, ya), (b, yb) in zip(cpu, gpu):
+        assert isinstance(b, cp.ndarray) and b.dtype == cp.float32
+        np.testing.assert_array_equal(cp.asnumpy(b), a)
+        np.testing.assert_array_equal(cp.asnumpy(yb), ya)

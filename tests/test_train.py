@@ -45,6 +45,8 @@ def test_short_run_writes_checkpoint_metrics_and_png(tmp_path, capsys):
             assert np.isfinite(float(r[k])), k
         assert 0 <= float(r["val_top1"]) <= 1 and float(r["val_top5"]) <= float(r["val_top1"])
         assert float(r["images_per_s"]) > 0
+        # the time the loop waited for the loader is part of the epoch's time, never more
+        assert 0 <= float(r["data_wait_s"]) <= float(r["epoch_s"])
     assert int(rows[1]["step"]) == 8
 
     png = tmp_path / "curves.png"
@@ -107,7 +109,7 @@ def _state(out):
 def _metric_rows(out):
     with open(Path(out) / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    timing = ("images_per_s", "epoch_s", "wall_s")
+    timing = ("images_per_s", "epoch_s", "wall_s", "data_wait_s")
     return [{k: v for k, v in r.items() if k not in timing} for r in rows]
 
 

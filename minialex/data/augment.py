@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..backend import get_array_module
+
 
 # ---------------------------------------------------------------- crops, flips
 def crop_at(x: np.ndarray, top: np.ndarray, left: np.ndarray, crop: int) -> np.ndarray:
@@ -212,6 +214,8 @@ class TrainTransform:
     impl: str = "auto"
 
     def __call__(self, x, rng):
+        if get_array_module(x) is not np and self.augments_on_device(x):        # a CuPy uint8 batch
+            return self._fused(x, rng, device=True)
         if self._use_kernel(x):
             return self._fused(x, rng)
         out = _subtract_mean(x, self.mean, self.dtype)  # (N, C, H, W)
@@ -227,6 +231,14 @@ class TrainTransform:
             out += shift.astype(out.dtype)[:, :, None, None]  # (N, 3, 1, 1)
         return out
 
+    def augments_on_device(self, x):
+        """True when uint8 ``x`` may be sent to the GPU as it is and augmented
+        there (``_cuda.crop_flip_shift``: the same draws and the same float32
+        result as the CPU kernel, with a quarter of the bytes to copy). The
+        loader asks this before it copies a batch to a CuPy device."""
+        return (self.impl == "auto" and np.dtype(self.dtype) == np.float32
+                and getattr(x, "dtype", None) == np.uint8)
+
     def _use_kernel(self, x):
         if self.impl not in ("auto", "numba", "numpy"):
             raise ValueError(f"impl must be 'auto', 'numba' or 'numpy', got {self.impl!r}")
@@ -236,10 +248,9 @@ class TrainTransform:
                              f"{type(x).__name__} {getattr(x, 'dtype', None)} -> {np.dtype(self.dtype)}")
         return ok and self.impl != "numpy"
 
-    def _fused(self, x, rng):
-        """One numba pass (``data/_numba.py``), same draws and same float32 rounding as the NumPy path."""
-        from ._numba import crop_flip_shift_f32
-
+    def _fused(self, x, rng, device=False):
+        """One numba pass (``data/_numba.py``), same draws and same float32 rounding as the NumPy
+        path; with ``device=True`` one CUDA kernel (``_cuda.crop_flip_shift``) on ``x``'s GPU."""
         N, C, H, W = x.shape
         mean = np.zeros((C, H, W), np.float32) if self.mean is None else np.asarray(self.mean, np.float32)
         if mean.ndim == 1:
@@ -264,10 +275,26 @@ class TrainTransform:
             shift = pca_color_shift(N, *self.pca, rng, std=self.pca_std, scale=self.pca_scale)
         else:
             shift = np.zeros((N, C))
+        if device:
+            from .. import _cuda
+
+            return _cuda.crop_flip_shift(x, self._mean_on(x, mean), top, left, flip, shift, P, out_hw)
+        from ._numba import crop_flip_shift_f32
+
         out = np.empty((N, C) + out_hw, np.float32)
         crop_flip_shift_f32(np.ascontiguousarray(x), mean, top, left, flip,
                             shift.astype(np.float32), P, out)
         return out
+
+    def _mean_on(self, x, mean):
+        """``mean`` (C, H, W) float32 on x's GPU, copied once per device and kept."""
+        from ..backend import to_device
+
+        cache = self.__dict__.setdefault("_device_means", {})
+        key = (x.device.id, id(self.mean))           # a new mean array is copied anew
+        if key not in cache:
+            cache[key] = to_device(mean, get_array_module(x), device=x.device.id)
+        return cache[key]
 
 
 @dataclass

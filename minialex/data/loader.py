@@ -18,6 +18,13 @@ loops, so this overlaps with training) and moves it to the requested array
 module. An exception in the worker is re-raised in the main thread (same
 type, with the worker's traceback) at the batch where it happened; leaving
 the loop early (``break``) or ``close()`` stops the thread.
+
+On a GPU (``xp=cupy``) a transform that says so (``augments_on_device``,
+e.g. ``TrainTransform``) gets the uint8 batch already on the device and
+augments it there in one kernel: the copy is a quarter of the float32 bytes
+and no float work is left on the host. Measured on an H100 machine, paper
+config, batch 128: the host transform took 49 ms and the float32 copy 21 ms
+a batch, against a 38 ms training step, so the GPU waited half the time.
 """
 from __future__ import annotations
 
@@ -95,9 +102,12 @@ class BatchLoader:
         x[srt] = self.images[idx[srt]]  # (B, C, H, W)
         y = self.labels[idx]
         if self.transform is not None:
+            if self.xp is not np and getattr(self.transform, "augments_on_device", lambda x: False)(x):
+                x = to_device(x, self.xp)           # uint8 to the GPU; the transform runs there
             x = self.transform(x, np.random.default_rng([self.seed, epoch, b]))
-        x = np.asarray(x).astype(self.dtype, copy=False)
-        return to_device(x, self.xp), to_device(y, self.xp)
+        if isinstance(x, np.ndarray):
+            x = x.astype(self.dtype, copy=False)    # cast before the copy: fewer bytes if it narrows
+        return to_device(x, self.xp).astype(self.dtype, copy=False), to_device(y, self.xp)
 
     def _batches(self, epoch):
         order = self.order(epoch)
