@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from cuda_cpu_harness import CXX, build_library
 from fake_cupy import DeviceMismatch, FakeCupy, patch_minialex
+from same_masks import same_dropout_masks
 
 import minialex._cuda
 import minialex.checkpoint  # noqa: F401  (imported before patching, see fake_cupy.patch_minialex)
@@ -95,18 +96,6 @@ def tower_step(net, x, y):
     value = float(loss(net.forward(x), y))
     net.backward(loss.backward())
     return value, to_numpy(net.forward(x, train=False))
-
-
-def same_dropout_masks(rng, N, *models):
-    """Freeze the same host-drawn masks in every model's dropout layers. CuPy arrays draw their
-    masks on the GPU (another stream than the CPU's rng.random), so nets that must agree
-    step for step across backends get their masks from here."""
-    for layers in zip(*(m.dropout_layers() for m in models)):
-        name, first = layers[0]
-        width = models[0][name.replace("drop", "fc")].out_features
-        mask = (rng.random((N, width)) >= first.p).astype(models[0].config.dtype)
-        for _, layer in layers:
-            layer.freeze(mask)
 
 
 @pytest.mark.parametrize("config", ["tiny", "cifar"])

@@ -9,6 +9,7 @@ import copy
 
 import numpy as np
 import pytest
+from same_masks import same_dropout_masks
 
 from minialex import backend, im2col as im2col_mod
 from minialex.gradcheck import rel_error
@@ -203,12 +204,7 @@ def test_training_step_matches_numpy(config, dtype, N):
     tol = 1e-10 if dtype == "float64" else 1e-4
     cpu, gpu = AlexNet(cfg), AlexNet(cfg).to("cupy")          # same seed: same weights
     rng = np.random.default_rng(6)
-    # The GPU draws its dropout masks on the device (another stream than the
-    # CPU's rng.random): give both nets the same masks, drawn here.
-    for (name, a), (_, b) in zip(cpu.dropout_layers(), gpu.dropout_layers()):
-        mask = (rng.random((N, cpu[name.replace("drop", "fc")].out_features)) >= a.p).astype(dtype)
-        a.freeze(mask)
-        b.freeze(cp.asarray(mask))
+    same_dropout_masks(rng, N, cpu, gpu)          # the GPU draws its own masks otherwise
     x = rng.standard_normal((N,) + cpu.input_shape).astype(dtype)
     y = rng.integers(0, cfg.num_classes, N)
     l_cpu, g_cpu = train_step(cpu, x, y)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from same_masks import same_dropout_masks
 
 from minialex.gradcheck import numerical_gradient, rel_error
 from minialex.im2col import im2col
@@ -397,6 +398,7 @@ def test_model_runs_on_cupy_and_saves_to_numpy(tmp_path):
     cpu, gpu = AlexNet(cfg), AlexNet(cfg).to("cupy")
     x = np.random.default_rng(0).standard_normal((2, 3, 15, 15))
     y = np.array([0, 1])
+    same_dropout_masks(np.random.default_rng(1), 2, cpu, gpu)   # the GPU draws its own masks otherwise
     for m, xx, yy in ((cpu, x, y), (gpu, cp.asarray(x), cp.asarray(y))):
         loss = SoftmaxCrossEntropy()
         loss.forward(m.forward(xx), yy)
