@@ -55,14 +55,16 @@ def _cupy():
 # ----------------------------------------------------------------------------
 
 _IM2COL_SRC = r"""
-    // cols: (C*KH*KW, N*OH*OW); row r = (c, kh, kw), column q = (n, oh, ow)
-    const ptrdiff_t NQ = (ptrdiff_t)N * OH * OW;
-    const ptrdiff_t r = i / NQ, q = i % NQ;
+    // cols: (C*KH*KW, N*OH*OW); row r = (c, kh, kw), column q = (n, oh, ow).
+    // 32-bit index arithmetic (the wrapper refuses 2**31 elements or more):
+    // a 64-bit division costs several times a 32-bit one on the GPU.
+    const int ii = (int)i, NQ = N * OH * OW;
+    const int r = ii / NQ, q = ii - r * NQ;
     const int kw = r % KW, kh = (r / KW) % KH, c = r / (KW * KH);
-    const int ow = q % OW, oh = (q / OW) % OH, n = q / ((ptrdiff_t)OW * OH);
+    const int ow = q % OW, oh = (q / OW) % OH, n = q / (OW * OH);
     const int h = oh * s - p + kh, w = ow * s - p + kw;
     if (h >= 0 && h < H && w >= 0 && w < W) {
-        col = x[(((ptrdiff_t)n * C + c) * H + h) * W + w];
+        col = x[((n * C + c) * H + h) * W + w];
     } else {
         col = (T)0;                                   // zero padding
     }
@@ -71,19 +73,21 @@ _IM2COL_SRC = r"""
 _COL2IM_SRC = r"""
     // dx: (N, C, H, W). Sum cols over every window (oh, ow) that covers
     // padded pixel (h+p, w+p): oh*s <= h+p <= oh*s + KH-1.
-    const int w = i % W, h = (i / W) % H, c = (i / ((ptrdiff_t)W * H)) % C;
-    const int n = i / ((ptrdiff_t)W * H * C);
+    // 32-bit index arithmetic, as in im2col (cols has fewer than 2**31 elements).
+    const int ii = (int)i;
+    const int w = ii % W, h = (ii / W) % H, c = (ii / (W * H)) % C;
+    const int n = ii / (W * H * C);
     const int hp = h + p, wp = w + p;
     const int oh0 = hp < KH ? 0 : (hp - KH) / s + 1, oh1 = min(hp / s + 1, OH);
     const int ow0 = wp < KW ? 0 : (wp - KW) / s + 1, ow1 = min(wp / s + 1, OW);
-    const ptrdiff_t NQ = (ptrdiff_t)N * OH * OW;
+    const int NQ = N * OH * OW;
     T acc = 0;
     for (int oh = oh0; oh < oh1; ++oh) {
         const int kh = hp - oh * s;
         for (int ow = ow0; ow < ow1; ++ow) {
             const int kw = wp - ow * s;
-            const ptrdiff_t r = ((ptrdiff_t)c * KH + kh) * KW + kw;
-            const ptrdiff_t q = ((ptrdiff_t)n * OH + oh) * OW + ow;
+            const int r = (c * KH + kh) * KW + kw;
+            const int q = (n * OH + oh) * OW + ow;
             acc += cols[r * NQ + q];
         }
     }
