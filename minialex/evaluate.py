@@ -113,15 +113,18 @@ def ensemble(probs):
     return np.mean(np.stack(probs), axis=0)                            # (M, N, K) -> (N, K)
 
 
-def evaluate(paths, x, y, ten_crop=False, batch_size=200, log=None):
+def evaluate(paths, x, y, ten_crop=False, batch_size=200, log=None, xp=np):
     """Rows (name, crops, top-1 error, top-5 error) for each checkpoint and, with
-    several, for their ensemble; ten-crop rows when ``ten_crop``."""
+    several, for their ensemble; ten-crop rows when ``ten_crop``. ``xp``: the
+    array module the nets run on (numpy, or cupy for the GPU)."""
     members = {"centre": [], "ten-crop": []}
     rows = []
     modes = ["centre"] + (["ten-crop"] if ten_crop else [])
     classes = None
     for path in paths:
         model, meta = load_model(path)
+        if xp is not np:
+            model.to(xp)
         k = model.config.num_classes
         if classes is None:
             classes = k
@@ -131,7 +134,8 @@ def evaluate(paths, x, y, ten_crop=False, batch_size=200, log=None):
             raise ValueError(f"{path}: the data has label {int(np.max(y))}, the net only {k} classes")
         for mode in modes:
             t = time.perf_counter()
-            p = predict_proba(model, x, meta["preprocess"], ten_crop=(mode == "ten-crop"), batch_size=batch_size)
+            p = predict_proba(model, x, meta["preprocess"], ten_crop=(mode == "ten-crop"), batch_size=batch_size,
+                              xp=xp)
             members[mode].append(p)
             rows.append((str(path), mode, topk_error(p, y, 1), topk_error(p, y, 5)))
             if log:
@@ -169,6 +173,8 @@ def build_parser():
     p.add_argument("--limit", type=int, default=None, help="evaluate a random subset of N images")
     p.add_argument("--seed", type=int, default=0, help="picks the --limit subset")
     p.add_argument("--batch-size", type=int, default=200, help="images per forward pass (default 200)")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                   help="array library: numpy on the CPU (default) or cupy on a CUDA GPU")
     return p
 
 
@@ -186,13 +192,19 @@ def main(argv=None):
         p.error(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.data not in ("default", "cifar10") and not Path(args.data).exists():
         p.error(f"--data {args.data!r}: no such folder")
+    from .backend import get_backend
     from .train import load_dataset, subset
+
+    try:
+        xp = get_backend(args.backend)
+    except RuntimeError as e:                        # no CuPy, or no CUDA device: say which
+        p.error(f"--backend {args.backend}: {e}")
 
     _, meta = load_model(args.ckpt[0])
     size = meta["preprocess"].get("image_size", 32)
     data = load_dataset(args.data, image_size=size, data_root=args.data_root)
     x, y = subset(data.x_test, data.y_test, args.limit, args.seed)
-    rows = evaluate(args.ckpt, x, y, ten_crop=args.ten_crop, batch_size=args.batch_size)
+    rows = evaluate(args.ckpt, x, y, ten_crop=args.ten_crop, batch_size=args.batch_size, xp=xp)
     print(format_table(rows, len(y), data.name))
     return 0
 

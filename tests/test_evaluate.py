@@ -121,3 +121,20 @@ def test_cli_prints_one_table(tmp_path, capsys):
         assert " ".join(needle.split()) in " ".join(out.split()), needle
     with pytest.raises(SystemExit):
         ev.main([str(tmp_path / "missing.npz")])
+
+
+def test_cli_backend_cupy_without_cupy_says_what_is_missing(tmp_path, capsys, monkeypatch):
+    from minialex import backend, train
+
+    assert train.main(["--config", "tiny", "--limit", "20", "--batch-size", "10", "--epochs", "1", "--quiet",
+                       "--no-plot", "--out", str(tmp_path / "a")]) == 0
+
+    def no_cupy(name):
+        raise RuntimeError("backend 'cupy' requested but CuPy is not installed")
+
+    monkeypatch.setattr(backend, "get_backend", no_cupy)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        ev.main([str(tmp_path / "a" / "checkpoint.npz"), "--backend", "cupy"])
+    assert e.value.code == 2
+    assert "--backend cupy: backend 'cupy' requested but CuPy is not installed" in capsys.readouterr().err

@@ -353,3 +353,18 @@ def test_loader_on_cupy_gives_the_numpy_loaders_batches():
         assert isinstance(b, cp.ndarray) and b.dtype == cp.float32
         np.testing.assert_array_equal(cp.asnumpy(b), a)
         np.testing.assert_array_equal(cp.asnumpy(yb), ya)
+
+
+def test_evaluate_on_cupy_gives_the_cpu_figures(tmp_path):
+    """python -m minialex.evaluate --backend cupy: the same errors as on the CPU (tiny net, dropout off at test)."""
+    from minialex import evaluate as ev, train
+    from minialex.data import default_subset
+
+    assert train.main(["--config", "tiny", "--limit", "40", "--batch-size", "20", "--epochs", "1", "--quiet",
+                       "--no-plot", "--out", str(tmp_path / "a")]) == 0
+    _, _, x, y = default_subset(1, 60, seed=0)
+    ck = [tmp_path / "a" / "checkpoint.npz"]
+    cpu = ev.evaluate(ck, x, y, ten_crop=True)
+    gpu = ev.evaluate(ck, x, y, ten_crop=True, xp=cp)
+    for a, b in zip(cpu, gpu):
+        assert a[:2] == b[:2] and abs(a[2] - b[2]) <= 1 / 60 and abs(a[3] - b[3]) <= 1 / 60
