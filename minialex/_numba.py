@@ -5,6 +5,7 @@ Each kernel has a readable twin that it is tested against
 
 - ``im2col`` / ``col2im``: ``minialex.im2col.im2col_reference`` / ``col2im_reference``
 - ``gemm_to_nchw`` / ``nchw_to_gemm``: the transposes in ``Conv2D``'s readable path
+- ``conv2d_direct`` / ``conv2d_direct_dx``: ``Conv2D``'s readable forward and dx (im2col + GEMM)
 - ``maxpool_forward`` / ``maxpool_backward``: ``MaxPool2D``'s im2col + argmax path
 - ``lrn_forward`` / ``lrn_backward``: ``LocalResponseNorm``'s NumPy path
 
@@ -17,6 +18,7 @@ before a call, so float32 stays float32 inside the loops.
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -154,6 +156,347 @@ def nchw_to_gemm(dout, out):
     sums = np.empty((N, F), dtype=dout.dtype)
     _nchw_to_gemm_kernel(dout, out, sums)
     return out, sums.sum(axis=0)
+
+
+# ---------------------------------------------------------------------------
+# Direct convolution: im2col + GEMM fused, one image (and group) at a time.
+# Twin: Conv2D.forward (im2col, then w @ cols per group) in layers/conv.py.
+#
+# Why: with few kernels per group (the cifar net has 24-32) a GEMM uses each
+# column of ``cols`` only Fg times, so writing the whole (C*K*K, N*OH*OW)
+# matrix to memory and packing it again inside the BLAS costs as much as the
+# arithmetic. Here each task builds the patches of one image tile in a small
+# per-thread buffer that stays in cache, and multiplies them at once.
+#
+# Layout: the input is first copied to a zero-padded channels-last array
+# xg (N, G, H+2p, (W+2p)*Cg), so for stride 1 a patch row is K runs of K*Cg
+# contiguous numbers; patch columns are therefore ordered (kh, kw, c), and
+# the weights are reordered to match (``_direct_weights``). The product is a
+# 4 x 4 block of dot products over the patch length: LLVM turns each of the
+# 16 running sums into a vector register (``fastmath`` reassociation), which
+# is what makes it fast. Rows are padded with zeros to a multiple of 16 and
+# the kernel count to a multiple of 4, so no tail loop is needed.
+#
+# Each output element is one task's dot product in a fixed order: results do
+# not depend on the thread count. Sums run in a different order than the
+# BLAS, so results differ from the reference by a few ulps.
+# ---------------------------------------------------------------------------
+
+_REASSOC = {"reassoc", "contract"}          # enough to vectorise the dot products; NaN/inf kept
+DW_CHUNK_BYTES = 2 * 2**20                  # columns + dout of one dw chunk: a few images
+
+
+@njit(parallel=True, cache=True)
+def _pad_channels_last_kernel(x, G, p, xg):
+    # x: (N, C, H, W) -> xg: (N, G, H+2p, (W+2p)*Cg), border zero; written fully.
+    N, C, H, W = x.shape
+    Cg = C // G
+    Hp, WC = xg.shape[2], xg.shape[3]
+    for ng in prange(N * G):
+        n = ng // G
+        g = ng % G
+        for h in range(Hp):
+            hh = h - p
+            if hh < 0 or hh >= H:
+                for j in range(WC):
+                    xg[n, g, h, j] = 0
+                continue
+            for j in range(p * Cg):
+                xg[n, g, h, j] = 0
+            for j in range((W + p) * Cg, WC):
+                xg[n, g, h, j] = 0
+            for c in range(Cg):
+                for w in range(W):
+                    xg[n, g, h, (w + p) * Cg + c] = x[n, g * Cg + c, hh, w]
+
+
+@njit(parallel=True, fastmath=_REASSOC, cache=True)
+def _conv_direct_kernel(xg, wg, b, Cg, K, s, OW, tile, nthreads, zero, out):
+    # xg: (N, G, Hp, Wp*Cg); wg: (G, Fgp, Rp), rows (kh, kw, c), zero-padded;
+    # b: (F,); out: (N, F, OH*OW), written fully. A task is one (n, g, pixel tile);
+    # tasks are dealt round-robin to nthreads workers, each with its own patches.
+    N, G = xg.shape[0], xg.shape[1]
+    Fgp, Rp = wg.shape[1], wg.shape[2]
+    F, P = out.shape[1], out.shape[2]
+    Fg = F // G
+    KC = K * Cg
+    n_tiles = (P + tile - 1) // tile
+    n_tasks = N * G * n_tiles
+    for t in prange(nthreads):
+        pat = np.zeros(((tile + 3) // 4 * 4, Rp), dtype=xg.dtype)   # (pixels, (kh, kw, c) + zero pad)
+        for task in range(t, n_tasks, nthreads):
+            n = task // (G * n_tiles)
+            g = (task // n_tiles) % G
+            q_lo = (task % n_tiles) * tile
+            q_hi = min(P, q_lo + tile)
+            for q in range(q_lo, q_hi):                # the patches of this tile
+                oh = q // OW
+                ow = q % OW
+                for kh in range(K):
+                    if s == 1:                         # K*Cg contiguous numbers
+                        pat[q - q_lo, kh * KC:(kh + 1) * KC] = xg[n, g, oh + kh, ow * Cg:ow * Cg + KC]
+                    else:                              # K runs of Cg
+                        for kw in range(K):
+                            j = (ow * s + kw) * Cg
+                            pat[q - q_lo, kh * KC + kw * Cg:kh * KC + (kw + 1) * Cg] = \
+                                xg[n, g, oh * s + kh, j:j + Cg]
+            for q in range(q_hi - q_lo, (q_hi - q_lo + 3) // 4 * 4):
+                pat[q, :] = 0                          # stale rows of the last 4-block
+            for q0 in range(0, q_hi - q_lo, 4):
+                x0 = pat[q0]
+                x1 = pat[q0 + 1]
+                x2 = pat[q0 + 2]
+                x3 = pat[q0 + 3]
+                for f0 in range(0, Fgp, 4):
+                    w0 = wg[g, f0]
+                    w1 = wg[g, f0 + 1]
+                    w2 = wg[g, f0 + 2]
+                    w3 = wg[g, f0 + 3]
+                    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = zero
+                    a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = zero
+                    for r in range(Rp):
+                        v0 = x0[r]
+                        v1 = x1[r]
+                        v2 = x2[r]
+                        v3 = x3[r]
+                        u0 = w0[r]
+                        u1 = w1[r]
+                        u2 = w2[r]
+                        u3 = w3[r]
+                        a00 += v0 * u0
+                        a01 += v0 * u1
+                        a02 += v0 * u2
+                        a03 += v0 * u3
+                        a10 += v1 * u0
+                        a11 += v1 * u1
+                        a12 += v1 * u2
+                        a13 += v1 * u3
+                        a20 += v2 * u0
+                        a21 += v2 * u1
+                        a22 += v2 * u2
+                        a23 += v2 * u3
+                        a30 += v3 * u0
+                        a31 += v3 * u1
+                        a32 += v3 * u2
+                        a33 += v3 * u3
+                    block = ((a00, a01, a02, a03), (a10, a11, a12, a13),
+                             (a20, a21, a22, a23), (a30, a31, a32, a33))
+                    for i in range(4):
+                        q = q_lo + q0 + i
+                        if q < q_hi:
+                            row = block[i]
+                            for j in range(4):
+                                f = f0 + j
+                                if f < Fg:
+                                    out[n, g * Fg + f, q] = row[j] + b[g * Fg + f]
+
+
+def _direct_weights(w_gfr, dtype):
+    """Zero-pad (G, Fg, R) weights to (G, Fg rounded up to 4, R rounded up to 16)."""
+    G, Fg, R = w_gfr.shape
+    wg = np.zeros((G, (Fg + 3) // 4 * 4, (R + 15) // 16 * 16), dtype=dtype)
+    wg[:, :Fg, :R] = w_gfr
+    return wg
+
+
+def _direct(x, wg, b, Cg, K, stride, padding, G, out):
+    """Run the direct kernel: x (N, G*Cg, H, W) -> out (N, F, OH, OW)."""
+    N, C, H, W = x.shape
+    OW = out.shape[3]
+    xg = np.empty((N, G, H + 2 * padding, (W + 2 * padding) * Cg), dtype=x.dtype)
+    _pad_channels_last_kernel(np.ascontiguousarray(x), G, padding, xg)
+    Rp = wg.shape[2]
+    tile = int(max(4, min(out.shape[2] * OW, (256 * 1024 // (Rp * x.dtype.itemsize)) // 4 * 4)))
+    F = out.shape[1]
+    _conv_direct_kernel(xg, wg, b, Cg, K, stride, OW, tile, numba.get_num_threads(), x.dtype.type(0),
+                        out.reshape(N, F, -1))                  # (N, F, OH*OW) view
+    return out
+
+
+def conv2d_direct(x, w, b, stride, padding, groups):
+    """Convolution without a column matrix: out = conv(x, w) + b.
+
+    Shapes:  x: (N, C, H, W), w: (F, C/G, K, K), b: (F,) -> out: (N, F, OH, OW)
+    """
+    N, C, H, W = x.shape
+    F, Cg, K, _ = w.shape
+    G = groups
+    OH = conv_output_size(H, K, stride, padding)
+    OW = conv_output_size(W, K, stride, padding)
+    w_r = w.reshape(G, F // G, Cg, K, K).transpose(0, 1, 3, 4, 2)   # (G, Fg, K, K, Cg): rows (kh, kw, c)
+    wg = _direct_weights(w_r.reshape(G, F // G, K * K * Cg), x.dtype)  # (G, Fgp, Rp)
+    out = np.empty((N, F, OH, OW), dtype=x.dtype)
+    return _direct(x, wg, np.ascontiguousarray(b, dtype=x.dtype), Cg, K, stride, padding, G, out)
+
+
+def conv2d_direct_dx(dout, w, padding, groups, x_shape):
+    """dL/dx of a stride-1 convolution, itself a convolution (no col2im).
+
+    dx[n, c] = sum_f conv(dout[n, f], w[f, c] rotated by 180 degrees), with
+    padding K-1-p; within each group, as in the forward pass.
+
+    Shapes:  dout: (N, F, OH, OW), w: (F, C/G, K, K) -> dx: x_shape = (N, C, H, W)
+    """
+    N, C, H, W = x_shape
+    F, Cg, K, _ = w.shape
+    G = groups
+    Fg = F // G
+    w_r = w.reshape(G, Fg, Cg, K, K)[:, :, :, ::-1, ::-1]          # (G, Fg, Cg, K, K), flipped
+    w_r = w_r.transpose(0, 2, 3, 4, 1)                              # (G, Cg, K, K, Fg): rows (kh, kw, f)
+    wg = _direct_weights(w_r.reshape(G, Cg, K * K * Fg), dout.dtype)  # (G, Cgp, Rp)
+    dx = np.empty((N, C, H, W), dtype=dout.dtype)
+    zeros = np.zeros(C, dtype=dout.dtype)
+    return _direct(dout, wg, zeros, Fg, K, 1, K - 1 - padding, G, dx)
+
+
+@njit(parallel=True, cache=True)
+def _pad_kernel(x, p, xp_):
+    # x: (N, C, H, W) -> xp_: (N, C, H+2p, W+2p), border zero; written fully.
+    N, C, H, W = x.shape
+    Hp, Wp = xp_.shape[2], xp_.shape[3]
+    for nc in prange(N * C):
+        n = nc // C
+        c = nc % C
+        for h in range(Hp):
+            hh = h - p
+            for w in range(Wp):
+                ww = w - p
+                if hh < 0 or hh >= H or ww < 0 or ww >= W:
+                    xp_[n, c, h, w] = 0
+                else:
+                    xp_[n, c, h, w] = x[n, c, hh, ww]
+
+
+@njit(parallel=True, fastmath=_REASSOC, cache=True)
+def _conv_dw_kernel(xflat, dout, C, Hp, Wp, G, K, m, Lp, nthreads, zero, part):
+    # Stride 1. xflat: (N*C*Hp*Wp + K,) the zero-padded input, flat, with a zero
+    # tail; dout: (N, F, OH, OW); part: (n_chunks, G, Fgp, Rp4), the dw of each
+    # chunk of m images, rows (c, kh, kw) as in w. Task = (chunk, g).
+    # Output rows are widened to Wp, the padded width: then weight r = (c, kh,
+    # kw) meets one image's input at the flat offsets kh*Wp + kw + q, q = oh*Wp
+    # + ow, a single contiguous run, so each row of the chunk's columns is m
+    # plain copies. The widened positions ow >= OW carry zeros in d.
+    N = dout.shape[0]
+    F, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
+    Cg, Fg = C // G, F // G
+    n_chunks, _, Fgp, Rp4 = part.shape
+    R = Cg * K * K
+    L = OH * Wp                                           # widened output pixels of one image
+    plane = Hp * Wp
+    n_tasks = n_chunks * G
+    for t in prange(nthreads):
+        cols = np.zeros((Rp4, Lp), dtype=dout.dtype)      # ((c, kh, kw), (image, oh, widened ow))
+        d = np.zeros((Fgp, Lp), dtype=dout.dtype)         # dout of the chunk, widened rows
+        for task in range(t, n_tasks, nthreads):
+            ch = task // G
+            g = task % G
+            n0 = ch * m
+            mm = min(m, N - n0)
+            for r in range(R):
+                c = r // (K * K)
+                kh = (r // K) % K
+                kw = r % K
+                for i in range(mm):
+                    o = ((n0 + i) * C + g * Cg + c) * plane + kh * Wp + kw
+                    cols[r, i * L:(i + 1) * L] = xflat[o:o + L]
+                cols[r, mm * L:] = 0
+            for f in range(Fg):
+                for i in range(mm):
+                    for oh in range(OH):
+                        q = i * L + oh * Wp
+                        d[f, q:q + OW] = dout[n0 + i, g * Fg + f, oh]
+                d[f, mm * L:] = 0
+            for f0 in range(0, Fgp, 4):
+                d0 = d[f0]
+                d1 = d[f0 + 1]
+                d2 = d[f0 + 2]
+                d3 = d[f0 + 3]
+                for r0 in range(0, Rp4, 4):
+                    x0 = cols[r0]
+                    x1 = cols[r0 + 1]
+                    x2 = cols[r0 + 2]
+                    x3 = cols[r0 + 3]
+                    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = zero
+                    a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = zero
+                    for q in range(Lp):
+                        v0 = d0[q]
+                        v1 = d1[q]
+                        v2 = d2[q]
+                        v3 = d3[q]
+                        u0 = x0[q]
+                        u1 = x1[q]
+                        u2 = x2[q]
+                        u3 = x3[q]
+                        a00 += v0 * u0
+                        a01 += v0 * u1
+                        a02 += v0 * u2
+                        a03 += v0 * u3
+                        a10 += v1 * u0
+                        a11 += v1 * u1
+                        a12 += v1 * u2
+                        a13 += v1 * u3
+                        a20 += v2 * u0
+                        a21 += v2 * u1
+                        a22 += v2 * u2
+                        a23 += v2 * u3
+                        a30 += v3 * u0
+                        a31 += v3 * u1
+                        a32 += v3 * u2
+                        a33 += v3 * u3
+                    block = ((a00, a01, a02, a03), (a10, a11, a12, a13),
+                             (a20, a21, a22, a23), (a30, a31, a32, a33))
+                    for i in range(4):
+                        row = block[i]
+                        for j in range(4):
+                            part[ch, g, f0 + i, r0 + j] = row[j]
+
+
+@njit(parallel=True, cache=True)
+def _bias_grad_kernel(dout, db):
+    # dout: (N, F, P) -> db: (F,), summed in float64 in a fixed order.
+    N, F, P = dout.shape
+    for f in prange(F):
+        acc = 0.0
+        for n in range(N):
+            for q in range(P):
+                acc += dout[n, f, q]
+        db[f] = acc
+
+
+def conv2d_direct_grads(x, dout, K, padding, groups):
+    """dL/dw and dL/db of a stride-1 convolution, without a column matrix.
+
+    The batch is cut into chunks of a few images; each chunk's dw (a GEMM
+    written as 4 x 4 blocks of dot products, read straight from the padded
+    input) goes to its own slot, and the slots are summed in chunk order, so
+    the result does not depend on the thread count.
+
+    Shapes:  x: (N, C, H, W), dout: (N, F, OH, OW) -> dw: (F, C/G, K, K), db: (F,)
+    """
+    N, C, H, W = x.shape
+    F, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
+    G = groups
+    Cg, Fg = C // G, F // G
+    R = Cg * K * K
+    Rp4, Fgp = (R + 3) // 4 * 4, (Fg + 3) // 4 * 4
+    Hp, Wp = H + 2 * padding, W + 2 * padding
+    L = OH * Wp                                                     # widened output pixels per image
+    m = int(max(1, min(N, DW_CHUNK_BYTES // ((Rp4 + Fgp) * L * x.dtype.itemsize))))   # images per chunk
+    Lp = (m * L + 15) // 16 * 16
+    xflat = np.empty(N * C * Hp * Wp + K, dtype=x.dtype)            # (N*C*Hp*Wp + K,): zero tail
+    xflat[N * C * Hp * Wp:] = 0
+    _pad_kernel(np.ascontiguousarray(x), padding, xflat[:N * C * Hp * Wp].reshape(N, C, Hp, Wp))
+    n_chunks = (N + m - 1) // m
+    part = np.empty((n_chunks, G, Fgp, Rp4), dtype=x.dtype)
+    dout = np.ascontiguousarray(dout)
+    _conv_dw_kernel(xflat, dout, C, Hp, Wp, G, K, m, Lp, numba.get_num_threads(), x.dtype.type(0), part)
+    dw = part[0].copy()
+    for ch in range(1, n_chunks):                         # fixed order: deterministic
+        dw += part[ch]
+    dw = dw[:, :Fg, :R].reshape(F, Cg, K, K)               # (G, Fg, R) -> (F, Cg, K, K)
+    db = np.empty(F, dtype=dout.dtype)
+    _bias_grad_kernel(dout.reshape(N, F, OH * OW), db)
+    return dw, db
 
 
 # ---------------------------------------------------------------------------

@@ -83,6 +83,73 @@ def test_conv_fast_matches_reference(case, dtype):
         assert_close(g_f[k], g_ref[k], dtype)
 
 
+# Shapes for the direct kernels: rows of K*C/G >= 32 (what "auto" needs), kernel
+# counts not a multiple of 4, pixel counts not a multiple of 4 or 16, batch 1,
+# padding 0 and padding K-1, and a stride-2 case (direct forward only).
+DIRECT_CASES = CONV_CASES + [
+    (1, 16, 7, 9, 6, 3, 1, 1, 2),         # batch 1, grouped, 3 kernels per group
+    (3, 8, 15, 15, 10, 5, 1, 2, 2),       # cifar conv2-like, odd sizes
+    (2, 12, 6, 5, 7, 3, 1, 0, 1),         # no padding, 7 kernels
+    (2, 6, 5, 6, 4, 3, 1, 2, 1),          # padding K-1: dx padding 0
+    (2, 12, 9, 9, 8, 3, 2, 1, 2),         # stride 2: direct forward, GEMM dw and dx
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fast_conv", ["direct", "gemm"])
+@pytest.mark.parametrize("case", DIRECT_CASES)
+def test_conv_direct_and_gemm_match_reference(case, fast_conv, dtype):
+    """Both algorithms of the fast path, forced, agree with the readable path."""
+    N, C, H, W, F, K, s, p, G = case
+    rng = np.random.default_rng(sum(case) + 1)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    bias = rng.standard_normal(F).astype(dtype)
+
+    def make(impl):
+        layer = Conv2D(C, F, K, s, p, groups=G, rng=1, weight_std=0.5, dtype=dtype, im2col_impl=impl)
+        layer.params["b"][:] = bias
+        layer.fast_conv = fast_conv
+        return layer
+
+    r = run_both(make, x)
+    (o_ref, dx_ref, g_ref), (o_f, dx_f, g_f) = r["reference"], r["numba"]
+    assert_close(o_f, o_ref, dtype)
+    assert_close(dx_f, dx_ref, dtype)
+    for k in ("w", "b"):
+        assert_close(g_f[k], g_ref[k], dtype)
+
+
+def test_conv_auto_plan():
+    """"auto" takes the direct kernels where they pay (few kernels per group,
+    stride 1) and the GEMM elsewhere; a bad name is a clear error."""
+    cifar_conv2 = Conv2D(32, 48, 5, 1, 2, groups=2)
+    assert cifar_conv2._plan() == (True, True, True)
+    cifar_conv1 = Conv2D(3, 32, 5, 1, 2)                           # forward rows of 5*3 < 32 numbers
+    assert cifar_conv1._plan() == (False, True, True)
+    paper_conv1 = Conv2D(3, 96, 11, 4, 2)                          # stride 4
+    assert paper_conv1._plan() == (False, False, False)
+    paper_conv3 = Conv2D(256, 384, 3, 1, 1)                        # 384 kernels: BLAS territory
+    assert paper_conv3._plan() == (False, False, False)
+    cifar_conv2.fast_conv = "gemm"
+    assert cifar_conv2._plan() == (False, False, False)
+    cifar_conv2.fast_conv = "fft"
+    with pytest.raises(ValueError, match="fast_conv"):
+        cifar_conv2.forward(np.zeros((1, 32, 15, 15), np.float32))
+
+
+def test_conv_direct_dw_chunks_sum_in_order(monkeypatch):
+    """A tiny DW_CHUNK_BYTES puts one image in each dw chunk; the chunk sums
+    must still add up to the reference dw."""
+    monkeypatch.setattr(_numba, "DW_CHUNK_BYTES", 1)
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((5, 8, 9, 9))
+    make = lambda impl: Conv2D(8, 6, 5, 1, 2, groups=2, rng=2, weight_std=0.5,
+                               dtype=np.float64, im2col_impl=impl)
+    r = run_both(make, x)
+    for k in ("w", "b"):
+        assert_close(r["numba"][2][k], r["reference"][2][k], np.float64)
+
+
 @pytest.mark.parametrize("chunk_bytes", [1, 3000])
 def test_conv_fast_path_chunks_the_batch(monkeypatch, chunk_bytes):
     """With a tiny CHUNK_BYTES the batch is split (one image per chunk, or a few):
