@@ -8,6 +8,7 @@ Each kernel has a readable twin that it is tested against
 - ``conv2d_direct`` / ``conv2d_direct_dx``: ``Conv2D``'s readable forward and dx (im2col + GEMM)
 - ``maxpool_forward`` / ``maxpool_backward``: ``MaxPool2D``'s im2col + argmax path
 - ``lrn_forward`` / ``lrn_backward``: ``LocalResponseNorm``'s NumPy path
+- ``relu_forward`` / ``relu_backward``: ``ReLU``'s NumPy path
 
 Loops run in parallel (``prange``) over the axis whose writes never collide
 (an (n, c) plane, an (n, h) image row), so no atomics are needed and results
@@ -601,11 +602,12 @@ def maxpool_backward(dout, arg, z, s, x_shape):
 # ---------------------------------------------------------------------------
 
 @njit(inline="always")
-def _neg_pow(s, beta, beta_is_3_4):
+def _neg_pow(s, one, beta, beta_is_3_4):
     # s ** -beta; for the paper's beta = 3/4, 1 / (sqrt(s) * sqrt(sqrt(s))) is faster than pow.
+    # ``one`` is 1 in s's dtype: a literal 1 / float32 would compute in float64.
     if beta_is_3_4:
         r = np.sqrt(s)
-        return 1 / (r * np.sqrt(r))
+        return one / (r * np.sqrt(r))
     return s ** -beta
 
 
@@ -630,7 +632,7 @@ def _row_scale(x, n, h, half, k, coeff, sq, sc):
 
 
 @njit(parallel=True, cache=True)
-def _lrn_forward_kernel(x, half, k, coeff, beta, beta_is_3_4, out):
+def _lrn_forward_kernel(x, half, k, coeff, beta, beta_is_3_4, one, out):
     # x, out: (N, C, H, W)
     N, C, H, W = x.shape
     for nh in prange(N * H):
@@ -641,14 +643,14 @@ def _lrn_forward_kernel(x, half, k, coeff, beta, beta_is_3_4, out):
         _row_scale(x, n, h, half, k, coeff, sq, sc)
         for c in range(C):
             for w in range(W):
-                out[n, c, h, w] = x[n, c, h, w] * _neg_pow(sc[c, w], beta, beta_is_3_4)
+                out[n, c, h, w] = x[n, c, h, w] * _neg_pow(sc[c, w], one, beta, beta_is_3_4)
 
 
 @njit(parallel=True, cache=True)
-def _lrn_backward_kernel(x, dout, half, k, coeff, beta, beta_is_3_4, dx):
+def _lrn_backward_kernel(x, dout, half, k, coeff, beta, beta_is_3_4, one, dx):
     # x, dout, dx: (N, C, H, W)
     N, C, H, W = x.shape
-    g = 2 * coeff * beta
+    g = (one + one) * coeff * beta                     # 2 coeff beta, in x's dtype
     for nh in prange(N * H):
         n = nh // H
         h = nh % H
@@ -657,7 +659,7 @@ def _lrn_backward_kernel(x, dout, half, k, coeff, beta, beta_is_3_4, dx):
         _row_scale(x, n, h, half, k, coeff, t, sc)
         for c in range(C):
             for w in range(W):
-                pw = _neg_pow(sc[c, w], beta, beta_is_3_4)
+                pw = _neg_pow(sc[c, w], one, beta, beta_is_3_4)
                 t[c, w] = dout[n, c, h, w] * x[n, c, h, w] * pw / sc[c, w]
                 sc[c, w] = pw
         for c in range(C):
@@ -675,7 +677,7 @@ def _lrn_backward_kernel(x, dout, half, k, coeff, beta, beta_is_3_4, dx):
 def _lrn_consts(x, k, coeff, beta):
     # Constants in x's dtype, so float32 stays float32 inside the kernel.
     t = x.dtype.type
-    return t(k), t(coeff), t(beta), bool(beta == 0.75)
+    return t(k), t(coeff), t(beta), bool(beta == 0.75), t(1)
 
 
 def lrn_forward(x, half, k, coeff, beta):
@@ -692,4 +694,58 @@ def lrn_backward(x, dout, half, k, coeff, beta):
     dout = np.ascontiguousarray(dout)
     dx = np.empty_like(x)
     _lrn_backward_kernel(x, dout, half, *_lrn_consts(x, k, coeff, beta), dx)
+    return dx
+
+
+# ---------------------------------------------------------------------------
+# ReLU (Sec. 3.1). Twin: ReLU's NumPy path in layers/activation.py.
+# NumPy's one-thread passes are memory-bound; these use every thread. NaN
+# passes through forward (as np.maximum) and dout * 0 stays dout * 0 (NaN
+# and inf times 0 give NaN, as in NumPy).
+# ---------------------------------------------------------------------------
+
+_BLOCK = 16384                                   # elements per parallel block
+
+
+@njit(parallel=True, cache=True)
+def _relu_forward_kernel(x, zero, out):
+    # x, out: flat (M,). Blocks as slices: LLVM vectorises the inner loop.
+    M = x.shape[0]
+    for blk in prange((M + _BLOCK - 1) // _BLOCK):
+        lo = blk * _BLOCK
+        hi = min(M, lo + _BLOCK)
+        xb = x[lo:hi]
+        ob = out[lo:hi]
+        for i in range(hi - lo):
+            v = xb[i]
+            ob[i] = v if (v > zero) | (v != v) else zero   # as np.maximum(x, 0): NaN kept, -0.0 -> 0
+
+
+@njit(parallel=True, cache=True)
+def _relu_backward_kernel(dout, out, dx):
+    # dout, out, dx: flat (M,)
+    M = dout.shape[0]
+    for blk in prange((M + _BLOCK - 1) // _BLOCK):
+        lo = blk * _BLOCK
+        hi = min(M, lo + _BLOCK)
+        db = dout[lo:hi]
+        ob = out[lo:hi]
+        xb = dx[lo:hi]
+        for i in range(hi - lo):
+            xb[i] = db[i] * (ob[i] > 0)
+
+
+def relu_forward(x):
+    """max(x, 0). Shapes: x, out: any shape (contiguous copy of x's values)."""
+    x = np.ascontiguousarray(x)
+    out = np.empty_like(x)
+    _relu_forward_kernel(x.reshape(-1), x.dtype.type(0), out.reshape(-1))
+    return out
+
+
+def relu_backward(dout, out):
+    """dout * (out > 0), a new array. Shapes: dout, out, dx: the same shape."""
+    dout = np.ascontiguousarray(dout)
+    dx = np.empty_like(dout)
+    _relu_backward_kernel(dout.reshape(-1), np.ascontiguousarray(out).reshape(-1), dx.reshape(-1))
     return dx

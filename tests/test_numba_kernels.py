@@ -15,7 +15,7 @@ import pytest
 
 from minialex import _numba
 from minialex.im2col import active_impl, col2im, col2im_reference, im2col_reference, use_numba
-from minialex.layers import Conv2D, LocalResponseNorm, MaxPool2D
+from minialex.layers import Conv2D, LocalResponseNorm, MaxPool2D, ReLU
 from minialex.layers import conv as conv_module
 
 # Relative tolerance of the fast path against the reference, by dtype:
@@ -253,6 +253,21 @@ def test_lrn_fast_matches_reference(case, dtype):
     r = run_both(lambda impl: LocalResponseNorm(n, alpha, beta, k, conv, impl=impl), x)
     for a, b in zip(r["numba"][:2], r["reference"][:2]):
         assert_close(a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 7, 9), (2, 16, 33, 31), (4, 40000)])
+def test_relu_fast_matches_reference_exactly(shape, dtype):
+    """Same values bit for bit, NaN, inf and -0.0 included; dout untouched."""
+    rng = np.random.default_rng(int(np.prod(shape)))
+    x = rng.standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[: min(5, flat.size)] = [np.nan, -np.inf, np.inf, -0.0, 0.0][: min(5, flat.size)]
+    r = run_both(lambda impl: ReLU(impl=impl), x)
+    for a, b in zip(r["numba"][:2], r["reference"][:2]):
+        assert a.dtype == b.dtype == np.dtype(dtype)
+        assert np.array_equal(a, b, equal_nan=True)
+        assert np.array_equal(np.signbit(a), np.signbit(b))
 
 
 def test_col2im_fast_matches_reference_and_overwrites_out():
