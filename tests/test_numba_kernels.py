@@ -234,6 +234,23 @@ def test_maxpool_nan_is_the_argmax_like_numpy():
     assert np.array_equal(out, ref, equal_nan=True)
 
 
+@pytest.mark.parametrize("z,s", [(3, 2), (2, 2), (3, 1), (4, 3)])   # both literal kernels, generic
+def test_maxpool_kernels_match_argmax_with_ties_and_nans(z, s):
+    """Every forward kernel variant gives np.argmax's answer over each window:
+    ties to the first maximum, a NaN (the first one) wins, -inf and -0.0 kept."""
+    rng = np.random.default_rng(z * 10 + s)
+    x = rng.integers(-2, 3, size=(2, 3, 13, 12)).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, 12, replace=False)] = np.nan
+    flat[rng.choice(flat.size, 12, replace=False)] = -np.inf
+    flat[rng.choice(flat.size, 12, replace=False)] = -0.0
+    out, arg = _numba.maxpool_forward(x, z, s)
+    layer = MaxPool2D(z, s, im2col_impl="reference")
+    ref = layer.forward(x)
+    assert np.array_equal(out, ref, equal_nan=True)
+    assert np.array_equal(arg.reshape(-1), layer.cache[1])         # the reference's flat arg-max
+
+
 LRN_CASES = [
     # (N, C, H, W, size, alpha, beta, k, convention)
     (1, 96, 5, 7, 5, 1e-4, 0.75, 2.0, "paper"),    # the paper's constants, batch 1
