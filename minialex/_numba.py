@@ -613,11 +613,15 @@ def maxpool_backward(dout, arg, z, s, x_shape):
 #   scale_i = k + coeff * sum_{j = max(0, i-half)}^{min(C-1, i+half)} a_j^2
 #   b_i = a_i * scale_i^-beta
 #   da_j = dout_j scale_j^-beta - 2 coeff beta a_j sum_{i in window(j)} dout_i a_i scale_i^(-beta-1)
-# One (n, h) image row per thread; the channel loop runs over a (C, W) slab
-# so the inner loop over w is contiguous. Only x is kept for backward: the
-# scale is recomputed there (five multiply-adds per element), which saves
-# two activation-sized arrays per LRN layer.
+# A task is one image and a block of up to LRN_BLOCK pixels: the channel loop
+# runs over a (C, block) slab of per-thread scratch, so every inner loop is a
+# long contiguous run (the pixels of one channel). Only x is kept for
+# backward: the scale is recomputed there (five multiply-adds per element),
+# which saves two activation-sized arrays per LRN layer.
 # ---------------------------------------------------------------------------
+
+LRN_BLOCK = 512
+
 
 @njit(inline="always")
 def _neg_pow(s, one, beta, beta_is_3_4):
@@ -630,66 +634,90 @@ def _neg_pow(s, one, beta, beta_is_3_4):
 
 
 @njit(inline="always")
-def _row_scale(x, n, h, half, k, coeff, sq, sc):
-    # sc[c, w] = k + coeff * sum over the clipped window of x[n, j, h, w]^2;
-    # sq is scratch. Inner loops run over w, which is contiguous.
-    C, W = sq.shape
+def _block_scale(x, n, p0, L, half, k, coeff, sq, sc):
+    # sc[c, :L] = k + coeff * sum over the clipped window of x[n, j, p0:p0+L]^2;
+    # sq is scratch. x: (N, C, H*W).
+    C = x.shape[1]
     for c in range(C):
-        for w in range(W):
-            sq[c, w] = x[n, c, h, w] * x[n, c, h, w]
+        xr = x[n, c, p0:p0 + L]
+        qr = sq[c]
+        for i in range(L):
+            qr[i] = xr[i] * xr[i]
     for c in range(C):
         lo = max(0, c - half)
         hi = min(C - 1, c + half)
-        for w in range(W):
-            sc[c, w] = sq[lo, w]
+        sr = sc[c]
+        q0 = sq[lo]
+        for i in range(L):
+            sr[i] = q0[i]
         for j in range(lo + 1, hi + 1):
-            for w in range(W):
-                sc[c, w] += sq[j, w]
-        for w in range(W):
-            sc[c, w] = k + coeff * sc[c, w]
+            qj = sq[j]
+            for i in range(L):
+                sr[i] += qj[i]
+        for i in range(L):
+            sr[i] = k + coeff * sr[i]
 
 
 @njit(parallel=True, cache=True)
-def _lrn_forward_kernel(x, half, k, coeff, beta, beta_is_3_4, one, out):
-    # x, out: (N, C, H, W)
-    N, C, H, W = x.shape
-    for nh in prange(N * H):
-        n = nh // H
-        h = nh % H
-        sq = np.empty((C, W), dtype=x.dtype)
-        sc = np.empty((C, W), dtype=x.dtype)
-        _row_scale(x, n, h, half, k, coeff, sq, sc)
-        for c in range(C):
-            for w in range(W):
-                out[n, c, h, w] = x[n, c, h, w] * _neg_pow(sc[c, w], one, beta, beta_is_3_4)
+def _lrn_forward_kernel(x, half, k, coeff, beta, beta_is_3_4, one, block, nthreads, out):
+    # x, out: (N, C, H*W). Tasks (n, pixel block) dealt round-robin to nthreads workers.
+    N, C, P = x.shape
+    n_blk = (P + block - 1) // block
+    for t in prange(nthreads):
+        sq = np.empty((C, block), dtype=x.dtype)
+        sc = np.empty((C, block), dtype=x.dtype)
+        for task in range(t, N * n_blk, nthreads):
+            n = task // n_blk
+            p0 = (task % n_blk) * block
+            L = min(block, P - p0)
+            _block_scale(x, n, p0, L, half, k, coeff, sq, sc)
+            for c in range(C):
+                xr = x[n, c, p0:p0 + L]
+                orow = out[n, c, p0:p0 + L]
+                sr = sc[c]
+                for i in range(L):
+                    orow[i] = xr[i] * _neg_pow(sr[i], one, beta, beta_is_3_4)
 
 
 @njit(parallel=True, cache=True)
-def _lrn_backward_kernel(x, dout, half, k, coeff, beta, beta_is_3_4, one, dx):
-    # x, dout, dx: (N, C, H, W)
-    N, C, H, W = x.shape
+def _lrn_backward_kernel(x, dout, half, k, coeff, beta, beta_is_3_4, one, block, nthreads, dx):
+    # x, dout, dx: (N, C, H*W)
+    N, C, P = x.shape
     g = (one + one) * coeff * beta                     # 2 coeff beta, in x's dtype
-    for nh in prange(N * H):
-        n = nh // H
-        h = nh % H
-        t = np.empty((C, W), dtype=x.dtype)            # scratch, then dout * a * scale^(-beta-1)
-        sc = np.empty((C, W), dtype=x.dtype)           # scale, then scale^-beta
-        _row_scale(x, n, h, half, k, coeff, t, sc)
-        for c in range(C):
-            for w in range(W):
-                pw = _neg_pow(sc[c, w], one, beta, beta_is_3_4)
-                t[c, w] = dout[n, c, h, w] * x[n, c, h, w] * pw / sc[c, w]
-                sc[c, w] = pw
-        for c in range(C):
-            lo = max(0, c - half)
-            hi = min(C - 1, c + half)
-            for w in range(W):
-                dx[n, c, h, w] = t[lo, w]
-            for j in range(lo + 1, hi + 1):
-                for w in range(W):
-                    dx[n, c, h, w] += t[j, w]
-            for w in range(W):
-                dx[n, c, h, w] = dout[n, c, h, w] * sc[c, w] - g * x[n, c, h, w] * dx[n, c, h, w]
+    n_blk = (P + block - 1) // block
+    for t in prange(nthreads):
+        tt = np.empty((C, block), dtype=x.dtype)       # scratch, then dout * a * scale^(-beta-1)
+        sc = np.empty((C, block), dtype=x.dtype)       # scale, then scale^-beta
+        for task in range(t, N * n_blk, nthreads):
+            n = task // n_blk
+            p0 = (task % n_blk) * block
+            L = min(block, P - p0)
+            _block_scale(x, n, p0, L, half, k, coeff, tt, sc)
+            for c in range(C):
+                xr = x[n, c, p0:p0 + L]
+                dr = dout[n, c, p0:p0 + L]
+                sr = sc[c]
+                tr = tt[c]
+                for i in range(L):
+                    pw = _neg_pow(sr[i], one, beta, beta_is_3_4)
+                    tr[i] = dr[i] * xr[i] * pw / sr[i]
+                    sr[i] = pw
+            for c in range(C):
+                lo = max(0, c - half)
+                hi = min(C - 1, c + half)
+                xr = x[n, c, p0:p0 + L]
+                dr = dout[n, c, p0:p0 + L]
+                sr = sc[c]
+                out = dx[n, c, p0:p0 + L]
+                t0 = tt[lo]
+                for i in range(L):
+                    out[i] = t0[i]
+                for j in range(lo + 1, hi + 1):
+                    tj = tt[j]
+                    for i in range(L):
+                        out[i] += tj[i]
+                for i in range(L):
+                    out[i] = dr[i] * sr[i] - g * xr[i] * out[i]
 
 
 def _lrn_consts(x, k, coeff, beta):
@@ -702,7 +730,10 @@ def lrn_forward(x, half, k, coeff, beta):
     """b = x * (k + coeff * window_sum(x^2))^-beta. Shapes: x, out (N, C, H, W)."""
     x = np.ascontiguousarray(x)
     out = np.empty_like(x)
-    _lrn_forward_kernel(x, half, *_lrn_consts(x, k, coeff, beta), out)
+    N, C, H, W = x.shape
+    block = min(LRN_BLOCK, H * W)
+    _lrn_forward_kernel(x.reshape(N, C, H * W), half, *_lrn_consts(x, k, coeff, beta), block,
+                        numba.get_num_threads(), out.reshape(N, C, H * W))   # (N, C, H*W) views
     return out
 
 
@@ -711,7 +742,11 @@ def lrn_backward(x, dout, half, k, coeff, beta):
     x = np.ascontiguousarray(x)
     dout = np.ascontiguousarray(dout)
     dx = np.empty_like(x)
-    _lrn_backward_kernel(x, dout, half, *_lrn_consts(x, k, coeff, beta), dx)
+    N, C, H, W = x.shape
+    block = min(LRN_BLOCK, H * W)
+    _lrn_backward_kernel(x.reshape(N, C, H * W), dout.reshape(N, C, H * W), half,
+                         *_lrn_consts(x, k, coeff, beta), block, numba.get_num_threads(),
+                         dx.reshape(N, C, H * W))                            # (N, C, H*W) views
     return dx
 
 
