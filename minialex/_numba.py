@@ -5,7 +5,8 @@ Each kernel has a readable twin that it is tested against
 
 - ``im2col`` / ``col2im``: ``minialex.im2col.im2col_reference`` / ``col2im_reference``
 - ``gemm_to_nchw`` / ``nchw_to_gemm``: the transposes in ``Conv2D``'s readable path
-- ``conv2d_direct`` / ``conv2d_direct_dx``: ``Conv2D``'s readable forward and dx (im2col + GEMM)
+- ``conv2d_direct`` / ``conv2d_rows`` / ``conv2d_direct_dx`` / ``conv2d_direct_grads``:
+  ``Conv2D``'s readable forward and backward (im2col + GEMM, col2im)
 - ``maxpool_forward`` / ``maxpool_backward``: ``MaxPool2D``'s im2col + argmax path
 - ``lrn_forward`` / ``lrn_backward``: ``LocalResponseNorm``'s NumPy path
 - ``relu_forward`` / ``relu_backward``: ``ReLU``'s NumPy path
@@ -185,6 +186,7 @@ def nchw_to_gemm(dout, out):
 
 _REASSOC = {"reassoc", "contract"}          # enough to vectorise the dot products; NaN/inf kept
 DW_CHUNK_BYTES = 2 * 2**20                  # columns + dout of one dw chunk: a few images
+ROWS_BELOW = 32                             # patch runs shorter than this: conv2d_rows (conv2d_direct)
 
 
 @njit(parallel=True, cache=True)
@@ -292,6 +294,122 @@ def _conv_direct_kernel(xg, wg, b, Cg, K, s, OW, tile, nthreads, zero, out):
                                     out[n, g * Fg + f, q] = row[j] + b[g * Fg + f]
 
 
+@njit(parallel=True, fastmath=_REASSOC, cache=True)
+def _conv_rows_kernel(xflat, w6, b, C, Hp, Wp, K, OH, OW, nthreads, zero, out):
+    # Stride 1. xflat: (N*C*Hp*Wp + K,) the zero-padded input, flat, zero tail;
+    # w6: (G, Fgp, Rp6) rows (c, kh, kw), zero-padded to multiples of 4 and 6;
+    # b: (F,); out: (N, F, OH, OW), written fully. Task = (n, g).
+    # Output rows are widened to Wp, so weight r = (c, kh, kw) multiplies one
+    # contiguous run of the input, starting at kh*Wp + kw (see _conv_dw_kernel):
+    # acc[f] += w[f, r] * x[shifted] over all pixels at once, a long vectorised
+    # loop, six weights and four kernels per pass over acc. For short patch
+    # rows (few input channels: the first layer), where the 4 x 4 dot-product
+    # blocks of _conv_direct_kernel are too short to pay.
+    N, F = out.shape[0], out.shape[1]
+    G, Fgp, Rp6 = w6.shape
+    Cg, Fg = C // G, F // G
+    R = Cg * K * K
+    Q = OH * Wp                                           # widened output pixels
+    plane = Hp * Wp
+    for t in prange(nthreads):
+        acc = np.empty((4, Q), dtype=xflat.dtype)
+        for task in range(t, N * G, nthreads):
+            n = task // G
+            g = task % G
+            base = (n * C + g * Cg) * plane
+            for f0 in range(0, Fgp, 4):
+                a0 = acc[0]
+                a1 = acc[1]
+                a2 = acc[2]
+                a3 = acc[3]
+                for j in range(Q):
+                    a0[j] = zero
+                    a1[j] = zero
+                    a2[j] = zero
+                    a3[j] = zero
+                for r0 in range(0, Rp6, 6):
+                    r = min(r0, R - 1)                        # padding weights are 0: any row will do
+                    o0 = base + (r // (K * K)) * plane + ((r // K) % K) * Wp + r % K
+                    r = min(r0 + 1, R - 1)
+                    o1 = base + (r // (K * K)) * plane + ((r // K) % K) * Wp + r % K
+                    r = min(r0 + 2, R - 1)
+                    o2 = base + (r // (K * K)) * plane + ((r // K) % K) * Wp + r % K
+                    r = min(r0 + 3, R - 1)
+                    o3 = base + (r // (K * K)) * plane + ((r // K) % K) * Wp + r % K
+                    r = min(r0 + 4, R - 1)
+                    o4 = base + (r // (K * K)) * plane + ((r // K) % K) * Wp + r % K
+                    r = min(r0 + 5, R - 1)
+                    o5 = base + (r // (K * K)) * plane + ((r // K) % K) * Wp + r % K
+                    x0 = xflat[o0:o0 + Q]
+                    x1 = xflat[o1:o1 + Q]
+                    x2 = xflat[o2:o2 + Q]
+                    x3 = xflat[o3:o3 + Q]
+                    x4 = xflat[o4:o4 + Q]
+                    x5 = xflat[o5:o5 + Q]
+                    wa = w6[g, f0, r0:r0 + 6]
+                    wb = w6[g, f0 + 1, r0:r0 + 6]
+                    wc = w6[g, f0 + 2, r0:r0 + 6]
+                    wd = w6[g, f0 + 3, r0:r0 + 6]
+                    p0, p1, p2, p3, p4, p5 = wa[0], wa[1], wa[2], wa[3], wa[4], wa[5]
+                    q0, q1, q2, q3, q4, q5 = wb[0], wb[1], wb[2], wb[3], wb[4], wb[5]
+                    s0, s1, s2, s3, s4, s5 = wc[0], wc[1], wc[2], wc[3], wc[4], wc[5]
+                    u0, u1, u2, u3, u4, u5 = wd[0], wd[1], wd[2], wd[3], wd[4], wd[5]
+                    for j in range(Q):
+                        v0 = x0[j]
+                        v1 = x1[j]
+                        v2 = x2[j]
+                        v3 = x3[j]
+                        v4 = x4[j]
+                        v5 = x5[j]
+                        a0[j] += p0 * v0 + p1 * v1 + p2 * v2 + p3 * v3 + p4 * v4 + p5 * v5
+                        a1[j] += q0 * v0 + q1 * v1 + q2 * v2 + q3 * v3 + q4 * v4 + q5 * v5
+                        a2[j] += s0 * v0 + s1 * v1 + s2 * v2 + s3 * v3 + s4 * v4 + s5 * v5
+                        a3[j] += u0 * v0 + u1 * v1 + u2 * v2 + u3 * v3 + u4 * v4 + u5 * v5
+                for i in range(4):
+                    f = f0 + i
+                    if f < Fg:
+                        ai = acc[i]
+                        bf = b[g * Fg + f]
+                        for oh in range(OH):
+                            orow = out[n, g * Fg + f, oh]
+                            arow = ai[oh * Wp:oh * Wp + OW]
+                            for ow in range(OW):
+                                orow[ow] = arow[ow] + bf
+
+
+def _padded_flat(x, padding, tail):
+    """x (N, C, H, W) zero-padded and flattened, with ``tail`` zeros after it:
+    (N*C*(H+2p)*(W+2p) + tail,)."""
+    N, C, H, W = x.shape
+    size = N * C * (H + 2 * padding) * (W + 2 * padding)
+    xflat = np.empty(size + tail, dtype=x.dtype)
+    xflat[size:] = 0
+    _pad_kernel(np.ascontiguousarray(x), padding,
+                xflat[:size].reshape(N, C, H + 2 * padding, W + 2 * padding))   # (N, C, Hp, Wp) view
+    return xflat
+
+
+def conv2d_rows(x, w, b, padding, groups):
+    """Stride-1 convolution computed over whole widened output rows (see
+    ``_conv_rows_kernel``); for few input channels per group.
+
+    Shapes:  x: (N, C, H, W), w: (F, C/G, K, K), b: (F,) -> out: (N, F, OH, OW)
+    """
+    N, C, H, W = x.shape
+    F, Cg, K, _ = w.shape
+    G = groups
+    Fg, R = F // G, Cg * K * K
+    OH = conv_output_size(H, K, 1, padding)
+    OW = conv_output_size(W, K, 1, padding)
+    w6 = np.zeros((G, (Fg + 3) // 4 * 4, (R + 5) // 6 * 6), dtype=x.dtype)
+    w6[:, :Fg, :R] = w.reshape(G, Fg, R)                            # (G, Fg, R): rows (c, kh, kw)
+    xflat = _padded_flat(x, padding, K)
+    out = np.empty((N, F, OH, OW), dtype=x.dtype)
+    _conv_rows_kernel(xflat, w6, np.ascontiguousarray(b, dtype=x.dtype), C, H + 2 * padding,
+                      W + 2 * padding, K, OH, OW, numba.get_num_threads(), x.dtype.type(0), out)
+    return out
+
+
 def _direct_weights(w_gfr, dtype):
     """Zero-pad (G, Fg, R) weights to (G, Fg rounded up to 4, R rounded up to 16)."""
     G, Fg, R = w_gfr.shape
@@ -315,13 +433,19 @@ def _direct(x, wg, b, Cg, K, stride, padding, G, out):
 
 
 def conv2d_direct(x, w, b, stride, padding, groups):
-    """Convolution without a column matrix: out = conv(x, w) + b.
+    """Convolution without a batch-sized column matrix: out = conv(x, w) + b.
+
+    Stride 1 with patch runs (K * C/G numbers) shorter than ``ROWS_BELOW``
+    goes to ``conv2d_rows``; everything else builds patches in cache
+    (``_conv_direct_kernel``).
 
     Shapes:  x: (N, C, H, W), w: (F, C/G, K, K), b: (F,) -> out: (N, F, OH, OW)
     """
     N, C, H, W = x.shape
     F, Cg, K, _ = w.shape
     G = groups
+    if stride == 1 and K * Cg < ROWS_BELOW:
+        return conv2d_rows(x, w, b, padding, groups)
     OH = conv_output_size(H, K, stride, padding)
     OW = conv_output_size(W, K, stride, padding)
     w_r = w.reshape(G, F // G, Cg, K, K).transpose(0, 1, 3, 4, 2)   # (G, Fg, K, K, Cg): rows (kh, kw, c)
@@ -331,23 +455,23 @@ def conv2d_direct(x, w, b, stride, padding, groups):
 
 
 def conv2d_direct_dx(dout, w, padding, groups, x_shape):
-    """dL/dx of a stride-1 convolution, itself a convolution (no col2im).
+    """dL/dx of a stride-1 convolution, itself a stride-1 convolution (no col2im).
 
-    dx[n, c] = sum_f conv(dout[n, f], w[f, c] rotated by 180 degrees), with
-    padding K-1-p; within each group, as in the forward pass.
+    dx[n, c] = sum_f conv(dout[n, f], w[f, c] rotated by 180 degrees), padded
+    by K-1-p, within each group: ``conv2d_direct`` with the kernels' roles of
+    input and output swapped.
 
     Shapes:  dout: (N, F, OH, OW), w: (F, C/G, K, K) -> dx: x_shape = (N, C, H, W)
     """
-    N, C, H, W = x_shape
     F, Cg, K, _ = w.shape
     G = groups
     Fg = F // G
-    w_r = w.reshape(G, Fg, Cg, K, K)[:, :, :, ::-1, ::-1]          # (G, Fg, Cg, K, K), flipped
-    w_r = w_r.transpose(0, 2, 3, 4, 1)                              # (G, Cg, K, K, Fg): rows (kh, kw, f)
-    wg = _direct_weights(w_r.reshape(G, Cg, K * K * Fg), dout.dtype)  # (G, Cgp, Rp)
-    dx = np.empty((N, C, H, W), dtype=dout.dtype)
-    zeros = np.zeros(C, dtype=dout.dtype)
-    return _direct(dout, wg, zeros, Fg, K, 1, K - 1 - padding, G, dx)
+    w_t = w.reshape(G, Fg, Cg, K, K)[:, :, :, ::-1, ::-1]          # (G, Fg, Cg, K, K), rotated
+    w_t = w_t.transpose(0, 2, 1, 3, 4).reshape(G * Cg, Fg, K, K)    # (C, F/G, K, K): c out, f in
+    dx = conv2d_direct(dout, np.ascontiguousarray(w_t), np.zeros(G * Cg, dtype=dout.dtype), 1,
+                       K - 1 - padding, G)
+    assert dx.shape == tuple(x_shape)
+    return dx
 
 
 @njit(parallel=True, cache=True)
@@ -484,9 +608,7 @@ def conv2d_direct_grads(x, dout, K, padding, groups):
     L = OH * Wp                                                     # widened output pixels per image
     m = int(max(1, min(N, DW_CHUNK_BYTES // ((Rp4 + Fgp) * L * x.dtype.itemsize))))   # images per chunk
     Lp = (m * L + 15) // 16 * 16
-    xflat = np.empty(N * C * Hp * Wp + K, dtype=x.dtype)            # (N*C*Hp*Wp + K,): zero tail
-    xflat[N * C * Hp * Wp:] = 0
-    _pad_kernel(np.ascontiguousarray(x), padding, xflat[:N * C * Hp * Wp].reshape(N, C, Hp, Wp))
+    xflat = _padded_flat(x, padding, K)                            # (N*C*Hp*Wp + K,)
     n_chunks = (N + m - 1) // m
     part = np.empty((n_chunks, G, Fgp, Rp4), dtype=x.dtype)
     dout = np.ascontiguousarray(dout)

@@ -83,9 +83,9 @@ def test_conv_fast_matches_reference(case, dtype):
         assert_close(g_f[k], g_ref[k], dtype)
 
 
-# Shapes for the direct kernels: rows of K*C/G >= 32 (what "auto" needs), kernel
-# counts not a multiple of 4, pixel counts not a multiple of 4 or 16, batch 1,
-# padding 0 and padding K-1, and a stride-2 case (direct forward only).
+# Shapes for the direct kernels: kernel counts not a multiple of 4, pixel
+# counts not a multiple of 4 or 16, batch 1, padding 0 and padding K-1, and a
+# stride-2 case (direct forward only).
 DIRECT_CASES = CONV_CASES + [
     (1, 16, 7, 9, 6, 3, 1, 1, 2),         # batch 1, grouped, 3 kernels per group
     (3, 8, 15, 15, 10, 5, 1, 2, 2),       # cifar conv2-like, odd sizes
@@ -96,10 +96,13 @@ DIRECT_CASES = CONV_CASES + [
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("fast_conv", ["direct", "gemm"])
+@pytest.mark.parametrize("fast_conv,rows_below", [("direct", 0), ("direct", 10**9), ("gemm", 32)])
 @pytest.mark.parametrize("case", DIRECT_CASES)
-def test_conv_direct_and_gemm_match_reference(case, fast_conv, dtype):
-    """Both algorithms of the fast path, forced, agree with the readable path."""
+def test_conv_direct_and_gemm_match_reference(case, fast_conv, rows_below, dtype, monkeypatch):
+    """Every algorithm of the fast path, forced, agrees with the readable path:
+    the GEMM; the direct kernels with the forward pass (and dx) by patches
+    (rows_below=0) or, for stride 1, by whole rows (rows_below huge)."""
+    monkeypatch.setattr(_numba, "ROWS_BELOW", rows_below)
     N, C, H, W, F, K, s, p, G = case
     rng = np.random.default_rng(sum(case) + 1)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
@@ -124,8 +127,8 @@ def test_conv_auto_plan():
     stride 1) and the GEMM elsewhere; a bad name is a clear error."""
     cifar_conv2 = Conv2D(32, 48, 5, 1, 2, groups=2)
     assert cifar_conv2._plan() == (True, True, True)
-    cifar_conv1 = Conv2D(3, 32, 5, 1, 2)                           # forward rows of 5*3 < 32 numbers
-    assert cifar_conv1._plan() == (False, True, True)
+    cifar_conv1 = Conv2D(3, 32, 5, 1, 2)                           # forward by conv2d_rows
+    assert cifar_conv1._plan() == (True, True, True)
     paper_conv1 = Conv2D(3, 96, 11, 4, 2)                          # stride 4
     assert paper_conv1._plan() == (False, False, False)
     paper_conv3 = Conv2D(256, 384, 3, 1, 1)                        # 384 kernels: BLAS territory

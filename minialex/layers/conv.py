@@ -11,15 +11,12 @@ from .init import constant, make_rng, normal
 # Bytes of im2col columns the fast CPU path holds at once (see Conv2D).
 CHUNK_BYTES = 48 * 2**20
 # Conv2D.fast_conv: "direct" (minialex._numba.conv2d_direct and friends), "gemm"
-# (im2col chunks + BLAS), or "auto", which picks per product (see Conv2D._plan).
-# A BLAS GEMM with many rows (kernels per group) runs near peak; with few it
-# spends its time packing columns and the direct kernels win. The forward
-# kernel copies patch rows in runs of K * (channels per group) numbers, so it
-# also needs runs of at least DIRECT_MIN_ROW. Both limits were measured on
-# 2 cores (cifar and paper configs, benchmarks/cpu.py).
+# (im2col chunks + BLAS), or "auto", which picks per product (see Conv2D._plan):
+# a BLAS GEMM with many rows (kernels per group) runs near peak; with few it
+# spends its time packing columns and the direct kernels win. The limit was
+# measured on 2 cores (cifar and paper configs, benchmarks/cpu.py).
 FAST_CONV = ("auto", "direct", "gemm")
 DIRECT_MAX_KERNELS = 128
-DIRECT_MIN_ROW = 32
 
 
 class _Workspace:
@@ -182,8 +179,7 @@ class Conv2D(Layer):
 
         dw and dx have direct kernels for stride 1 only (dx also needs
         padding < K). "auto" uses them where the GEMM would have at most
-        ``DIRECT_MAX_KERNELS`` rows (F/G for the forward pass and dw, C/G for
-        dx) and, for forward and dx, patch runs of ``DIRECT_MIN_ROW`` numbers.
+        ``DIRECT_MAX_KERNELS`` rows: F/G for the forward pass and dw, C/G for dx.
         """
         if self.fast_conv not in FAST_CONV:
             raise ValueError(f"Conv2D: fast_conv must be one of {FAST_CONV}, got {self.fast_conv!r}")
@@ -194,9 +190,9 @@ class Conv2D(Layer):
             on = self.fast_conv == "direct"
             return on, on and unit, on and unit and self.padding < K
         few = DIRECT_MAX_KERNELS
-        return (unit and Fg <= few and K * Cg >= DIRECT_MIN_ROW,
+        return (unit and Fg <= few,
                 unit and Fg <= few,
-                unit and self.padding < K and Cg <= few and K * Fg >= DIRECT_MIN_ROW)
+                unit and self.padding < K and Cg <= few)
 
     def _forward_fast(self, x):
         from .. import _numba
