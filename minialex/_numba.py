@@ -531,16 +531,16 @@ def _conv_dw_kernel(xflat, dout, C, Hp, Wp, G, K, m, Lp, nthreads, zero, part):
                         q = i * L + oh * Wp
                         d[f, q:q + OW] = dout[n0 + i, g * Fg + f, oh]
                 d[f, mm * L:] = 0
-            for f0 in range(0, Fgp, 4):
-                d0 = d[f0]
-                d1 = d[f0 + 1]
-                d2 = d[f0 + 2]
-                d3 = d[f0 + 3]
-                for r0 in range(0, Rp4, 4):
-                    x0 = cols[r0]
-                    x1 = cols[r0 + 1]
-                    x2 = cols[r0 + 2]
-                    x3 = cols[r0 + 3]
+            for r0 in range(0, Rp4, 4):                   # 4 column rows stay in L1 while
+                x0 = cols[r0]                             # the (smaller) d streams past
+                x1 = cols[r0 + 1]
+                x2 = cols[r0 + 2]
+                x3 = cols[r0 + 3]
+                for f0 in range(0, Fgp, 4):
+                    d0 = d[f0]
+                    d1 = d[f0 + 1]
+                    d2 = d[f0 + 2]
+                    d3 = d[f0 + 3]
                     a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = zero
                     a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = zero
                     for q in range(Lp):
