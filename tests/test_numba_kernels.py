@@ -346,12 +346,14 @@ def test_thread_count_respected():
     d = rng.standard_normal((3, 8, 6, 6)).astype(np.float32)
 
     def run():
-        conv = Conv2D(8, 8, 3, 1, 1, groups=2, rng=3, im2col_impl="numba")
+        conv = Conv2D(8, 8, 3, 1, 1, groups=2, rng=3, im2col_impl="numba")     # conv2d_rows
+        wide = Conv2D(8, 8, 5, 1, 2, rng=4, im2col_impl="numba")               # patch kernel
+        relu = ReLU(impl="numba")
         lrn = LocalResponseNorm(impl="numba")
         pool = MaxPool2D(3, 2, im2col_impl="numba")
-        y = pool.forward(lrn.forward(conv.forward(x)))
-        dx = conv.backward(lrn.backward(pool.backward(d)))
-        return y, dx, conv.grads["w"]
+        y = pool.forward(lrn.forward(relu.forward(wide.forward(conv.forward(x)))))
+        dx = conv.backward(wide.backward(relu.backward(lrn.backward(pool.backward(d)))))
+        return y, dx, conv.grads["w"], wide.grads["w"], wide.grads["b"]
 
     before = numba.get_num_threads()
     many = run()
