@@ -187,6 +187,7 @@ def nchw_to_gemm(dout, out):
 _REASSOC = {"reassoc", "contract"}          # enough to vectorise the dot products; NaN/inf kept
 DW_CHUNK_BYTES = 2 * 2**20                  # columns + dout of one dw chunk: a few images
 ROWS_BELOW = 32                             # patch runs shorter than this: conv2d_rows (conv2d_direct)
+ROWS_FEW_KERNELS = 16                       # fewer kernels per group than this: conv2d_rows too
 
 
 @njit(parallel=True, cache=True)
@@ -435,16 +436,17 @@ def _direct(x, wg, b, Cg, K, stride, padding, G, out):
 def conv2d_direct(x, w, b, stride, padding, groups):
     """Convolution without a batch-sized column matrix: out = conv(x, w) + b.
 
-    Stride 1 with patch runs (K * C/G numbers) shorter than ``ROWS_BELOW``
-    goes to ``conv2d_rows``; everything else builds patches in cache
-    (``_conv_direct_kernel``).
+    Stride 1 with patch runs (K * C/G numbers) shorter than ``ROWS_BELOW``,
+    or with fewer than ``ROWS_FEW_KERNELS`` kernels per group to share each
+    patch (dx of the first layer: 3 "kernels"), goes to ``conv2d_rows``;
+    everything else builds patches in cache (``_conv_direct_kernel``).
 
     Shapes:  x: (N, C, H, W), w: (F, C/G, K, K), b: (F,) -> out: (N, F, OH, OW)
     """
     N, C, H, W = x.shape
     F, Cg, K, _ = w.shape
     G = groups
-    if stride == 1 and K * Cg < ROWS_BELOW:
+    if stride == 1 and (K * Cg < ROWS_BELOW or F // G < ROWS_FEW_KERNELS):
         return conv2d_rows(x, w, b, padding, groups)
     OH = conv_output_size(H, K, stride, padding)
     OW = conv_output_size(W, K, stride, padding)

@@ -103,6 +103,7 @@ def test_conv_direct_and_gemm_match_reference(case, fast_conv, rows_below, dtype
     the GEMM; the direct kernels with the forward pass (and dx) by patches
     (rows_below=0) or, for stride 1, by whole rows (rows_below huge)."""
     monkeypatch.setattr(_numba, "ROWS_BELOW", rows_below)
+    monkeypatch.setattr(_numba, "ROWS_FEW_KERNELS", 0 if rows_below == 0 else 16)
     N, C, H, W, F, K, s, p, G = case
     rng = np.random.default_rng(sum(case) + 1)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
