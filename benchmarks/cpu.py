@@ -422,7 +422,7 @@ def main(argv=None):
 
     if "layers" in sections:
         lcfg, lN = args.layers_config, args.layers_batch
-        S = {"paper": 224, "cifar": 32}[lcfg]                       # input size, without importing minialex here
+        S = {"paper": 224, "cifar": 32}[lcfg]          # input size (not importing minialex in the parent)
         print(f"\n[2] per layer, {lcfg} net ({S}x{S} input), batch {lN}, ms (min of repeats); "
               "ratio = fast / PyTorch")
         rows = run_child("layers", {"batch": lN, "config": lcfg, "reps": 3 if args.quick else 5,

@@ -186,6 +186,7 @@ def nchw_to_gemm(dout, out):
 
 _REASSOC = {"reassoc", "contract"}          # enough to vectorise the dot products; NaN/inf kept
 DW_CHUNK_BYTES = 2 * 2**20                  # columns + dout of one dw chunk: a few images
+DW_SLOTS = 8                                # partial dw sums, independent of the thread count
 ROWS_BELOW = 32                             # patch runs shorter than this: conv2d_rows (conv2d_direct)
 ROWS_FEW_KERNELS = 16                       # fewer kernels per group than this: conv2d_rows too
 
@@ -497,8 +498,9 @@ def _pad_kernel(x, p, xp_):
 @njit(parallel=True, fastmath=_REASSOC, cache=True)
 def _conv_dw_kernel(xflat, dout, C, Hp, Wp, G, K, m, Lp, nthreads, zero, part):
     # Stride 1. xflat: (N*C*Hp*Wp + K,) the zero-padded input, flat, with a zero
-    # tail; dout: (N, F, OH, OW); part: (n_chunks, G, Fgp, Rp4), the dw of each
-    # chunk of m images, rows (c, kh, kw) as in w. Task = (chunk, g).
+    # tail; dout: (N, F, OH, OW); part: (n_slots, G, Fgp, Rp4), zeroed, rows
+    # (c, kh, kw) as in w. The batch is cut into chunks of m images; slot s
+    # sums the dw of chunks s, s + n_slots, ... in that order. Task = (slot, g).
     # Output rows are widened to Wp, the padded width: then weight r = (c, kh,
     # kw) meets one image's input at the flat offsets kh*Wp + kw + q, q = oh*Wp
     # + ow, a single contiguous run, so each row of the chunk's columns is m
@@ -506,76 +508,78 @@ def _conv_dw_kernel(xflat, dout, C, Hp, Wp, G, K, m, Lp, nthreads, zero, part):
     N = dout.shape[0]
     F, OH, OW = dout.shape[1], dout.shape[2], dout.shape[3]
     Cg, Fg = C // G, F // G
-    n_chunks, _, Fgp, Rp4 = part.shape
+    n_slots, _, Fgp, Rp4 = part.shape
+    n_chunks = (N + m - 1) // m
     R = Cg * K * K
     L = OH * Wp                                           # widened output pixels of one image
     plane = Hp * Wp
-    n_tasks = n_chunks * G
+    n_tasks = n_slots * G
     for t in prange(nthreads):
         cols = np.zeros((Rp4, Lp), dtype=dout.dtype)      # ((c, kh, kw), (image, oh, widened ow))
         d = np.zeros((Fgp, Lp), dtype=dout.dtype)         # dout of the chunk, widened rows
         for task in range(t, n_tasks, nthreads):
-            ch = task // G
+            slot = task // G
             g = task % G
-            n0 = ch * m
-            mm = min(m, N - n0)
-            for r in range(R):
-                c = r // (K * K)
-                kh = (r // K) % K
-                kw = r % K
-                for i in range(mm):
-                    o = ((n0 + i) * C + g * Cg + c) * plane + kh * Wp + kw
-                    cols[r, i * L:(i + 1) * L] = xflat[o:o + L]
-                cols[r, mm * L:] = 0
-            for f in range(Fg):
-                for i in range(mm):
-                    for oh in range(OH):
-                        q = i * L + oh * Wp
-                        d[f, q:q + OW] = dout[n0 + i, g * Fg + f, oh]
-                d[f, mm * L:] = 0
-            for r0 in range(0, Rp4, 4):                   # 4 column rows stay in L1 while
-                x0 = cols[r0]                             # the (smaller) d streams past
-                x1 = cols[r0 + 1]
-                x2 = cols[r0 + 2]
-                x3 = cols[r0 + 3]
-                for f0 in range(0, Fgp, 4):
-                    d0 = d[f0]
-                    d1 = d[f0 + 1]
-                    d2 = d[f0 + 2]
-                    d3 = d[f0 + 3]
-                    a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = zero
-                    a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = zero
-                    for q in range(Lp):
-                        v0 = d0[q]
-                        v1 = d1[q]
-                        v2 = d2[q]
-                        v3 = d3[q]
-                        u0 = x0[q]
-                        u1 = x1[q]
-                        u2 = x2[q]
-                        u3 = x3[q]
-                        a00 += v0 * u0
-                        a01 += v0 * u1
-                        a02 += v0 * u2
-                        a03 += v0 * u3
-                        a10 += v1 * u0
-                        a11 += v1 * u1
-                        a12 += v1 * u2
-                        a13 += v1 * u3
-                        a20 += v2 * u0
-                        a21 += v2 * u1
-                        a22 += v2 * u2
-                        a23 += v2 * u3
-                        a30 += v3 * u0
-                        a31 += v3 * u1
-                        a32 += v3 * u2
-                        a33 += v3 * u3
-                    block = ((a00, a01, a02, a03), (a10, a11, a12, a13),
-                             (a20, a21, a22, a23), (a30, a31, a32, a33))
-                    for i in range(4):
-                        row = block[i]
-                        for j in range(4):
-                            part[ch, g, f0 + i, r0 + j] = row[j]
+            for ch in range(slot, n_chunks, n_slots):
+                n0 = ch * m
+                mm = min(m, N - n0)
+                for r in range(R):
+                    c = r // (K * K)
+                    kh = (r // K) % K
+                    kw = r % K
+                    for i in range(mm):
+                        o = ((n0 + i) * C + g * Cg + c) * plane + kh * Wp + kw
+                        cols[r, i * L:(i + 1) * L] = xflat[o:o + L]
+                    cols[r, mm * L:] = 0
+                for f in range(Fg):
+                    for i in range(mm):
+                        for oh in range(OH):
+                            q = i * L + oh * Wp
+                            d[f, q:q + OW] = dout[n0 + i, g * Fg + f, oh]
+                    d[f, mm * L:] = 0
+                for r0 in range(0, Rp4, 4):                   # 4 column rows stay in L1 while
+                    x0 = cols[r0]                             # the (smaller) d streams past
+                    x1 = cols[r0 + 1]
+                    x2 = cols[r0 + 2]
+                    x3 = cols[r0 + 3]
+                    for f0 in range(0, Fgp, 4):
+                        d0 = d[f0]
+                        d1 = d[f0 + 1]
+                        d2 = d[f0 + 2]
+                        d3 = d[f0 + 3]
+                        a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = zero
+                        a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = zero
+                        for q in range(Lp):
+                            v0 = d0[q]
+                            v1 = d1[q]
+                            v2 = d2[q]
+                            v3 = d3[q]
+                            u0 = x0[q]
+                            u1 = x1[q]
+                            u2 = x2[q]
+                            u3 = x3[q]
+                            a00 += v0 * u0
+                            a01 += v0 * u1
+                            a02 += v0 * u2
+                            a03 += v0 * u3
+                            a10 += v1 * u0
+                            a11 += v1 * u1
+                            a12 += v1 * u2
+                            a13 += v1 * u3
+                            a20 += v2 * u0
+                            a21 += v2 * u1
+                            a22 += v2 * u2
+                            a23 += v2 * u3
+                            a30 += v3 * u0
+                            a31 += v3 * u1
+                            a32 += v3 * u2
+                            a33 += v3 * u3
+                        block = ((a00, a01, a02, a03), (a10, a11, a12, a13),
+                                 (a20, a21, a22, a23), (a30, a31, a32, a33))
+                        for i in range(4):
+                            row = block[i]
+                            for j in range(4):
+                                part[slot, g, f0 + i, r0 + j] += row[j]
 
 
 @njit(parallel=True, cache=True)
@@ -593,10 +597,10 @@ def _bias_grad_kernel(dout, db):
 def conv2d_direct_grads(x, dout, K, padding, groups):
     """dL/dw and dL/db of a stride-1 convolution, without a column matrix.
 
-    The batch is cut into chunks of a few images; each chunk's dw (a GEMM
-    written as 4 x 4 blocks of dot products, read straight from the padded
-    input) goes to its own slot, and the slots are summed in chunk order, so
-    the result does not depend on the thread count.
+    The batch is cut into chunks of a few images whose columns fit in cache;
+    each chunk's dw (a GEMM written as 4 x 4 blocks of dot products) is added
+    to one of ``DW_SLOTS`` slots in a fixed order, and the slots are summed in
+    order, so the result does not depend on the thread count.
 
     Shapes:  x: (N, C, H, W), dout: (N, F, OH, OW) -> dw: (F, C/G, K, K), db: (F,)
     """
@@ -611,13 +615,13 @@ def conv2d_direct_grads(x, dout, K, padding, groups):
     m = int(max(1, min(N, DW_CHUNK_BYTES // ((Rp4 + Fgp) * L * x.dtype.itemsize))))   # images per chunk
     Lp = (m * L + 15) // 16 * 16
     xflat = _padded_flat(x, padding, K)                            # (N*C*Hp*Wp + K,)
-    n_chunks = (N + m - 1) // m
-    part = np.empty((n_chunks, G, Fgp, Rp4), dtype=x.dtype)
+    n_slots = min(DW_SLOTS, (N + m - 1) // m)
+    part = np.zeros((n_slots, G, Fgp, Rp4), dtype=x.dtype)
     dout = np.ascontiguousarray(dout)
     _conv_dw_kernel(xflat, dout, C, Hp, Wp, G, K, m, Lp, numba.get_num_threads(), x.dtype.type(0), part)
     dw = part[0].copy()
-    for ch in range(1, n_chunks):                         # fixed order: deterministic
-        dw += part[ch]
+    for s in range(1, n_slots):                           # fixed order: deterministic
+        dw += part[s]
     dw = dw[:, :Fg, :R].reshape(F, Cg, K, K)               # (G, Fg, R) -> (F, Cg, K, K)
     db = np.empty(F, dtype=dout.dtype)
     _bias_grad_kernel(dout.reshape(N, F, OH * OW), db)

@@ -35,7 +35,8 @@ class ReLU(Layer):
 
     def backward(self, dout):
         out = self.cache
-        if use_numba(get_array_module(dout), self.impl) and dout.dtype == out.dtype and dout.dtype.kind == "f":
+        xp = get_array_module(dout)
+        if use_numba(xp, self.impl) and dout.dtype == out.dtype and dout.dtype.kind == "f":
             from .. import _numba
             self.cache = None
             return _numba.relu_backward(dout, out)
