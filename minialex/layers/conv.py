@@ -66,11 +66,12 @@ class Conv2D(Layer):
     one set of scratch buffers (``WORKSPACE``) across layers and steps, fuses
     the (F, N) -> (N, F) transpose with the bias add, and recomputes the
     columns in backward instead of keeping them (the columns of conv2 at
-    batch 128 alone would take 900 MB). Where the patch rows are long enough
-    (``fast_conv``, below) the forward pass and, for stride 1, dL/dx skip the
-    column matrix altogether: ``minialex._numba.conv2d_direct`` builds each
-    image's patches in cache and multiplies them there, and dL/dx is the
-    convolution of dout with the 180-degree-rotated kernels, so no col2im.
+    batch 128 alone would take 900 MB). Where a group has few kernels
+    (``fast_conv``, below) the direct kernels skip the column matrix
+    altogether: ``minialex._numba.conv2d_direct`` builds each image's patches
+    in cache and multiplies them there; for stride 1, dw is computed the same
+    way and dL/dx is the convolution of dout with the 180-degree-rotated
+    kernels (docs/derivations.md), so no col2im.
 
     ``input_grad=False`` (an attribute, also settable later) makes backward
     skip dL/dx and return None: right for the first layer, whose input is the
