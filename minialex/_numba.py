@@ -194,25 +194,27 @@ ROWS_FEW_KERNELS = 16                       # fewer kernels per group than this:
 @njit(parallel=True, cache=True)
 def _pad_channels_last_kernel(x, G, p, xg):
     # x: (N, C, H, W) -> xg: (N, G, H+2p, (W+2p)*Cg), border zero; written fully.
+    # One output row (n, g, h) per iteration: contiguous writes, and its
+    # Cg x W inputs sit in L1.
     N, C, H, W = x.shape
     Cg = C // G
     Hp, WC = xg.shape[2], xg.shape[3]
-    for ng in prange(N * G):
-        n = ng // G
-        g = ng % G
-        for h in range(Hp):
-            hh = h - p
-            if hh < 0 or hh >= H:
-                for j in range(WC):
-                    xg[n, g, h, j] = 0
-                continue
-            for j in range(p * Cg):
-                xg[n, g, h, j] = 0
-            for j in range((W + p) * Cg, WC):
-                xg[n, g, h, j] = 0
+    for ngh in prange(N * G * Hp):
+        n = ngh // (G * Hp)
+        g = (ngh // Hp) % G
+        h = ngh % Hp
+        row = xg[n, g, h]
+        hh = h - p
+        if hh < 0 or hh >= H:
+            row[:] = 0
+            continue
+        row[:p * Cg] = 0
+        row[(W + p) * Cg:] = 0
+        src = x[n, g * Cg:(g + 1) * Cg, hh]              # (Cg, W)
+        for w in range(W):
+            j = (w + p) * Cg
             for c in range(Cg):
-                for w in range(W):
-                    xg[n, g, h, (w + p) * Cg + c] = x[n, g * Cg + c, hh, w]
+                row[j + c] = src[c, w]
 
 
 @njit(parallel=True, fastmath=_REASSOC, cache=True)
