@@ -134,6 +134,8 @@ def test_conv_auto_plan():
     assert paper_conv1._plan() == (False, False, False)
     paper_conv3 = Conv2D(256, 384, 3, 1, 1)                        # 384 kernels: BLAS territory
     assert paper_conv3._plan() == (False, False, False)
+    paper_conv5 = Conv2D(384, 256, 3, 1, 1, groups=2)              # 128 per group: dw by BLAS
+    assert paper_conv5._plan() == (True, False, True)
     cifar_conv2.fast_conv = "gemm"
     assert cifar_conv2._plan() == (False, False, False)
     cifar_conv2.fast_conv = "fft"

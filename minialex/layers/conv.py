@@ -13,10 +13,13 @@ CHUNK_BYTES = 48 * 2**20
 # Conv2D.fast_conv: "direct" (minialex._numba.conv2d_direct and friends), "gemm"
 # (im2col chunks + BLAS), or "auto", which picks per product (see Conv2D._plan):
 # a BLAS GEMM with many rows (kernels per group) runs near peak; with few it
-# spends its time packing columns and the direct kernels win. The limit was
-# measured on 2 cores (cifar and paper configs, benchmarks/cpu.py).
+# spends its time packing columns and the direct kernels win. The limits were
+# measured on 2 cores (cifar and paper configs, benchmarks/cpu.py): dw's
+# direct kernel loses to the BLAS earlier (the paper's conv2 and conv5, 128
+# kernels per group, are faster by GEMM for dw, by the direct kernels else).
 FAST_CONV = ("auto", "direct", "gemm")
-DIRECT_MAX_KERNELS = 128
+DIRECT_MAX_KERNELS = 192
+DIRECT_MAX_KERNELS_DW = 64
 
 
 class _Workspace:
@@ -180,7 +183,8 @@ class Conv2D(Layer):
 
         dw and dx have direct kernels for stride 1 only (dx also needs
         padding < K). "auto" uses them where the GEMM would have at most
-        ``DIRECT_MAX_KERNELS`` rows: F/G for the forward pass and dw, C/G for dx.
+        ``DIRECT_MAX_KERNELS`` rows: F/G for the forward pass, C/G for dx; and
+        for dw at most ``DIRECT_MAX_KERNELS_DW`` (F/G).
         """
         if self.fast_conv not in FAST_CONV:
             raise ValueError(f"Conv2D: fast_conv must be one of {FAST_CONV}, got {self.fast_conv!r}")
@@ -192,7 +196,7 @@ class Conv2D(Layer):
             return on, on and unit, on and unit and self.padding < K
         few = DIRECT_MAX_KERNELS
         return (unit and Fg <= few,
-                unit and Fg <= few,
+                unit and Fg <= DIRECT_MAX_KERNELS_DW,
                 unit and self.padding < K and Cg <= few)
 
     def _forward_fast(self, x):
