@@ -6,7 +6,8 @@
 What it prints (issue 8):
   1. col2im: the numba kernel against the readable ``np.add.at`` reference at
      the conv1 and conv2 shapes of the paper net, batch 16.
-  2. Per layer, forward and backward, at the paper net's shapes (batch 16):
+  2. Per layer, forward and backward, at the paper net's shapes (batch 16;
+     ``--layers-config cifar --layers-batch 128`` for the cifar net's):
      minialex fast path (numba kernels, ``MINIALEX_KERNELS=numba``), minialex
      readable path (``MINIALEX_KERNELS=reference``) and PyTorch CPU on the same
      layer, and the ratios fast/PyTorch.
@@ -64,6 +65,9 @@ def parse_args(argv=None):
                    help="timed training steps per configuration (default 3, 2 with --quick)")
     p.add_argument("--sections", default="col2im,layers,net",
                    help="comma-separated subset of col2im,layers,net")
+    p.add_argument("--layers-config", choices=("paper", "cifar"), default="paper",
+                   help="network whose layer shapes section [2] times (default: paper)")
+    p.add_argument("--layers-batch", type=int, default=16, help="batch size of section [2] (default 16)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
     p.add_argument("--json", type=Path, default=None, help="also write every measurement to this file")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)   # internal: one configuration
@@ -260,10 +264,10 @@ def child_col2im(spec):
     return rows
 
 
-def paper_layers(N):
-    """(name, layer, input shape) of the paper net, for per-layer timing at batch N."""
+def net_layers(N, config="paper"):
+    """(name, layer, input shape) of the paper (or cifar) net, for per-layer timing at batch N."""
     from minialex.model import AlexNet
-    model = AlexNet(make_config("paper"))
+    model = AlexNet(make_config(config))
     shape = (N,) + model.input_shape
     rows = []
     for (name, layer, out_shape) in model.layer_shapes():
@@ -273,7 +277,7 @@ def paper_layers(N):
 
 
 def child_layers(spec):
-    """Forward and backward of each paper layer, for the three implementations."""
+    """Forward and backward of each layer of the paper (or cifar) net, for the three implementations."""
     import numpy as np
     impls = spec["impls"]
     setup_threads(spec["threads"], "torch" if "torch" in impls else "fast")
@@ -282,7 +286,7 @@ def child_layers(spec):
     from minialex.layers import Dropout, Flatten, ReLU
     N = spec["batch"]
     rows = []
-    for name, layer, in_shape in paper_layers(N):
+    for name, layer, in_shape in net_layers(N, spec.get("config", "paper")):
         if isinstance(layer, Flatten) or (isinstance(layer, (ReLU, Dropout)) and name not in ("relu1", "drop6")):
             continue
         rng = np.random.default_rng(0)
@@ -417,8 +421,12 @@ def main(argv=None):
                   f"  numba {fmt_ms(r['fast']['min'])} ms  speed-up {r['reference']['min'] / r['fast']['min']:6.1f}x")
 
     if "layers" in sections:
-        print("\n[2] per layer, paper net (224x224 input), batch 16, ms (min of repeats); ratio = fast / PyTorch")
-        rows = run_child("layers", {"batch": 16, "reps": 3 if args.quick else 5, "threads": args.threads,
+        lcfg, lN = args.layers_config, args.layers_batch
+        S = {"paper": 224, "cifar": 32}[lcfg]          # input size (not importing minialex in the parent)
+        print(f"\n[2] per layer, {lcfg} net ({S}x{S} input), batch {lN}, ms (min of repeats); "
+              "ratio = fast / PyTorch")
+        rows = run_child("layers", {"batch": lN, "config": lcfg, "reps": 3 if args.quick else 5,
+                                    "threads": args.threads,
                                     "impls": list(impls)}, args.threads)
         results["layers"] = rows
         head = f"  {'layer':7s} {'input':>20s} |" + "".join(

@@ -15,7 +15,7 @@ import pytest
 
 from minialex import _numba
 from minialex.im2col import active_impl, col2im, col2im_reference, im2col_reference, use_numba
-from minialex.layers import Conv2D, LocalResponseNorm, MaxPool2D
+from minialex.layers import Conv2D, LocalResponseNorm, MaxPool2D, ReLU
 from minialex.layers import conv as conv_module
 
 # Relative tolerance of the fast path against the reference, by dtype:
@@ -81,6 +81,79 @@ def test_conv_fast_matches_reference(case, dtype):
     assert_close(dx_f, dx_ref, dtype)
     for k in ("w", "b"):
         assert_close(g_f[k], g_ref[k], dtype)
+
+
+# Shapes for the direct kernels: kernel counts not a multiple of 4, pixel
+# counts not a multiple of 4 or 16, batch 1, padding 0 and padding K-1, and a
+# stride-2 case (direct forward only).
+DIRECT_CASES = CONV_CASES + [
+    (1, 16, 7, 9, 6, 3, 1, 1, 2),         # batch 1, grouped, 3 kernels per group
+    (3, 8, 15, 15, 10, 5, 1, 2, 2),       # cifar conv2-like, odd sizes
+    (2, 12, 6, 5, 7, 3, 1, 0, 1),         # no padding, 7 kernels
+    (2, 6, 5, 6, 4, 3, 1, 2, 1),          # padding K-1: dx padding 0
+    (2, 12, 9, 9, 8, 3, 2, 1, 2),         # stride 2: direct forward, GEMM dw and dx
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fast_conv,rows_below", [("direct", 0), ("direct", 10**9), ("gemm", 32)])
+@pytest.mark.parametrize("case", DIRECT_CASES)
+def test_conv_direct_and_gemm_match_reference(case, fast_conv, rows_below, dtype, monkeypatch):
+    """Every algorithm of the fast path, forced, agrees with the readable path:
+    the GEMM; the direct kernels with the forward pass (and dx) by patches
+    (rows_below=0) or, for stride 1, by whole rows (rows_below huge)."""
+    monkeypatch.setattr(_numba, "ROWS_BELOW", rows_below)
+    monkeypatch.setattr(_numba, "ROWS_FEW_KERNELS", 0 if rows_below == 0 else 16)
+    N, C, H, W, F, K, s, p, G = case
+    rng = np.random.default_rng(sum(case) + 1)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    bias = rng.standard_normal(F).astype(dtype)
+
+    def make(impl):
+        layer = Conv2D(C, F, K, s, p, groups=G, rng=1, weight_std=0.5, dtype=dtype, im2col_impl=impl)
+        layer.params["b"][:] = bias
+        layer.fast_conv = fast_conv
+        return layer
+
+    r = run_both(make, x)
+    (o_ref, dx_ref, g_ref), (o_f, dx_f, g_f) = r["reference"], r["numba"]
+    assert_close(o_f, o_ref, dtype)
+    assert_close(dx_f, dx_ref, dtype)
+    for k in ("w", "b"):
+        assert_close(g_f[k], g_ref[k], dtype)
+
+
+def test_conv_auto_plan():
+    """"auto" takes the direct kernels where they pay (few kernels per group,
+    stride 1) and the GEMM elsewhere; a bad name is a clear error."""
+    cifar_conv2 = Conv2D(32, 48, 5, 1, 2, groups=2)
+    assert cifar_conv2._plan() == (True, True, True)
+    cifar_conv1 = Conv2D(3, 32, 5, 1, 2)                           # forward by conv2d_rows
+    assert cifar_conv1._plan() == (True, True, True)
+    paper_conv1 = Conv2D(3, 96, 11, 4, 2)                          # stride 4
+    assert paper_conv1._plan() == (False, False, False)
+    paper_conv3 = Conv2D(256, 384, 3, 1, 1)                        # 384 kernels: BLAS territory
+    assert paper_conv3._plan() == (False, False, False)
+    paper_conv5 = Conv2D(384, 256, 3, 1, 1, groups=2)              # 128 per group: dw by BLAS
+    assert paper_conv5._plan() == (True, False, True)
+    cifar_conv2.fast_conv = "gemm"
+    assert cifar_conv2._plan() == (False, False, False)
+    cifar_conv2.fast_conv = "fft"
+    with pytest.raises(ValueError, match="fast_conv"):
+        cifar_conv2.forward(np.zeros((1, 32, 15, 15), np.float32))
+
+
+def test_conv_direct_dw_chunks_sum_in_order(monkeypatch):
+    """A tiny DW_CHUNK_BYTES puts one image in each dw chunk; the chunk sums
+    must still add up to the reference dw."""
+    monkeypatch.setattr(_numba, "DW_CHUNK_BYTES", 1)
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((5, 8, 9, 9))
+    make = lambda impl: Conv2D(8, 6, 5, 1, 2, groups=2, rng=2, weight_std=0.5,
+                               dtype=np.float64, im2col_impl=impl)
+    r = run_both(make, x)
+    for k in ("w", "b"):
+        assert_close(r["numba"][2][k], r["reference"][2][k], np.float64)
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 3000])
@@ -167,6 +240,23 @@ def test_maxpool_nan_is_the_argmax_like_numpy():
     assert np.array_equal(out, ref, equal_nan=True)
 
 
+@pytest.mark.parametrize("z,s", [(3, 2), (2, 2), (3, 1), (4, 3)])   # both literal kernels, generic
+def test_maxpool_kernels_match_argmax_with_ties_and_nans(z, s):
+    """Every forward kernel variant gives np.argmax's answer over each window:
+    ties to the first maximum, a NaN (the first one) wins, -inf and -0.0 kept."""
+    rng = np.random.default_rng(z * 10 + s)
+    x = rng.integers(-2, 3, size=(2, 3, 13, 12)).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, 12, replace=False)] = np.nan
+    flat[rng.choice(flat.size, 12, replace=False)] = -np.inf
+    flat[rng.choice(flat.size, 12, replace=False)] = -0.0
+    out, arg = _numba.maxpool_forward(x, z, s)
+    layer = MaxPool2D(z, s, im2col_impl="reference")
+    ref = layer.forward(x)
+    assert np.array_equal(out, ref, equal_nan=True)
+    assert np.array_equal(arg.reshape(-1), layer.cache[1])         # the reference's flat arg-max
+
+
 LRN_CASES = [
     # (N, C, H, W, size, alpha, beta, k, convention)
     (1, 96, 5, 7, 5, 1e-4, 0.75, 2.0, "paper"),    # the paper's constants, batch 1
@@ -186,6 +276,21 @@ def test_lrn_fast_matches_reference(case, dtype):
     r = run_both(lambda impl: LocalResponseNorm(n, alpha, beta, k, conv, impl=impl), x)
     for a, b in zip(r["numba"][:2], r["reference"][:2]):
         assert_close(a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (3, 5, 7, 9), (2, 16, 33, 31), (4, 40000)])
+def test_relu_fast_matches_reference_exactly(shape, dtype):
+    """Same values bit for bit, NaN, inf and -0.0 included; dout untouched."""
+    rng = np.random.default_rng(int(np.prod(shape)))
+    x = rng.standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[: min(5, flat.size)] = [np.nan, -np.inf, np.inf, -0.0, 0.0][: min(5, flat.size)]
+    r = run_both(lambda impl: ReLU(impl=impl), x)
+    for a, b in zip(r["numba"][:2], r["reference"][:2]):
+        assert a.dtype == b.dtype == np.dtype(dtype)
+        assert np.array_equal(a, b, equal_nan=True)
+        assert np.array_equal(np.signbit(a), np.signbit(b))
 
 
 def test_col2im_fast_matches_reference_and_overwrites_out():
@@ -244,12 +349,14 @@ def test_thread_count_respected():
     d = rng.standard_normal((3, 8, 6, 6)).astype(np.float32)
 
     def run():
-        conv = Conv2D(8, 8, 3, 1, 1, groups=2, rng=3, im2col_impl="numba")
+        conv = Conv2D(8, 8, 3, 1, 1, groups=2, rng=3, im2col_impl="numba")     # conv2d_rows
+        wide = Conv2D(8, 8, 5, 1, 2, rng=4, im2col_impl="numba")               # patch kernel
+        relu = ReLU(impl="numba")
         lrn = LocalResponseNorm(impl="numba")
         pool = MaxPool2D(3, 2, im2col_impl="numba")
-        y = pool.forward(lrn.forward(conv.forward(x)))
-        dx = conv.backward(lrn.backward(pool.backward(d)))
-        return y, dx, conv.grads["w"]
+        y = pool.forward(lrn.forward(relu.forward(wide.forward(conv.forward(x)))))
+        dx = conv.backward(wide.backward(relu.backward(lrn.backward(pool.backward(d)))))
+        return y, dx, conv.grads["w"], wide.grads["w"], wide.grads["b"]
 
     before = numba.get_num_threads()
     many = run()
