@@ -437,6 +437,11 @@ def run(args, log=print):
             f"fc8 {plan['head'] / 2**20:.1f}, LRN halo {plan['lrn'] / 2**20:.1f} MiB; forward + backward)")
     elif xp is not np:
         model.to(xp)
+    if net is model and hasattr(model.layers[0], "input_grad"):
+        # Training never uses dL/d(image): conv1 skips its input gradient (on
+        # the CPU the rotated-kernel convolution, on the GPU the col2im). The
+        # towers keep it, as they count its bytes.
+        model.layers[0].input_grad = False
     tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                                pca=data.pca if args.pca_color else None), args.input_scale)
     et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)

@@ -203,8 +203,10 @@ def test_training_step_matches_numpy(config, dtype, N, monkeypatch):
     cfg = getattr(AlexNetConfig, config)(dtype=dtype)
     tol = 1e-10 if dtype == "float64" else 1e-4
     cpu, gpu = AlexNet(cfg), AlexNet(cfg).to("cupy")          # same seed: same weights
+    ref = AlexNet(getattr(AlexNetConfig, config)(dtype="float64"))   # float64 truth (float32 case)
+    readable = AlexNet(cfg)                                  # CPU readable path (float32 case)
     rng = np.random.default_rng(6)
-    same_dropout_masks(rng, N, cpu, gpu)          # the GPU draws its own masks otherwise
+    same_dropout_masks(rng, N, cpu, gpu, ref, readable)      # the GPU draws its own masks otherwise
     x = rng.standard_normal((N,) + cpu.input_shape).astype(dtype)
     y = rng.integers(0, cfg.num_classes, N)
     l_cpu, g_cpu = train_step(cpu, x, y)
@@ -224,17 +226,18 @@ def test_training_step_matches_numpy(config, dtype, N, monkeypatch):
         # ~4x closer to float64 than any GEMM (paper conv1.w: 3.5e-3 vs
         # 1.4e-2), too strict a yardstick for cuBLAS; it must stay within 2x
         # of the readable path itself.
-        ref = AlexNet(getattr(AlexNetConfig, config)(dtype="float64"))
         _, g_ref = train_step(ref, x.astype("float64"), y)
         p_ref = dict(ref.named_params())
         monkeypatch.setenv("MINIALEX_KERNELS", "reference")       # until the test ends
-        readable = AlexNet(cfg)
         _, g_read = train_step(readable, x, y)
         pairs = [(g_read, g_gpu, g_ref, g_cpu),
                  (dict(readable.named_params()), dict(gpu.named_params()), p_ref, dict(cpu.named_params()))]
         for c, g, r, fast in pairs:
             for k in r:
                 cpu_err = rel_error(c[k], r[k])
+                # all four nets run the same step (same weights, same masks): the
+                # yardstick itself is a float32 rounding error, never a mismatch
+                assert cpu_err < 0.05, (k, "readable float32 path far from float64", cpu_err)
                 assert rel_error(g[k], r[k]) <= 2 * cpu_err + tol, (k, cpu_err)
                 assert rel_error(fast[k], r[k]) <= 2 * cpu_err + tol, (k, "CPU fast path", cpu_err)
     else:
