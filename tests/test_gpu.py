@@ -3,7 +3,9 @@
 Thresholds (relative error max|a-b| / max(|a|+|b|), minialex.gradcheck.rel_error):
   one layer, forward and backward:  1e-5 in float32, 1e-10 in float64 (the issue's figures);
   a whole training step (8 layers, different summation orders in cuBLAS and
-  the CPU BLAS): 1e-10 in float64, 1e-4 in float32.
+  the CPU BLAS): 1e-10 in float64; in float32 the loss to 1e-4, and every
+  gradient and parameter within 10x of the CPU float32 steps' distance from
+  float64 (see test_training_step_matches_numpy).
 """
 import copy
 
@@ -213,19 +215,21 @@ def test_training_step_matches_numpy(config, dtype, N, monkeypatch):
     l_gpu, g_gpu = train_step(gpu, cp.asarray(x), cp.asarray(y))
     assert abs(l_cpu - l_gpu) <= tol * max(1.0, abs(l_cpu))
     if dtype == "float32":
-        # In float32 the deep paper net's conv gradients are sums of many
-        # cancelling terms: two correct float32 runs that only sum in another
-        # order differ by ~1e-2 at conv1.w (CPU numba vs CPU reference, seen
-        # 6e-3), and each is ~1.4e-2 from float64. So the float32 criterion is
-        # accuracy against float64: the GPU step must be as close to the
-        # float64 truth as the CPU float32 step is (within 2x), per tensor,
-        # for the gradients and for the parameters after the SGD step.
-        # The yardstick is the CPU step on the readable path (im2col + one
-        # BLAS GEMM per group), the algorithm the GPU path mirrors: the CPU
-        # fast path's direct conv kernels sum in 16 partial sums and land
-        # ~4x closer to float64 than any GEMM (paper conv1.w: 3.5e-3 vs
-        # 1.4e-2), too strict a yardstick for cuBLAS; it must stay within 2x
-        # of the readable path itself.
+        # In float32 the deep paper net's conv weight gradients are long sums of
+        # cancelling terms, and their error depends on the summation order. So
+        # the float32 criterion is accuracy against float64, per tensor, for
+        # the gradients and the parameters after the SGD step. The yardstick is
+        # the float32 noise of the CPU's two implementations: the larger of the
+        # readable path's error (im2col + one BLAS GEMM per group, what the GPU
+        # mirrors) and the fast path's (direct conv kernels). One of them alone
+        # is a poor yardstick: on the CPU their ratio ranged 0.9-32x over six
+        # seeds, a small error being partly luck. Measured on an H100
+        # (2026-11-23, seeds 6-8, both configs), the worst tensor's GPU error
+        # was 1.0-7.8x the readable path's (paper conv1.w: cuBLAS 1.1e-2,
+        # OpenBLAS 2.6e-3, fast path 5.7e-3). Hence a factor 10 on the noise.
+        # A fault shows far above that: different masks or a wrong layer give
+        # errors near 1, TF32 or half precision ~1e-3 on the FC gradients,
+        # whose float32 error is ~1e-7.
         _, g_ref = train_step(ref, x.astype("float64"), y)
         p_ref = dict(ref.named_params())
         monkeypatch.setenv("MINIALEX_KERNELS", "reference")       # until the test ends
@@ -234,12 +238,11 @@ def test_training_step_matches_numpy(config, dtype, N, monkeypatch):
                  (dict(readable.named_params()), dict(gpu.named_params()), p_ref, dict(cpu.named_params()))]
         for c, g, r, fast in pairs:
             for k in r:
-                cpu_err = rel_error(c[k], r[k])
+                noise = max(rel_error(c[k], r[k]), rel_error(fast[k], r[k]))
                 # all four nets run the same step (same weights, same masks): the
                 # yardstick itself is a float32 rounding error, never a mismatch
-                assert cpu_err < 0.05, (k, "readable float32 path far from float64", cpu_err)
-                assert rel_error(g[k], r[k]) <= 2 * cpu_err + tol, (k, cpu_err)
-                assert rel_error(fast[k], r[k]) <= 2 * cpu_err + tol, (k, "CPU fast path", cpu_err)
+                assert noise < 0.05, (k, "CPU float32 paths far from float64", noise)
+                assert rel_error(g[k], r[k]) <= 10 * noise + tol, (k, noise)
     else:
         for k in g_cpu:
             assert rel_error(g_cpu[k], g_gpu[k]) < tol, k
