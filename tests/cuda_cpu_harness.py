@@ -26,7 +26,8 @@ def parse_params(text):
     return out
 
 
-def _c_type(t, T):
+def c_type(t, T):
+    """The C type of an ElementwiseKernel parameter type (``T`` is the float type)."""
     return {"T": T, "int32": "int", "uint64": "unsigned long long", "float64": "double",
             "uint8": "unsigned char"}[t]
 
@@ -36,10 +37,10 @@ def kernel_source(name, T):
     ins, outs, body = _cuda.KERNEL_SPECS[name]
     args, binds = [], []
     for raw, t, n in parse_params(ins):
-        args.append(f"const {_c_type(t, T)}* {n}" if raw else f"{_c_type(t, T)} {n}")
+        args.append(f"const {c_type(t, T)}* {n}" if raw else f"{c_type(t, T)} {n}")
     for raw, t, n in parse_params(outs):
-        args.append(f"{_c_type(t, T)}* {n}_ptr")
-        binds.append(f"{_c_type(t, T)}& {n} = {n}_ptr[i];")
+        args.append(f"{c_type(t, T)}* {n}_ptr")
+        binds.append(f"{c_type(t, T)}& {n} = {n}_ptr[i];")
     return (f'extern "C" void {name}_{T}({", ".join(args)}, ptrdiff_t n_out) {{\n'
             f"  typedef {T} T;\n"
             f"  for (ptrdiff_t i = 0; i < n_out; ++i) {{\n    {' '.join(binds)}\n{body}\n  }}\n}}\n")

@@ -10,6 +10,7 @@ otherwise. What runs on a device is tested in tests/test_gpu.py.
 import os
 
 import pytest
+from cuda_cpu_harness import c_type, parse_params  # the same parameter parsing as the C++ harness
 
 from minialex import _cuda
 
@@ -28,25 +29,16 @@ def nvrtc_or_skip():
 
 NDIM = {"x": 4, "cols": 2, "dout": 4, "arg": 4, "scale": 4, "out": 4, "g": 1,
         "mean": 3, "top": 1, "left": 1, "flip": 1, "shift": 2}
-CTYPE = {"int32": "int", "uint64": "unsigned long long", "float64": "double", "uint8": "unsigned char"}
-
-
-def params(text):
-    out = []
-    for item in text.split(","):
-        w = item.split()
-        out.append((w[0] == "raw", w[-2], w[-1]))
-    return out
 
 
 def wrapped_source(name, T):
     ins, outs, body = _cuda.KERNEL_SPECS[name]
     args, binds = [], []
-    for raw, t, n in params(ins):
-        ct = T if t == "T" else CTYPE[t]
+    for raw, t, n in parse_params(ins):
+        ct = c_type(t, T)
         args.append(f"CArray<{ct}, {NDIM[n]}, true, true> {n}" if raw else f"{ct} {n}")
-    for _, t, n in params(outs):
-        ct = T if t == "T" else CTYPE[t]
+    for _, t, n in parse_params(outs):
+        ct = c_type(t, T)
         args.append(f"CArray<{ct}, 1, true, true> _raw_{n}")
         binds.append(f"{ct} &{n} = _raw_{n}[i];")
     return (f"#include <cupy/carray.cuh>\ntypedef {T} T;\n"
