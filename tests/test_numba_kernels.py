@@ -62,17 +62,17 @@ CONV_CASES = [
 ]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("case", CONV_CASES)
-def test_conv_fast_matches_reference(case, dtype):
+def assert_conv_paths_agree(case, dtype, seed, fast_conv="auto"):
+    """Conv2D's fast path (algorithm ``fast_conv``) against the readable one: out, dx, dw, db."""
     N, C, H, W, F, K, s, p, G = case
-    rng = np.random.default_rng(sum(case))
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     bias = rng.standard_normal(F).astype(dtype)
 
     def make(impl):
         layer = Conv2D(C, F, K, s, p, groups=G, rng=1, weight_std=0.5, dtype=dtype, im2col_impl=impl)
         layer.params["b"][:] = bias
+        layer.fast_conv = fast_conv
         return layer
 
     r = run_both(make, x)
@@ -81,6 +81,12 @@ def test_conv_fast_matches_reference(case, dtype):
     assert_close(dx_f, dx_ref, dtype)
     for k in ("w", "b"):
         assert_close(g_f[k], g_ref[k], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_fast_matches_reference(case, dtype):
+    assert_conv_paths_agree(case, dtype, seed=sum(case))
 
 
 # Shapes for the direct kernels: kernel counts not a multiple of 4, pixel
@@ -104,23 +110,7 @@ def test_conv_direct_and_gemm_match_reference(case, fast_conv, rows_below, dtype
     (rows_below=0) or, for stride 1, by whole rows (rows_below huge)."""
     monkeypatch.setattr(_numba, "ROWS_BELOW", rows_below)
     monkeypatch.setattr(_numba, "ROWS_FEW_KERNELS", 0 if rows_below == 0 else 16)
-    N, C, H, W, F, K, s, p, G = case
-    rng = np.random.default_rng(sum(case) + 1)
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    bias = rng.standard_normal(F).astype(dtype)
-
-    def make(impl):
-        layer = Conv2D(C, F, K, s, p, groups=G, rng=1, weight_std=0.5, dtype=dtype, im2col_impl=impl)
-        layer.params["b"][:] = bias
-        layer.fast_conv = fast_conv
-        return layer
-
-    r = run_both(make, x)
-    (o_ref, dx_ref, g_ref), (o_f, dx_f, g_f) = r["reference"], r["numba"]
-    assert_close(o_f, o_ref, dtype)
-    assert_close(dx_f, dx_ref, dtype)
-    for k in ("w", "b"):
-        assert_close(g_f[k], g_ref[k], dtype)
+    assert_conv_paths_agree(case, dtype, seed=sum(case) + 1, fast_conv=fast_conv)
 
 
 def test_conv_auto_plan():
