@@ -283,11 +283,9 @@ def check_same_network(cp, torch, args, weights):
 # ----------------------------------------------------------------------------
 # --profile: every layer on its own
 # ----------------------------------------------------------------------------
-def _event_ms(cp_or_torch_events, reps):
-    """Mean milliseconds between consecutive recorded events over ``reps`` repeats."""
-    fwd = sum(b - a for a, b, _ in cp_or_torch_events) / reps
-    bwd = sum(c - b for _, b, c in cp_or_torch_events) / reps
-    return fwd, bwd
+def _mean_fwd_bwd(times):
+    """[(ms to the end of forward, ms to the end of backward)] per repeat -> mean (forward, backward) ms."""
+    return (sum(f for f, _ in times) / len(times), sum(t - f for f, t in times) / len(times))
 
 
 def profile_minialex(cp, args, x_host, reps=10):
@@ -309,8 +307,8 @@ def profile_minialex(cp, args, x_host, reps=10):
                 layer.backward(dout)
                 e2.record()
                 e2.synchronize()
-                times.append((0.0, cp.cuda.get_elapsed_time(e0, e1), cp.cuda.get_elapsed_time(e0, e2)))
-            rows.append((name, tuple(x.shape), *_event_ms(times, reps)))
+                times.append((cp.cuda.get_elapsed_time(e0, e1), cp.cuda.get_elapsed_time(e0, e2)))
+            rows.append((name, tuple(x.shape), *_mean_fwd_bwd(times)))
             x = out
         opt = SGD(model)                                            # the loop above left gradients
         opt.step()
@@ -346,8 +344,8 @@ def profile_torch(torch, args, x_host, reps=10):
             out.backward(g)
             e2.record()
             e2.synchronize()
-            times.append((0.0, e0.elapsed_time(e1), e0.elapsed_time(e2)))
-        rows.append((type(m).__name__, tuple(x.shape), *_event_ms(times, reps)))
+            times.append((e0.elapsed_time(e1), e0.elapsed_time(e2)))
+        rows.append((type(m).__name__, tuple(x.shape), *_mean_fwd_bwd(times)))
         x = out.detach()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     opt.step()
