@@ -37,12 +37,6 @@ def _named(items, what):
     return list(items)
 
 
-def _cuda_sgd_update(*args):
-    from . import _cuda                                # imports CuPy lazily
-
-    _cuda.sgd_update(*args)
-
-
 class SGD:
     """Momentum SGD with weight decay inside the velocity (Sec. 5).
 
@@ -119,7 +113,9 @@ class SGD:
             wd = self.weight_decay if (self.decay_bias or w.ndim > 1) else 0.0
             v = self.velocity[name]
             if use_cuda(get_array_module(w)):           # GPU: the same four lines as one kernel
-                _cuda_sgd_update(w, v, g, m, wd * lr, lr)
+                from . import _cuda                    # (imports CuPy lazily)
+
+                _cuda.sgd_update(w, v, g, m, wd * lr, lr)
                 continue
             with device_of(w):                         # w, v, g share w's GPU
                 v *= m                                 # 0.9 v_i

@@ -278,23 +278,13 @@ class TrainTransform:
         if device:
             from .. import _cuda
 
-            return _cuda.crop_flip_shift(x, self._mean_on(x, mean), top, left, flip, shift, P, out_hw)
+            return _cuda.crop_flip_shift(x, mean, top, left, flip, shift, P, out_hw)   # copies mean over
         from ._numba import crop_flip_shift_f32
 
         out = np.empty((N, C) + out_hw, np.float32)
         crop_flip_shift_f32(np.ascontiguousarray(x), mean, top, left, flip,
                             shift.astype(np.float32), P, out)
         return out
-
-    def _mean_on(self, x, mean):
-        """``mean`` (C, H, W) float32 on x's GPU, copied once per device and kept."""
-        from ..backend import to_device
-
-        cache = self.__dict__.setdefault("_device_means", {})
-        key = (x.device.id, id(self.mean))           # a new mean array is copied anew
-        if key not in cache:
-            cache[key] = to_device(mean, get_array_module(x), device=x.device.id)
-        return cache[key]
 
 
 @dataclass

@@ -22,8 +22,9 @@ class Dropout(Layer):
     arrays one seed is drawn from ``rng`` and the mask is made on the GPU
     (``_cuda.dropout_mask``): drawing half a million numbers on the host took
     2 ms a layer on an H100 machine, longer than the layer itself. The two
-    backends therefore drop different units, each reproducibly. ``freeze(mask)`` pins a mask, e.g. for a gradient check;
-    ``unfreeze()`` returns to fresh masks.
+    backends therefore drop different units, each reproducibly
+    (docs/deviations.md 21). ``freeze(mask)`` pins a mask, e.g. for a
+    gradient check; ``unfreeze()`` returns to fresh masks.
 
     Shapes:  x, out, mask: any shape, mask of 0/1 in x's dtype
     Paper:   Sec. 4.2; p=0.5 in fc6 and fc7.
