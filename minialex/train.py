@@ -29,6 +29,8 @@ CONFIG_DEFAULTS = {
                   pca_color=True, dropout_mode="paper", input_scale=1.0),
     "cifar": dict(epochs=8, batch_size=64, lr=0.01, schedule="cosine", dropout=0.0, pad=4,
                   pca_color=False, dropout_mode="paper", input_scale=1 / 64),
+    "cifar-wide": dict(epochs=30, batch_size=128, lr=0.02, schedule="cosine", dropout=0.5, pad=4,
+                       pca_color=False, dropout_mode="paper", input_scale=1 / 64),
     "tiny": dict(epochs=2, batch_size=128, lr=0.01, schedule="constant", dropout=0.5, pad=1,
                  pca_color=False, dropout_mode="paper", input_scale=1 / 64),
 }
@@ -126,7 +128,8 @@ def build_parser():
                         "The log reports the bytes that cross between the towers per step")
     g.add_argument("--config", choices=tuple(CONFIG_DEFAULTS), default="cifar",
                    help="network: paper = Sec. 3.5 exactly (224x224 input, 60,965,224 parameters); "
-                        "cifar = the same structure for 32x32 CIFAR-10 (default); tiny = a toy net for tests")
+                        "cifar = the same structure for 32x32 CIFAR-10 (default); cifar-wide = cifar with twice "
+                        "the kernels and FC units (python -m minialex.reproduce cifar-best); tiny = a toy net for tests")
     g.add_argument("--data", default="default",
                    help="default | cifar10 | PATH (see 'data' below; default: the bundled CIFAR-10 subset)")
     g.add_argument("--data-root", default="data",
@@ -281,7 +284,7 @@ def model_config(args):
         over["init"] = args.init
     if args.config == "tiny":
         over["dtype"] = "float32"
-    return getattr(AlexNetConfig, args.config)(**over)
+    return getattr(AlexNetConfig, args.config.replace("-", "_"))(**over)
 
 
 # ---------------------------------------------------------------- data
