@@ -8,7 +8,7 @@ Small PNGs (about 600x400 px) for docs/results.md; matplotlib, headless
 """
 from __future__ import annotations
 
-from .. import viz  # noqa: F401  (selects a headless matplotlib backend before pyplot loads)
+from .. import figures  # noqa: F401  (selects a headless matplotlib backend before pyplot loads)
 import matplotlib.pyplot as plt  # noqa: E402
 
 DPI = 100

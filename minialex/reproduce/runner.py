@@ -138,23 +138,10 @@ def input_size(model):
     return cfg.input_size if cfg is not None else model.input_size
 
 
-@dataclass
-class Scaled:
-    """A transform followed by a multiplication with ``scale`` (the spec's input_scale)."""
-
-    transform: object
-    scale: float
-
-    def __call__(self, x, rng=None):
-        out = self.transform(x, rng)
-        if self.scale != 1:
-            out *= np.float32(self.scale)
-        return out
-
-
 def transforms(spec, model, mean):
     """(train, eval) transforms: Sec. 4.1 crops and flips, then the input scale."""
     from ..data import EvalTransform, TrainTransform
+    from ..experiment import Scaled
 
     size = input_size(model)
     crop = spec.crop or size
@@ -205,7 +192,8 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     from ..metrics import read_metrics
     from ..optim import SGD
     from ..schedules import Constant, CosineDecay
-    from ..trainer import CHECKPOINT, Trainer, evaluate_batches
+    from ..evaluation import evaluate_batches
+    from ..trainer import CHECKPOINT, Trainer
 
     run_dir = Path(run_dir)
     done_file = run_dir / RUN_FILE
