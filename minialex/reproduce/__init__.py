@@ -9,7 +9,7 @@
 Each experiment trains its runs through ``minialex.trainer.Trainer``
 (``runner.py``), chooses learning rates on a validation split held out from
 the training images (``minialex.data.split``), reads the test split once per
-finished run, and writes ``result.md`` and a figure (``experiment.py``,
+finished run, and writes ``result.md`` and a figure (``context.py``,
 ``figures.py``). docs/results.md collects the results.
 """
 from __future__ import annotations

@@ -40,7 +40,7 @@ def build_parser(names):
 
 def main(argv=None):
     from . import available
-    from .experiment import Context, Stopped
+    from .context import Context, Stopped
 
     argv = sys.argv[1:] if argv is None else list(argv)
     exps = available()

@@ -19,7 +19,7 @@ goal 13%, the paper's 11% (Sec. 3.3's four-layer net with LRN) as a moonshot.
 """
 from __future__ import annotations
 
-from .experiment import choose_lr, mean_spread, pct
+from .context import choose_lr, mean_spread, pct
 from .runner import RunSpec
 
 NAME = "cifar-best"
