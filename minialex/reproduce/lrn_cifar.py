@@ -22,7 +22,7 @@ CLAIM = "four-layer CNN on CIFAR-10: 13% test error without response normalisati
 
 FULL = dict(epochs=20, lrs=(0.01, 0.02, 0.04), sweep_epochs=3, sweep_images=15000, seeds=(0, 1),
             train_limit=None)
-QUICK = dict(epochs=1, lrs=(0.01, 0.02), sweep_epochs=1, sweep_images=500, seeds=(0,), train_limit=800)
+QUICK = dict(epochs=1, lrs=(0.01, 0.02), sweep_epochs=1, sweep_images=400, seeds=(0,), train_limit=600)
 
 
 def spec(name, lrn, lr, epochs, seed, limit):
