@@ -241,7 +241,7 @@ def test_cli_builtin_suite_in_process(capsys):
     assert "all layers pass" in capsys.readouterr().out
 
 
-def test_backward_that_modifies_dout_is_noted():
+def test_backward_that_modifies_dout_fails():
     class InPlace:
         params, grads = {}, {}
 
@@ -253,5 +253,34 @@ def test_backward_that_modifies_dout_is_noted():
             return dout
 
     rep = check_layer(InPlace(), np.random.default_rng(16).standard_normal((2, 3)))
-    assert rep.passed                      # the numbers are right ...
-    assert any("modified dout" in n for n in rep.notes)   # ... but the habit is reported
+    assert all(t.passed for t in rep.tensors)       # the numbers are right ...
+    assert not rep.passed                           # ... but modifying an input is a failure (issue 16)
+    assert any("modified dout" in n for n in rep.problems), str(rep)
+    assert "FAIL: backward modified dout" in str(rep)
+
+
+def test_forward_that_modifies_x_fails_and_the_reference_sees_the_original():
+    class ShiftsInPlace:
+        params, grads = {}, {}
+
+        def forward(self, x):
+            x -= x.max()                   # in place: the caller's x changes
+            return x.copy()
+
+        def backward(self, dout):
+            return dout - dout.sum() * (np.arange(dout.size).reshape(dout.shape) == self.arg)
+
+    class Shift:
+        params, grads = {}, {}
+
+        def forward(self, x):
+            return x - x.max()
+
+    x = np.random.default_rng(17).standard_normal((2, 3))
+    layer = ShiftsInPlace()
+    layer.arg = int(np.argmax(x))
+    rep = check_layer(layer, x, reference=Shift())
+    assert not rep.passed
+    assert any("modified its input x" in n for n in rep.problems), str(rep)
+    assert rep.forward.passed, str(rep)              # the reference ran on the untouched x
+    assert "kink" not in rep.codes, str(rep)

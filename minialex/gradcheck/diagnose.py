@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import Diagnosis, rel_error, scaled_error_map
+from .numeric import rel_error, scaled_error_map
+from .report import Diagnosis
 
 _MATCH = 1e-6          # two gradients "agree" when rel_error is below this
 
