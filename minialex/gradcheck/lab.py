@@ -219,7 +219,7 @@ def grade_case(case, obj, filename=None, threshold=None):
 
 def planned_rows(names):
     """(name, case) pairs that ``grade`` will run, in order."""
-    return [(n, c) for n in expand_names(names) for c in cases_for(n)]
+    return [(n, c) for n in expand_names(_split_names(names)) for c in cases_for(n)]
 
 
 def _split_names(names):

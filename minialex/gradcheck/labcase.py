@@ -255,8 +255,9 @@ def _compare(case, mine, ref, threshold):
             continue
         if not np.isfinite(m).all():
             n_bad = int((~np.isfinite(m)).sum())
-            failures.append(Failure(key, f"{n_bad} of {m.size} entries are NaN or inf where the reference "
-                                    "is finite", "nonfinite",
+            what = (f"your {key} is {float(m)}" if m.ndim == 0 else
+                    f"{n_bad} of {m.size} entries of your {key} are NaN or inf")
+            failures.append(Failure(key, what + " where the reference is finite", "nonfinite",
                                     "an overflow: exp() of a large number (subtract each row's maximum "
                                     "first) or a division by 0", (case.lab, DEFAULT_STEP[(case.name, key)])))
             errors[key] = float("inf")
@@ -321,6 +322,10 @@ def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
             f.code, f.step = fwd_variant.code, fwd_variant.step
             f.cause = ("it is the right gradient of your forward, so it follows from the forward's "
                        f"mistake: {fwd_variant.cause}")
+        elif fwd_variant is not None and fwd_variant.then is not None and \
+                (v := next((v for v in fwd_variant.then() if f.tensor in v.tensors
+                            and _matches(m, v.tensors[f.tensor])), None)) is not None:
+            f.code, f.cause, f.step = v.code, v.cause, v.step
         else:
             v = next((v for v in variants if v.part == "backward" and f.tensor in v.tensors
                       and _matches(m, v.tensors[f.tensor])), None)
@@ -333,7 +338,11 @@ def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
             if v is not None:
                 f.code, f.cause, f.step = v.code, v.cause, v.step
         if not f.code:
-            f.details += _where(case, f.tensor, m, ref[f.tensor], threshold, dout, inp)
+            found = _where(case, f.tensor, m, ref[f.tensor], threshold, inp)
+            specific = [d for d in found if d.code != "where"]
+            if specific:                   # where the errors sit names the cause (overlaps, edges, a group)
+                f.code, f.cause = specific[0].code, specific[0].message.rstrip(".")
+            f.details += [d.message for d in found if d is not (specific[0] if specific else None)]
         if f.step is None:
             f.step = (case.lab, DEFAULT_STEP[(case.name, f.tensor)])
         out.append(f)
@@ -344,7 +353,7 @@ def _matches(m, v):
     return m.shape == np.shape(v) and np.isfinite(m).all() and rel_error(m, v) < MATCH
 
 
-def _where(case, key, m, r, threshold, dout, inp):
+def _where(case, key, m, r, threshold, inp):
     """Facts about where a wrong tensor's errors sit (no cause is claimed)."""
     if m.ndim == 0:
         return []
@@ -356,5 +365,4 @@ def _where(case, key, m, r, threshold, dout, inp):
     if case.name == "col2im":
         info["kernel_size"] = max(st["KH"], st["KW"]) if st["KH"] == st["KW"] else None
     labels = inp.get("y") if case.name == "softmax_cross_entropy" else None
-    return [f"[{d.code}] {d.message}" if d.code not in ("where",) else d.message
-            for d in locate(kind, info, key, bad, "errors", labels=labels)]
+    return locate(kind, info, key, bad, "errors", labels=labels)

@@ -153,7 +153,7 @@ def run_lab(path, names=None, threshold=None, out=None, err=None, verbose=False,
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     try:
         weights = parse_weights(weights)
-        plan = planned_rows(names.split(",") if isinstance(names, str) else names)
+        plan = planned_rows(names)
     except ValueError as e:
         print(f"python -m minialex.gradcheck: {e}", file=err)
         return EXIT_UNUSABLE

@@ -50,6 +50,7 @@ class Variant:
     cause: str
     step: tuple               # (lab, step number), see spec.STEPS
     tensors: dict = field(default_factory=dict)
+    then: object = None       # forward variants: () -> backward variants written on top of this forward
 
 
 def readable(cls, *args, **kwargs):
@@ -145,18 +146,39 @@ def _windows(h, n):
     return [w for w in dict.fromkeys(cand) if w != (-h, h)]
 
 
+def _lrn_backward_windows(run, h, size, lo, hi, fix):
+    """Backward windows written on top of a forward whose window is i+lo..i+hi."""
+    for blo, bhi in _windows(h, size) + [(-h, h)]:
+        if (blo, bhi) == (-hi, -lo):
+            continue
+        yield Variant("lrn_window", "backward",
+                      f"your backward sums over channels {_window_text(blo, bhi, 'j')}, but with a forward "
+                      f"window of {_window_text(lo, hi)} the channels whose window contains j are "
+                      f"{_window_text(-hi, -lo, 'j')}: {fix}", ("lrn", 4),
+                      {"dx": run(fwd_sum=lambda a, _h: window_between(a, lo, hi),
+                                 bwd_sum=lambda a, _h: window_between(a, blo, bhi))["dx"]})
+
+
 def lrn_variants(x, dout, size, alpha, beta, k):
     """The LRN's plausible mistakes, forward ones first."""
     h = size // 2
     run = lambda **kw: lrn_run(x, dout, size, alpha, beta, k, **kw)    # noqa: E731
     fix = ("check the window's bounds (off by one? a Python slice's end is exclusive; the window "
            "runs over n = size maps, half = n // 2 on each side)")
+    if size != 5:
+        yield Variant("lrn_hardcoded", "forward", "your forward uses n = 5 whatever the `size` argument "
+                      "is: read self.size", ("lrn", 1), lrn_run(x, dout, 5, alpha, beta, k))
+    if (alpha, k) != (1e-4, 2.0):
+        yield Variant("lrn_hardcoded", "forward", "your forward uses the paper's alpha = 1e-4, k = 2 "
+                      "whatever the arguments are: read self.alpha and self.k", ("lrn", 1),
+                      lrn_run(x, dout, size, 1e-4, beta, 2.0))
     for lo, hi in _windows(h, size):
         yield Variant("lrn_window", "forward",
                       f"your forward normalises over channels {_window_text(lo, hi)}; the paper's window "
                       f"is {_window_text(-h, h)}, i - n//2 .. i + n//2 inclusive (Sec. 3.3): {fix}",
                       ("lrn", 1), run(fwd_sum=lambda a, _h, lo=lo, hi=hi: window_between(a, lo, hi),
-                                      bwd_sum=lambda a, _h, lo=lo, hi=hi: window_between(a, -hi, -lo)))
+                                      bwd_sum=lambda a, _h, lo=lo, hi=hi: window_between(a, -hi, -lo)),
+                      then=lambda lo=lo, hi=hi: _lrn_backward_windows(run, h, size, lo, hi, fix))
     yield Variant("lrn_window_edges", "forward",
                   "your forward's window wraps around at the first and last channels (np.roll?); the "
                   "paper clips it: check the clipping of the LRN window, max(0, i - n//2) .. "
@@ -176,13 +198,6 @@ def lrn_variants(x, dout, size, alpha, beta, k):
     for b, text in ((1.0, "the power beta is missing (s^-1 instead of s^-beta)"),
                     (-beta, "the sign of the power is flipped (a_i * s^beta instead of a_i / s^beta)")):
         yield Variant("lrn_beta", "forward", f"in your forward {text}", ("lrn", 1), run(fwd_attrs={"beta": b}))
-    if size != 5:
-        yield Variant("lrn_hardcoded", "forward", "your forward uses n = 5 whatever the `size` argument "
-                      "is: read self.size", ("lrn", 1), lrn_run(x, dout, 5, alpha, beta, k))
-    if (alpha, k) != (1e-4, 2.0):
-        yield Variant("lrn_hardcoded", "forward", "your forward uses the paper's alpha = 1e-4, k = 2 "
-                      "whatever the arguments are: read self.alpha and self.k", ("lrn", 1),
-                      lrn_run(x, dout, size, 1e-4, beta, 2.0))
     # backward only: the forward is minialex's
     ws = sys.modules[LocalResponseNorm.__module__].window_sum
     yield Variant("lrn_cross_channel", "backward",
@@ -289,8 +304,8 @@ def pool_variants(x, dout, z, s):
     yield Variant("pool_argmax_transposed", "backward", "your backward puts the gradient at (column, row) "
                   "of the arg-max instead of (row, column): a flat window index r unravels to "
                   "(r // z, r % z)", ("maxpool", 2), {"dx": _pool_route(x, dout, z, s, swapped)})
-    overlap = ("gradients must accumulate where windows overlap (z = 3, s = 2: a pixel can be the "
-               "maximum of up to four windows); use +=, np.add.at or col2im, never `dx[idx] = ...` or "
+    overlap = ("gradients must accumulate where windows overlap (with z = 3, s = 2 a pixel can "
+               "be the maximum of up to four windows); use +=, np.add.at or col2im, never `dx[idx] = ...` or "
                "a fancy-indexed `dx[idx] += ...`, which keeps only one of the repeated indices")
     yield Variant("pool_overlap", "backward", "your backward assigns each window's gradient, so a later "
                   f"window overwrites an earlier one: {overlap}", ("maxpool", 3),
@@ -331,6 +346,15 @@ def col2im_variants(cols, x_shape, KH, KW, s, p):
                   "overlap (`dx[idx] = ...` or a fancy-indexed `+=`, which keeps one of the repeated "
                   "indices): col2im must add every window's contribution", ("conv", 1),
                   {"dx": dx_pad[:, :, p:p + H, p:p + W]})
+    c_win = cols.reshape(C, KH, KW, N, OH, OW)
+    dx_win = np.zeros((N, C, H + 2 * p, W + 2 * p))
+    for n in range(N):                            # window by window, row-major: the last one wins
+        for i in range(OH):
+            for j in range(OW):
+                dx_win[n, :, i * s:i * s + KH, j * s:j * s + KW] = c_win[:, :, :, n, i, j]
+    yield Variant("pool_overlap", "backward", "your col2im assigns each window (`dx[window] = col`), so a "
+                  "later window overwrites an earlier one where they overlap: col2im must add every "
+                  "window's contribution (+=)", ("conv", 1), {"dx": dx_win[:, :, p:p + H, p:p + W]})
     yield from _scaled("scale_factor", "conv", 1, {"dx": ref(cols)}, batch_factors(N))
 
 
