@@ -233,14 +233,28 @@ def run_case(case, obj, threshold=None):
         with np.errstate(all="ignore"):       # an overflow shows up as a non-finite result instead
             mine, problems, dout = runner(case, obj, inp)
     except StudentError as e:
+        e.failure.step = default_step(case, e.failure.tensor)
         return CaseOutcome(case.name, case, "FAIL", [e.failure], seconds=time.perf_counter() - t0)
     ref = _reference(case, inp, dout)
     failures, errors = _compare(case, mine, ref, threshold)
     if failures:
         failures = _diagnose(case, inp, dout, mine, ref, failures, threshold, obj)
+    for f in problems:
+        f.step = default_step(case, f.tensor)
     failures = problems + failures
     return CaseOutcome(case.name, case, "FAIL" if failures else "PASS", failures, errors,
                        seconds=time.perf_counter() - t0)
+
+
+def default_step(case, tensor):
+    """The notebook step where ``tensor`` (an output, a gradient, or an input) is computed."""
+    key = {"x": "out", "y": "loss", "cols": "dx", "dout": "dx"}.get(tensor, tensor)
+    if case.name == "softmax_cross_entropy" and key == "out":
+        key = "loss"
+    if case.name == "softmax_cross_entropy" and tensor == "x":
+        return (case.lab, 1)
+    step = DEFAULT_STEP.get((case.name, key), DEFAULT_STEP.get((case.name, "dx")))
+    return (case.lab, step)
 
 
 def _compare(case, mine, ref, threshold):
@@ -250,7 +264,8 @@ def _compare(case, mine, ref, threshold):
             continue
         m = mine[key]
         if m.shape != r.shape:
-            failures.append(Failure(key, _shape_text(case, key, m.shape, r.shape), "shape"))
+            failures.append(Failure(key, f"your {key} has shape {m.shape}, the reference {r.shape}", "shape",
+                                    _shape_cause(case, key, m.shape, r.shape)))
             errors[key] = float("inf")
             continue
         if not np.isfinite(m).all():
@@ -258,8 +273,8 @@ def _compare(case, mine, ref, threshold):
             what = (f"your {key} is {float(m)}" if m.ndim == 0 else
                     f"{n_bad} of {m.size} entries of your {key} are NaN or inf")
             failures.append(Failure(key, what + " where the reference is finite", "nonfinite",
-                                    "an overflow: exp() of a large number (subtract each row's maximum "
-                                    "first) or a division by 0", (case.lab, DEFAULT_STEP[(case.name, key)])))
+                                    "an overflow: exp() of a large number (subtract the row maximum first)"
+                                    " or a division by 0", default_step(case, key)))
             errors[key] = float("inf")
             continue
         err = rel_error(m, r)
@@ -275,16 +290,14 @@ def _compare(case, mine, ref, threshold):
     return failures, errors
 
 
-def _shape_text(case, key, got, want):
-    st = case.setting
-    text = f"your {key} has shape {got}, the reference {want}"
-    p = st.get("padding", 0)
+def _shape_cause(case, key, got, want):
+    p = case.setting.get("padding", 0)
     if key == "dx" and len(got) == 4 and len(want) == 4 and got[:2] == want[:2]:
         if p and got[2:] == (want[2] + 2 * p, want[3] + 2 * p):
-            return text + f": the padding (p = {p}) is not cropped (dx_pad[:, :, p:p + H, p:p + W])"
+            return f"the padding (p = {p}) is not cropped: return dx_pad[:, :, p:p + H, p:p + W]"
         if p == 0 and 0 in got[2:]:
-            return text + ": with padding 0, a crop like dx_pad[:, :, p:-p] is empty; use p:p + H"
-    return text
+            return "with padding 0, a crop like dx_pad[:, :, p:-p] is empty: use p:p + H"
+    return ""
 
 
 def _value_text(key, m, r, err):
@@ -311,6 +324,7 @@ def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
     out = []
     for f in failures:
         if f.code:                                     # shape, nonfinite, float32: already said
+            f.step = f.step or default_step(case, f.tensor)
             out.append(f)
             continue
         m = mine[f.tensor]
@@ -337,14 +351,15 @@ def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
                                   + v.cause.replace("your forward ", "one "), v.step)
             if v is not None:
                 f.code, f.cause, f.step = v.code, v.cause, v.step
-        if not f.code:
-            found = _where(case, f.tensor, m, ref[f.tensor], threshold, inp)
-            specific = [d for d in found if d.code != "where"]
-            if specific:                   # where the errors sit names the cause (overlaps, edges, a group)
-                f.code, f.cause = specific[0].code, specific[0].message.rstrip(".")
-            f.details += [d.message for d in found if d is not (specific[0] if specific else None)]
+        found = _where(case, f.tensor, m, ref[f.tensor], threshold, inp)
+        specific = [d for d in found if d.code != "where"]
+        promoted = None
+        if not f.code and specific:        # where the errors sit names the cause (overlaps, edges, a group)
+            promoted = specific[0]
+            f.code, f.cause = promoted.code, promoted.message.rstrip(".")
+        f.details += [d.message for d in found if d is not promoted]
         if f.step is None:
-            f.step = (case.lab, DEFAULT_STEP[(case.name, f.tensor)])
+            f.step = default_step(case, f.tensor)
         out.append(f)
     return out
 
