@@ -54,6 +54,7 @@ from .cifar10 import download_cifar10, extract_cifar10, load_cifar10, load_cifar
 from .default import DefaultData, default_subset, load_default  # noqa: F401
 from .folder import ImageFolder, list_image_folder, load_rgb, read_synsets  # noqa: F401
 from .loader import BatchLoader  # noqa: F401
-from .prepared import PreparedSet, load_image_folder, open_prepared, prepare  # noqa: F401
+from .prepared import PreparedSet, load_image_folder, open_prepared  # noqa: F401
+from .preparer import prepare, prepare_splits  # noqa: F401
 from .preprocess import (RunningStats, center_crop_hwc, image_statistics,  # noqa: F401
                          preprocess_image, resize_short_side, short_side_size)
