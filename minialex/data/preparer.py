@@ -59,6 +59,8 @@ from .preprocess import preprocess_image
 
 PENDING, OK, SKIPPED = 0, 1, 2
 PLAN_VERSION = 1
+SAVE_EVERY_S = 0.5   # state.npz is rewritten at most this often after a chunk ends (a kill redoes at most
+                     # this much work, plus the chunks in flight)
 
 
 # ---------------------------------------------------------------- the worker side
@@ -111,6 +113,11 @@ def decode_chunk(images_path, start, items, short_side, crop):
         os.close(fd)
     return (start, status, reasons, sum_img, sum_rgb.astype(np.int64), sum_outer.astype(np.int64),
             int((status == OK).sum()))
+
+
+def _copy_row(fd, src_row, dst_row, row_bytes):
+    """Copy one image's row inside the array file."""
+    os.pwrite(fd, os.pread(fd, row_bytes, src_row * row_bytes), dst_row * row_bytes)
 
 
 # ---------------------------------------------------------------- state on disk
@@ -190,7 +197,7 @@ def _remove_leftovers(dst: Path):
 
 def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_per_class=None,
             workers=None, progress=True, overwrite=False, classes=None, val_labels=None,
-            chunk=256, log=None) -> PreparedSet:
+            chunk=256, log=None, listing=None) -> PreparedSet:
     """Preprocess one split once and write a prepared set (Sec. 2); resumable.
 
     Parameters
@@ -206,6 +213,7 @@ def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_pe
     val_labels : ``{file stem: wnid}`` for a flat val folder (``ilsvrc.read_val_labels``)
     chunk : files per unit of work; a kill loses at most ``workers`` chunks of work
     log : callable for notes (default: print to stderr)
+    listing : an ``ilsvrc.SourceList`` already made for ``src`` (``prepare_splits`` lists every split first)
 
     Returns the opened PreparedSet. Rerun the same call after an interruption
     to resume (see the module docstring).
@@ -222,8 +230,9 @@ def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_pe
         raise FileExistsError(f"{dst} exists; remove it or pass overwrite=True (--overwrite)")
     if isinstance(synsets, (str, os.PathLike)):
         synsets = read_synsets(synsets)
-    listing = list_source(src, classes=classes, synsets=synsets, val_labels=val_labels,
-                          max_per_class=max_per_class)
+    if listing is None:
+        listing = list_source(src, classes=classes, synsets=synsets, val_labels=val_labels,
+                              max_per_class=max_per_class)
     N, S = len(listing), crop
     n_chunks = -(-N // chunk)
     row_bytes = 3 * S * S
@@ -287,13 +296,13 @@ def _run_chunks(listing, work, state, short_side, crop, chunk, workers, progress
                  for i in range(lo, hi)]
         return (images_path, lo, items, short_side, crop)
 
-    last_save = time.monotonic()
+    last_save = -float("inf")   # the first chunk to finish is recorded at once
 
     def record(k, result):
         nonlocal last_save
         state.add(k, result)
         bar.update(len(result[1]))
-        if time.monotonic() - last_save > 2.0:   # a kill loses at most 2 s of records (the rows stay)
+        if time.monotonic() - last_save >= SAVE_EVERY_S:
             state.save(work / "state.npz")
             last_save = time.monotonic()
 
@@ -343,7 +352,7 @@ def _finish(listing, work, dst, state, src, split, short_side, crop, plan):
         fd = os.open(images, os.O_RDWR)
         try:
             for s, d in zip(movers.tolist(), holes.tolist()):
-                os.pwrite(fd, os.pread(fd, row_bytes, s * row_bytes), d * row_bytes)
+                _copy_row(fd, s, d, row_bytes)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -424,13 +433,16 @@ def prepare_splits(src, dst, splits=None, val_labels=None, synsets=None, log=Non
     missing = [s for s in splits if s not in found]
     if missing:
         raise ValueError(f"{src} has no {', '.join(missing)}/ folder (it holds: {', '.join(found) or 'none'})")
-    classes = None
-    if "train" in found:
-        classes = source_classes(src / "train", synsets)
-    out = {}
-    for s in splits:
+    if not kw.get("overwrite"):
+        taken = [str(dst / s) for s in splits if (dst / s).exists()]
+        if taken:
+            raise FileExistsError(f"{', '.join(taken)} exist(s); remove or pass overwrite=True (--overwrite)")
+    classes = source_classes(src / "train", synsets) if "train" in found else None
+    listings = {}
+    for s in splits:   # list (and check) every split before decoding any
         labels = val_labels
         if labels is None and s != "train" and is_flat(src / s):
             labels = find_val_labels(src)
-        out[s] = prepare(src / s, dst / s, classes=classes, synsets=synsets, val_labels=labels, log=log, **kw)
-    return out
+        listings[s] = list_source(src / s, classes=classes, synsets=synsets, val_labels=labels,
+                                  max_per_class=kw.get("max_per_class"))
+    return {s: prepare(src / s, dst / s, synsets=synsets, log=log, listing=listings[s], **kw) for s in splits}
