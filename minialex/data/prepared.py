@@ -64,12 +64,14 @@ def _decode_all(paths, short_side, crop, workers, progress, desc, moments=False)
 
 
 def load_image_folder(root, short_side=None, crop=None, synsets=None, max_per_class=None,
-                      workers=None, progress=False):
-    """Decode a whole image folder into memory (e.g. the CIFAR-10 JPEG copy).
+                      workers=None, progress=False, folder=None, indices=None):
+    """Decode an image folder (or the files ``indices`` of it) into memory.
 
     With ``short_side=None, crop=None`` the images are kept at their size, and
     must all share it (CIFAR-10: 32x32). Unreadable files are skipped with one
-    warning.
+    warning. ``folder`` is a listing already made (``list_image_folder``);
+    ``indices`` (sorted ints) picks the files to decode, the rest are never
+    opened (``FolderImages`` decides which, e.g. for ``--limit``).
 
     Returns
     -------
@@ -77,9 +79,13 @@ def load_image_folder(root, short_side=None, crop=None, synsets=None, max_per_cl
     y : (N,) int64
     folder : ImageFolder (classes, names, paths)
     """
-    folder = list_image_folder(root, synsets=synsets, max_per_class=max_per_class)
+    if folder is None:
+        folder = list_image_folder(root, synsets=synsets, max_per_class=max_per_class)
+    pick = np.arange(len(folder)) if indices is None else np.asarray(indices)
     xs, ys, skipped = [], [], []
-    for i, a, err in _decode_all(folder.paths, short_side, crop, workers, progress, f"load {root}"):
+    for j, a, err in _decode_all([folder.paths[i] for i in pick], short_side, crop, workers, progress,
+                                 f"load {root}"):
+        i = pick[j]
         if a is None:
             skipped.append((folder.paths[i], err))
             continue

@@ -39,6 +39,7 @@ listing, about 200 bytes a file), whatever the number of images.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import multiprocessing
 import os
@@ -233,9 +234,7 @@ def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_pe
     if listing is None:
         listing = list_source(src, classes=classes, synsets=synsets, val_labels=val_labels,
                               max_per_class=max_per_class)
-    N, S = len(listing), crop
-    n_chunks = -(-N // chunk)
-    row_bytes = 3 * S * S
+    N = len(listing)
     dst.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(dst)
     work = dst.with_name(f".{dst.name}.partial")
@@ -243,6 +242,24 @@ def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_pe
             "crop": crop, "chunk": chunk, "listing": listing.digest()}
     if (work / "meta.json").is_file() and json.loads((work / "meta.json").read_text()).get("plan") == plan:
         return _rename_into_place(work, dst)        # killed after the set was complete, before the rename
+    state = _open_work(work, plan, dst, log)
+    try:
+        _run_chunks(listing, work, state, short_side, crop, chunk, workers, progress, src.name)
+        return _finish(listing, work, dst, state, src, split, short_side, crop, plan)
+    except (KeyboardInterrupt, SystemExit):
+        log(f"interrupted: {int((state.status != PENDING).sum())} of {N} images are done; run the same "
+            f"command again to resume, or delete {work}")
+        raise
+    except BaseException:
+        if state.n_ok == 0 and not state.done.any():
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _open_work(work: Path, plan: dict, dst: Path, log) -> "_State":
+    """The state of an interrupted run with the same plan, or a fresh work folder and state."""
+    N, S = plan["n"], plan["crop"]
+    n_chunks = -(-N // plan["chunk"])
     state = None
     if (work / "plan.json").is_file() and (work / "state.npz").is_file() and (work / "images.u8").is_file():
         if json.loads((work / "plan.json").read_text()) == plan:
@@ -261,20 +278,10 @@ def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_pe
         work.mkdir()
         _atomic_write(work / "plan.json", lambda f: f.write(json.dumps(plan, indent=1).encode()))
         with open(work / "images.u8", "wb") as f:
-            f.truncate(N * row_bytes)   # sparse until written
+            f.truncate(N * 3 * S * S)   # sparse until written
         state = _State(N, n_chunks, S)
         state.save(work / "state.npz")
-    try:
-        _run_chunks(listing, work, state, short_side, crop, chunk, workers, progress, src.name)
-        return _finish(listing, work, dst, state, src, split, short_side, crop, plan)
-    except (KeyboardInterrupt, SystemExit):
-        log(f"interrupted: {int((state.status != PENDING).sum())} of {N} images are done; run the same "
-            f"command again to resume, or delete {work}")
-        raise
-    except BaseException:
-        if state.n_ok == 0 and not state.done.any():
-            shutil.rmtree(work, ignore_errors=True)
-        raise
+    return state
 
 
 def _run_chunks(listing, work, state, short_side, crop, chunk, workers, progress, name):
@@ -359,6 +366,16 @@ def _finish(listing, work, dst, state, src, split, short_side, crop, plan):
         (work / "compacted").touch()
     if images.stat().st_size != k * row_bytes:
         os.truncate(images, k * row_bytes)
+    meta = _write_files(listing, work, state, row, ok, k, S, skipped)
+    meta.update(source=str(Path(src).resolve()), split=split, short_side=short_side, crop=crop)
+    meta["plan"] = plan   # a run killed before the rename below finds the set complete
+    _atomic_write(work / "meta.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    return _rename_into_place(work, dst)
+
+
+def _write_files(listing, work, state, row, ok, k, S, skipped) -> dict:
+    """labels, statistics, classes, manifest and skipped lists; returns the meta dict (not yet written)."""
+    N = len(listing)
     labels = np.empty(k, dtype=np.int64)
     labels[row[ok]] = listing.labels[ok]
     mean, cov = state.statistics(S)
@@ -367,34 +384,31 @@ def _finish(listing, work, dst, state, src, split, short_side, crop, plan):
                       ("eigvecs", eigvecs)):
         _atomic_write(work / f"{name}.npy", lambda f, a=arr: np.save(f, a))
 
-    def text(name, lines):
-        _atomic_write(work / name, lambda f: f.write("".join(lines).encode("utf-8")))
+    def text(name, lines):   # streamed: the manifest of 1.28M files is never one string
+        def write(f):
+            for line in lines:
+                f.write(line.encode("utf-8"))
+        _atomic_write(work / name, write)
 
     text("classes.txt", [f"{c}\t{n}\n" for c, n in zip(listing.classes, listing.names)])
     status_name = {OK: "ok", SKIPPED: "skipped"}
-    text("manifest.tsv", ["source\tlabel\tclass\tstatus\trow\treason\n"] + [
+    text("manifest.tsv", itertools.chain(["source\tlabel\tclass\tstatus\trow\treason\n"], (
         f"{listing.sources[i]}\t{listing.labels[i]}\t"
         f"{listing.classes[listing.labels[i]] if listing.labels[i] >= 0 else ''}\t"
-        f"{status_name[state.status[i]]}\t{row[i]}\t{state.reasons.get(i, '')}\n" for i in range(N)])
+        f"{status_name[state.status[i]]}\t{row[i]}\t{state.reasons.get(i, '')}\n" for i in range(N))))
     text("skipped.tsv", ["source\treason\n"] + [f"{s}\t{r}\n" for s, r in skipped])
     meta = {
         "format": FORMAT_VERSION,
         "shape": [k, 3, S, S],
         "dtype": "uint8",
         "layout": "NCHW",
-        "source": str(Path(src).resolve()),
-        "split": split,
-        "short_side": short_side,
-        "crop": crop,
         "num_classes": len(listing.classes),
         "listed": N,
         "skipped": [s for s, _ in skipped],
         "files": "manifest.tsv: every listed file with its label, status and row; skipped.tsv: the reasons",
         "paper": "Sec. 2: short side rescaled, central crop; mean image and RGB covariance of this set",
     }
-    meta["plan"] = plan   # a run killed before the rename below finds the set complete
-    _atomic_write(work / "meta.json", lambda f: f.write(json.dumps(meta, indent=1).encode()))
-    return _rename_into_place(work, dst)
+    return meta
 
 
 def _rename_into_place(work: Path, dst: Path) -> PreparedSet:
