@@ -204,6 +204,31 @@ def build_parser():
                         "He-style (the cifar config's default, see minialex.model)")
     m.add_argument("--drop-conv", type=_drop_conv, default=(), metavar="L[,L]",
                    help="remove middle conv layer(s) 2, 3 or 4 (Sec. 7: depth matters)")
+
+    t = p.add_argument_group("Bag of Tricks (He et al. 2019, beyond the paper; docs/tricks.md)")
+    t.add_argument("--lr-scaling", choices=("none", "linear"), default="none",
+                   help="linear: the initial lr is --lr * batch / 256, so --lr is the lr of a 256-image "
+                        "batch (BoT Sec. 3.1)")
+    t.add_argument("--warmup", type=_float_in("--warmup", 0, inf), default=0.0, metavar="EPOCHS",
+                   help="linear learning-rate warm-up over this many epochs, step by step from lr/W to lr "
+                        "(BoT Sec. 3.1: 5 of 120 epochs); default 0, none")
+    t.add_argument("--no-bias-decay", action="store_true",
+                   help="weight decay on weights only, not on biases (BoT Sec. 3.1; Sec. 5 decays all)")
+    t.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help="fp16: float16 activations and gradients, float32 master weights, dynamic loss "
+                        "scaling, overflowed steps skipped and counted (BoT Sec. 3.2). On numpy it runs the "
+                        "readable layers, about 100x slower: a correctness check, not a speed-up")
+    t.add_argument("--label-smoothing", type=_float_in("--label-smoothing", 0, 1, hi_open=True), default=0.0,
+                   metavar="EPS", help="targets 1-EPS for the true class, EPS/(K-1) for the others "
+                                       "(BoT Sec. 5.2: 0.1); default 0")
+    t.add_argument("--mixup", type=_float_in("--mixup", 0, inf, lo_open=True), default=None, metavar="ALPHA",
+                   help="mixup: train on lam*x_i + (1-lam)*x_j with targets mixed alike, "
+                        "lam ~ Beta(ALPHA, ALPHA) (BoT Sec. 5.4: 0.2)")
+    t.add_argument("--distill", default=None, metavar="TEACHER.npz",
+                   help="knowledge distillation from a trained minialex checkpoint with the same classes and "
+                        "inputs (BoT Sec. 5.3)")
+    t.add_argument("--distill-t", type=_float_in("--distill-t", 0, inf, lo_open=True), default=None, metavar="T",
+                   help="distillation temperature (BoT Sec. 5.3: 20, the default)")
     return p
 
 
@@ -230,6 +255,14 @@ def parse_args(argv=None):
     if args.resume == "auto" and not (Path(args.out) / "checkpoint.npz").is_file():
         p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
                 "continue or --resume CKPT")
+    if args.distill_t is not None and args.distill is None:
+        p.error(f"--distill-t {args.distill_t} needs --distill TEACHER.npz")
+    if args.distill is not None and not Path(args.distill).is_file():
+        p.error(f"--distill {args.distill}: no such checkpoint file")
+    if args.warmup and args.warmup >= args.epochs and args.resume is None:
+        p.error(f"--warmup {args.warmup:g} epochs must be shorter than the run (--epochs {args.epochs})")
+    if args.precision == "fp16" and args.gpus is not None:
+        p.error("--precision fp16 with --gpus (two towers on two devices) is not supported yet")
     if args.config == "paper" and args.data in ("default", "cifar10"):
         p.error(f"--config paper takes 224x224 crops of 256x256 images (Sec. 2, 4.1), but --data {args.data} "
                 "is 32x32 CIFAR-10; use --config cifar, or --data PATH with ImageNet-style images")
@@ -386,11 +419,29 @@ class Scaled:
 
 
 # ---------------------------------------------------------------- schedule
-def build_optimizer(model, args):
-    """SGD (Sec. 5) and the learning-rate schedule chosen by --schedule."""
-    from . import optim, schedules
+def tricks_of(args):
+    """minialex.tricks.Tricks from the options (defaults for a checkpoint written before they existed)."""
+    from .tricks import Tricks
 
-    opt = optim.SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    g = lambda k, d: getattr(args, k, d) if getattr(args, k, None) is not None else d   # noqa: E731
+    return Tricks(lr_scaling=g("lr_scaling", "none"), warmup_epochs=g("warmup", 0.0),
+                  no_bias_decay=g("no_bias_decay", False), precision=g("precision", "fp32"),
+                  label_smoothing=g("label_smoothing", 0.0), mixup=g("mixup", 0.0),
+                  distill=g("distill", ""), distill_t=g("distill_t", 20.0))
+
+
+def build_optimizer(model, args):
+    """SGD (Sec. 5) and the learning-rate schedule chosen by --schedule.
+
+    --lr-scaling linear multiplies --lr by batch / 256, --no-bias-decay
+    exempts biases from weight decay (Bag of Tricks Sec. 3.1).
+    """
+    from . import optim, schedules
+    from .tricks import scaled_lr
+
+    tricks = tricks_of(args)
+    opt = optim.SGD(model, lr=scaled_lr(args.lr, args.batch_size, tricks), momentum=args.momentum,
+                    weight_decay=args.weight_decay, decay_bias=not tricks.no_bias_decay)
     if args.schedule == "plateau":
         sched = optim.ReduceOnPlateau(opt, factor=0.1, patience=args.patience, max_reductions=3)
     elif args.schedule == "step":
@@ -442,6 +493,10 @@ def run(args, log=print):
         # the CPU the rotated-kernel convolution, on the GPU the col2im). The
         # towers keep it, as they count its bytes.
         model.layers[0].input_grad = False
+    tricks = tricks_of(args)
+    if tricks.precision == "fp16":                  # Bag of Tricks Sec. 3.2: float16 copy, float32 master
+        from .precision import MixedPrecisionNet
+        net = MixedPrecisionNet(model)
     tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                                pca=data.pca if args.pca_color else None), args.input_scale)
     et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
@@ -452,9 +507,17 @@ def run(args, log=print):
     prep["mean"] = mean.tolist()                    # (3, S, S) nested lists: JSON, exact for float32
     meta = {"format": "minialex-run-1", "args": _jsonable(run_args), "preprocess": prep,
             "class_names": list(data.class_names), "data": data.name}
+    teacher = None
+    if tricks.distill:                              # Bag of Tricks Sec. 5.3
+        from .tricks import load_teacher
+        try:
+            teacher = load_teacher(tricks.distill, data.class_names, prep, xp=xp)
+        except ValueError as e:
+            raise SystemExit(f"error: --distill: {e}") from None
     trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
-                      progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log)
+                      progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log,
+                      tricks=tricks, teacher=teacher)
     if resume_path is not None:
         m = trainer.restore(resume_path)
         log(f"resumed {resume_path}: epoch {m['epoch']}, batch {m['batch']}, step {m['step']}")
@@ -464,9 +527,11 @@ def run(args, log=print):
                 "(--resume continues a run instead)")
         log(f"{args.config} net, {model.num_params():,} parameters; data: {data.name}, "
             f"{len(ytr):,} train / {len(yval):,} val images; {args.epochs} epochs of {len(loader)} steps "
-            f"(batch {args.batch_size}), lr {args.lr} ({args.schedule}), backend {args.backend}; out {args.out}")
+            f"(batch {args.batch_size}), lr {opt.lr:g} ({args.schedule}), backend {args.backend}; out {args.out}")
+        if tricks.active():
+            log(f"Bag of Tricks: {', '.join(f'{k}={getattr(tricks, k)}' for k in tricks.active())}")
     summary = trainer.fit()
-    if net is not model:
+    if hasattr(net, "bytes_per_step"):
         summary["tower_bytes_per_step"] = dict(net.bytes_per_step())   # measured on the last step
     summary["setup_s"] = time.perf_counter() - t0 - (summary["wall_s"] - trainer.wall)
     return summary
