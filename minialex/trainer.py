@@ -46,6 +46,7 @@ import numpy as np
 
 from .backend import device_of, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
+from .evaluation import evaluate_batches
 from .layers import SoftmaxCrossEntropy
 from .metrics import MetricsLog, correct_topk
 from .progress import Progress
@@ -95,24 +96,6 @@ class TrainBar(Progress):
 
     def line(self):
         return f"{super().line()} loss {self.loss:.4f}"
-
-
-def evaluate_batches(model, x, y, transform, batch_size=256, xp=np):
-    """Test-mode pass: mean loss, top-1 and top-5 error over (x, y).
-
-    Shapes:  x: (N, C, H, W) uint8, y: (N,)  ->  (loss, top1, top5) floats
-    """
-    loss_fn = SoftmaxCrossEntropy()
-    n, loss_sum, c1, c5 = 0, 0.0, 0, 0
-    for i in range(0, len(y), batch_size):
-        xb = xp.asarray(transform(np.asarray(x[i:i + batch_size])))
-        yb = np.asarray(y[i:i + batch_size])
-        logits = model.predict(xb)
-        loss_sum += float(loss_fn.forward(logits, xp.asarray(yb))) * len(yb)
-        c1 += int(correct_topk(logits, yb, 1).sum())
-        c5 += int(correct_topk(logits, yb, 5).sum())
-        n += len(yb)
-    return loss_sum / n, (n - c1) / n, (n - c5) / n
 
 
 class Trainer:
@@ -337,7 +320,7 @@ class Trainer:
                  + (f" | fp16: {a['skipped']} steps skipped (overflow), loss scale {self.model.scaler.scale:g}"
                     if hasattr(self.model, "scaler") else ""))
         if self.plot:
-            from .viz import plot_curves
+            from .figures import plot_curves       # matplotlib: only when drawing
             plot_curves(self.metrics.path, self.out / "curves.png")
         self.schedule.step(val1)                    # Sec. 5: the schedule watches validation error
         self.acc = _new_acc()
