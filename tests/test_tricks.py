@@ -343,3 +343,33 @@ def test_objective_mixes_smooths_and_asks_the_teacher():
     assert isinstance(obj.loss, DistillationLoss) and obj.loss.T == 4.0
     with pytest.raises(ValueError, match="no teacher model given"):
         Objective(Tricks(distill="t.npz"), 3)
+
+
+# ------------------------------------------------------------------ the ablation's miniature
+def test_reproduce_tricks_quick_runs_every_trick(tmp_path):
+    """python -m minialex.reproduce tricks --quick: one run per trick, all together, 2 seeds for the
+    baseline and the final recipe; each run's checkpoint carries its tricks; result.md states each
+    trick's effect against the baseline (tests/test_reproduce.py checks the common files)."""
+    from minialex.reproduce.__main__ import main
+    from minialex.reproduce.tricks import TRICKS
+
+    out = tmp_path / "t"
+    assert main(["tricks", "--quick", "--out", str(out)]) == 0
+    text = (out / "result.md").read_text()
+    for name in TRICKS:
+        row = next(ln for ln in text.splitlines() if ln.startswith(f"| + {name} |"))
+        assert "effect " in row and " points" in row, row
+        ck = read_checkpoint(out / "runs" / f"{name}-seed0" / "checkpoint.npz")
+        if name == "cosine":                             # a schedule, not a Tricks field
+            assert ck["extra"]["spec"]["schedule"] == "cosine" and ck["schedule"]["kind"] == "CosineDecay"
+        else:
+            assert ck["extra"]["tricks"] != Tricks().to_dict(), name
+    for seed in (0, 1):
+        assert (out / "runs" / f"baseline-seed{seed}" / "run.json").is_file()
+        tricks = read_checkpoint(out / "runs" / f"all-seed{seed}" / "checkpoint.npz")["extra"]["tricks"]
+        assert tricks["mixup"] == 0.2 and tricks["label_smoothing"] == 0.1 and tricks["no_bias_decay"]
+        assert tricks["warmup_epochs"] == 1.0 and tricks["lr_scaling"] == "linear"
+        assert Path(tricks["distill"]).is_file()
+    assert "(2 seeds" in next(ln for ln in text.splitlines() if ln.startswith("| all tricks together |"))
+    base = read_checkpoint(out / "runs" / "baseline-seed0" / "checkpoint.npz")["extra"]["tricks"]
+    assert base == Tricks().to_dict()
