@@ -33,7 +33,7 @@ CONFIG_DEFAULTS = {
 SCHEDULES = ("plateau", "step", "cosine", "constant")
 
 # Options a resumed run may change; every other option comes from the checkpoint.
-RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out")
+RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "loader_workers")
 
 
 def model_config(args):
@@ -174,7 +174,8 @@ def run(args, log=print):
     tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                                pca=data.pca if args.pca_color else None), args.input_scale)
     et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
-    loader = BatchLoader(xtr, ytr, args.batch_size, transform=tt, seed=args.seed, xp=xp)
+    loader = BatchLoader(xtr, ytr, args.batch_size, transform=tt, seed=args.seed, xp=xp,
+                         workers=getattr(args, "loader_workers", 1))   # older checkpoints lack it
     args.steps_per_epoch = len(loader)
     opt, sched = build_optimizer(net, args)
     run_args = {k: v for k, v in vars(args).items() if k not in ("explicit",)}
