@@ -64,9 +64,9 @@ class CudaConvnetNet(Sequential):
     ``spec`` holds the name and options it was built from (stored in run metadata).
     """
 
-    def __init__(self, items, input_size, spec):
+    def __init__(self, items, input_size, spec, num_classes=10):
         super().__init__(*items)
-        self.input_size, self.spec = input_size, dict(spec)
+        self.input_size, self.spec, self.num_classes = input_size, dict(spec), num_classes
 
     def num_params(self):
         return int(sum(p.size for _, p in self.named_params()))
@@ -127,4 +127,4 @@ def build(name, seed=0, activation="relu", lrn=True, local=True, num_classes=10,
     items += [("flatten", Flatten()),
               ("fc10", Linear(C * S * S, num_classes, rng=rng, weight_std=std(C * S * S, last=True),
                               dtype=dtype))]
-    return CudaConvnetNet(items, 32 if name == "fig1" else 24, spec)
+    return CudaConvnetNet(items, 32 if name == "fig1" else 24, spec, num_classes)
