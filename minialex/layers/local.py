@@ -11,7 +11,6 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..im2col import conv_output_size
-from ..kernels.im2col import col2im, im2col
 from .base import Layer, check_float, check_ndim
 from .init import constant, make_rng, normal
 
@@ -71,8 +70,7 @@ class LocallyConnected2D(Layer):
         self.output_shape((C, H, W))
         K, F, OH = self.kernel_size, self.out_channels, self.OH
         P = OH * OH
-        cols = im2col(x, K, K, self.stride, self.padding)            # (C*K*K, N*P)
-        cols = cols.reshape(C * K * K, N, P).transpose(2, 1, 0)      # (P, N, C*K*K)
+        cols = windows(x, K, self.stride, self.padding)             # (P, N, C*K*K)
         out = xp.matmul(cols, self.params["w"])                       # (P, N, F)
         out = out.transpose(1, 2, 0).reshape(N, F, OH, OH)            # (N, F, OH, OW)
         self.cache = (x.shape, cols)
@@ -88,7 +86,46 @@ class LocallyConnected2D(Layer):
         self.grads["w"] = xp.matmul(cols.transpose(0, 2, 1), dout_p)  # (P, C*K*K, F)
         self.grads["b"] = dout.sum(axis=0)                             # (F, OH, OW)
         dcols = xp.matmul(dout_p, self.params["w"].transpose(0, 2, 1))  # (P, N, C*K*K)
-        dcols = dcols.transpose(2, 1, 0).reshape(C * K * K, N * P)    # (C*K*K, N*P)
         self.cache = None
-        return col2im(np.ascontiguousarray(dcols) if xp is np else dcols, x_shape, K, K, self.stride,
-                      self.padding)                                    # (N, C, H, W)
+        return windows_backward(dcols, x_shape, K, self.stride, self.padding)   # (N, C, H, W)
+
+
+def windows(x, K, stride, padding):
+    """Every KxK window of the padded input, one row per (position, image).
+
+    The same rows as ``minialex.im2col`` (ordered c, kh, kw), arranged per
+    output position for the batched matmul: K*K strided slices, one per
+    kernel offset (a small map, so a Python loop over offsets is cheap).
+
+    Shapes:  x: (N, C, H, W)  ->  cols: (OH*OW, N, C*K*K)
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    OH, OW = conv_output_size(H, K, stride, padding), conv_output_size(W, K, stride, padding)
+    p = padding
+    x_pad = xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))            # (N, C, H+2p, W+2p)
+    cols = xp.empty((N, C, K, K, OH, OW), dtype=x.dtype)
+    for kh in range(K):
+        for kw in range(K):
+            cols[:, :, kh, kw] = x_pad[:, :, kh:kh + stride * OH:stride, kw:kw + stride * OW:stride]
+    return cols.reshape(N, C * K * K, OH * OW).transpose(2, 0, 1)   # (OH*OW, N, C*K*K)
+
+
+def windows_backward(dcols, x_shape, K, stride, padding):
+    """The adjoint of ``windows``: each window's gradient added back where it was read.
+
+    Windows overlap (3x3 kernels, stride 1), so the offsets' slices are
+    *added*, never assigned.
+
+    Shapes:  dcols: (OH*OW, N, C*K*K)  ->  dx: (N, C, H, W)
+    """
+    xp = get_array_module(dcols)
+    N, C, H, W = x_shape
+    OH, OW = conv_output_size(H, K, stride, padding), conv_output_size(W, K, stride, padding)
+    p = padding
+    d = dcols.transpose(1, 2, 0).reshape(N, C, K, K, OH, OW)         # (N, C, K, K, OH, OW)
+    dx_pad = xp.zeros((N, C, H + 2 * p, W + 2 * p), dtype=dcols.dtype)
+    for kh in range(K):
+        for kw in range(K):
+            dx_pad[:, :, kh:kh + stride * OH:stride, kw:kw + stride * OW:stride] += d[:, :, kh, kw]
+    return dx_pad[:, :, p:p + H, p:p + W]                             # (N, C, H, W)
