@@ -104,10 +104,12 @@ def test_a_run_reproduces_and_resumes_to_the_same_result(tmp_path):
 
 def test_report_only_trains_nothing(tmp_path):
     out = tmp_path / "r"
-    assert main([EXPERIMENTS[-1], "--quick", "--out", str(out), "--report"]) == 0
+    dest = tmp_path / "published"
+    assert main([EXPERIMENTS[-1], "--quick", "--out", str(out), "--report", "--publish", str(dest)]) == 0
     text = (out / "result.md").read_text()
     assert "not yet run" in text
     assert not (out / "runs").exists()
+    assert (dest / "result.md").read_text() == text and (dest / "metrics").is_dir()
 
 
 def test_unknown_experiment_is_one_line_error(capsys):

@@ -89,7 +89,14 @@ class Context:
     # ------------------------------------------------------------ report
     def command(self):
         """The command that makes (or continues) this experiment."""
-        args = [a for a in self.argv if a not in ("--resume", "--report")]
+        args, skip = [], False
+        for a in self.argv:                  # drop the options that do not change what is trained
+            if skip:
+                skip = False
+            elif a == "--publish":
+                skip = True
+            elif a not in ("--resume", "--report", "--progress") and not a.startswith("--publish="):
+                args.append(a)
         return "python -m minialex.reproduce " + " ".join(shlex.quote(a) for a in args)
 
     def write_result(self, title, claims, runs, notes, figure=None):
@@ -155,7 +162,7 @@ def pct(v):
 
 def run_row(r):
     s, m = r["spec"], r.get("metrics") or {}
-    ep = r.get("epochs") or (m["epoch"][-1] if m.get("epoch") else 0)
+    ep = int(r.get("epochs") or (m["epoch"][-1] if m.get("epoch") else 0))
     last = (lambda k: m[k][-1] if m.get(k) else None)
     wall = r.get("wall_s") or last("wall_s")
     status = r.get("status", "?")

@@ -293,9 +293,9 @@ def read_run(run_dir):
         result = json.loads((run_dir / RUN_FILE).read_text())
         result["metrics"] = read_metrics(run_dir / "metrics.csv")
         return result
-    if (run_dir / "metrics.csv").is_file():
-        m = read_metrics(run_dir / "metrics.csv")
-        return {"status": "running" if m else "not yet run", "metrics": m}
+    if (run_dir / "metrics.csv").is_file() or (run_dir / "checkpoint.npz").is_file():
+        m = read_metrics(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else {}
+        return {"status": "started, not finished", "metrics": m}
     return {"status": "not yet run", "metrics": {}}
 
 
