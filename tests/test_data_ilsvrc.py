@@ -154,7 +154,7 @@ def test_list_source_reads_tar_members_in_place(tmp_path):
     ls = list_source(tmp_path / "src" / "train", max_per_class=2)
     assert len(ls) == 4 and ls.labels.tolist() == [0, 0, 1, 1]
     w = sorted(tr)[0]
-    assert ls.sources[0] == f"{w}.tar:{tr[w][0][0]}"
-    with open(ls.paths[0], "rb") as f:   # the byte range is the member's data
+    assert ls.source(0) == f"{w}.tar:{tr[w][0][0]}"
+    with open(ls.path(0), "rb") as f:   # the byte range is the member's data
         f.seek(ls.offsets[0])
         assert f.read(ls.sizes[0]) == tr[w][0][1]
