@@ -242,18 +242,44 @@ def main(argv=None):
     ap.add_argument("--tmp", default=tempfile.gettempdir())
     ap.add_argument("--steps", default="build,prepare,memory,resume,limit,fullsize,loader")
     ap.add_argument("--keep", action="store_true", help="keep the tree (for debugging)")
+    ap.add_argument("--src", default=None, help="use this tree (made by an earlier --keep run) instead of building")
+    ap.add_argument("--pairs", type=int, default=3, help="pairs step: alternating 1-/2-worker runs")
+    ap.add_argument("--pair-images", type=int, default=1000, help="pairs step: train images per class")
     ap.add_argument("--loader-batches", type=int, default=40)
     args = ap.parse_args(argv)
     steps = set(args.steps.split(","))
     if not IMAGENETTE.is_dir():
         sys.exit(f"needs Imagenette at {IMAGENETTE}")
     tmp = Path(tempfile.mkdtemp(prefix="minialex-scale-", dir=args.tmp))
-    src = tmp / "src"
+    src = Path(args.src) if args.src else tmp / "src"
     print(f"work in {tmp}; {os.cpu_count()} CPUs; load {uptime()}", flush=True)
     try:
-        if steps & {"build", "prepare", "memory", "resume", "limit"}:
+        if args.src:
+            n_train = sum(1 for _ in src.glob("train/*/*.JPEG"))
+            n_val = sum(1 for _ in src.glob("val/*.JPEG"))
+            print(f"tree {src}: {n_train} train + {n_val} val JPEGs", flush=True)
+        elif steps & {"build", "prepare", "memory", "resume", "limit", "pairs"}:
             n_train, n_val, dt, mb = build(src, args.images, workers=2)
             print(f"build: {n_train} train + {n_val} val JPEGs ({mb:.0f} MiB) in {dt:.1f} s", flush=True)
+        if "pairs" in steps:
+            # 1 and 2 workers alternately on the same slice, so that both see the same (shared) machine
+            ratios = []
+            for k in range(args.pairs):
+                times = {}
+                for w in (1, 2):
+                    dst = tmp / f"pair{w}"
+                    load0 = uptime()
+                    t, rss, _, _, rc, tail, cpu, _ = run_timed(prepare_cmd(
+                        src, dst, w, args.size, ["--split", "train", "--max-per-class", str(args.pair_images)]))
+                    assert rc == 0, tail
+                    n = 10 * args.pair_images
+                    times[w] = t
+                    print(f"pair {k + 1} workers {w}: {n} images in {t:.1f} s = {n / t:.0f} img/s, CPU {cpu:.1f} s "
+                          f"= {n / cpu:.0f} img per CPU-second; load before {load0} after {uptime()}", flush=True)
+                    shutil.rmtree(dst)
+                ratios.append(times[1] / times[2])
+                print(f"pair {k + 1}: 2 workers {ratios[-1]:.2f}x faster than 1", flush=True)
+            print(f"pairs: speed-ups {[round(r, 2) for r in ratios]}, median {np.median(ratios):.2f}", flush=True)
         ref, t2 = None, None
         if "prepare" in steps:
             for w in (1, 2):
