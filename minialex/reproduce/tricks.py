@@ -66,8 +66,8 @@ TRICKS = {
 }
 PAPER = {   # the paper's finding for each trick (He et al. 2019, ImageNet, ResNet-50/-D)
     "cosine": "helps (Table 6, ResNet-50-D: + cosine over the efficient recipe)",
-    "warmup": "with zero-gamma and no bias decay, closes that large-batch gap (Sec. 3.3, Table 4)",
-    "no-bias-decay": "with warm-up and zero-gamma, closes that large-batch gap (Sec. 3.3, Table 4)",
+    "warmup": "with zero-gamma and no bias decay, closes the gap of the lr-scaling row (Sec. 3.3, Table 4)",
+    "no-bias-decay": "with warm-up and zero-gamma, closes the gap of the lr-scaling row (Sec. 3.3, Table 4)",
     "lr-scaling": "batch 256 -> 1024 with linear scaling alone: -0.9% top-1 accuracy (Sec. 3.3, Table 4)",
     "smoothing": "helps (Table 6)",
     "mixup": "helps, with a longer run (200 epochs instead of 120, Sec. 5.4; Table 6)",
