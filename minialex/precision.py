@@ -80,7 +80,7 @@ class LossScaler:
         return out, finite
 
     def update(self, finite):
-        """Adjust S after a step: halve it (and count a skipped step) on overflow, double it after a run of good steps."""
+        """Adjust S after a step: halve it on overflow (a skipped step), double it after a run of good ones."""
         if finite:
             self.good_steps += 1
             if self.good_steps >= self.growth_interval:
@@ -97,7 +97,8 @@ class LossScaler:
                 "growth_interval": self.growth_interval}
 
     def load_state_dict(self, state):
-        self.scale, self.good_steps, self.skipped = float(state["scale"]), int(state["good_steps"]), int(state["skipped"])
+        self.scale, self.good_steps = float(state["scale"]), int(state["good_steps"])
+        self.skipped = int(state["skipped"])
         self.growth_factor, self.backoff_factor = float(state["growth_factor"]), float(state["backoff_factor"])
         self.growth_interval = int(state["growth_interval"])
 

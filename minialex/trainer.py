@@ -47,7 +47,6 @@ import numpy as np
 from .backend import device_of, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import evaluate_batches
-from .layers import SoftmaxCrossEntropy
 from .metrics import MetricsLog, correct_topk
 from .progress import Progress
 from .tricks import Objective, Tricks, warmup_factor
