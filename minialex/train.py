@@ -6,6 +6,7 @@ ships inside the package, on the CPU, in a few minutes (figures in README).
     python -m minialex.train                                  # the default run
     python -m minialex.train --config paper --data DIR --epochs 90 --schedule plateau
     python -m minialex.train --out runs/x --resume            # continue an interrupted run
+    mpiexec -n 2 python -m minialex.train --batch-size 32     # data parallel: 2 ranks x 32 = batch 64
 
 A run directory (``--out``) holds ``checkpoint.npz`` (written every epoch,
 on Ctrl-C/SIGTERM and at --max-steps), ``metrics.csv`` (one row per epoch)
@@ -35,7 +36,7 @@ CONFIG_DEFAULTS = {
 SCHEDULES = ("plateau", "step", "cosine", "constant")
 
 # Options a resumed run may change; every other option comes from the checkpoint.
-RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out")
+RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "comm_timeout")
 
 DESCRIPTION = __doc__.split("\n\n")[0] + """
 
@@ -62,6 +63,13 @@ the default run's schedule (cosine) does not look at it.
 
 files in --out: checkpoint.npz (atomic; every epoch, at --max-steps, on Ctrl-C/SIGTERM),
 metrics.csv (per epoch: lr, train loss, train/val top-1/top-5 error, images/s), curves.png.
+
+data parallel (docs/distributed.md): mpiexec -n N python -m minialex.train ... runs N ranks
+(pip install -e ".[mpi]"). --batch-size is per rank: each rank takes its part of every global
+batch of N x --batch-size images, the same images and crops one process would see with that
+batch; gradients are averaged over the ranks before each SGD step (--lr is the global batch's).
+Rank 0 writes --out. With --backend cupy each rank uses the GPU its local rank names (NCCL), and
+--gpus 0,1 gives each rank two GPUs for the two towers (local rank l: GPUs 2l and 2l+1).
 """
 
 
@@ -145,6 +153,10 @@ def build_parser():
                    help="stop after this many SGD steps in total (a checkpoint is written)")
     g.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines and summary stay)")
     g.add_argument("--no-plot", action="store_true", help="do not draw curves.png")
+    g.add_argument("--comm-timeout", type=_float_in("--comm-timeout", 0, inf, lo_open=True), default=300.0,
+                   metavar="SECONDS",
+                   help="under mpiexec: end the job with an error when a rank waits longer than this for "
+                        "the others in one collective (a rank died or hangs; default 300)")
 
     o = p.add_argument_group("optimisation (Sec. 5)")
     o.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
@@ -152,7 +164,8 @@ def build_parser():
                         f"{CONFIG_DEFAULTS['cifar']['epochs']})")
     o.add_argument("--batch-size", type=_positive_int("--batch-size"), default=None,
                    help="images per SGD step (Sec. 5: 128; cifar default: "
-                        f"{CONFIG_DEFAULTS['cifar']['batch_size']}, more steps in a short run)")
+                        f"{CONFIG_DEFAULTS['cifar']['batch_size']}, more steps in a short run); under "
+                        "mpiexec -n N, per rank: the step's batch is N times this")
     o.add_argument("--lr", type=_float_in("--lr", 0, inf, lo_open=True), default=None,
                    help="initial learning rate eps (Sec. 5: 0.01; cifar default: "
                         f"{CONFIG_DEFAULTS['cifar']['lr']})")
@@ -403,18 +416,41 @@ def build_optimizer(model, args):
 
 
 # ---------------------------------------------------------------- main
-def run(args, log=print):
-    """Train as ``args`` say; returns the summary dict."""
+def make_comm(args):
+    """The run's communicator: one process, or the ranks mpiexec started (minialex.distributed)."""
+    from .distributed import world
+
+    gpus = (0,)
+    if args.gpus is not None:
+        from .towers import parse_gpus
+        gpus = parse_gpus(args.gpus, args.backend)
+    return world(args.backend, gpus=gpus, timeout=args.comm_timeout)
+
+
+def run(args, log=print, comm=None):
+    """Train as ``args`` say; returns the summary dict.
+
+    ``comm``: the communicator (``make_comm``); None makes one. Under data
+    parallelism only rank 0 logs, shows progress and writes files.
+    """
     from .backend import get_backend
     from .data import BatchLoader, EvalTransform, TrainTransform
+    from .distributed import rank_devices, use_rank_dropout
     from .model import AlexNet
     from .trainer import CHECKPOINT, Trainer
 
+    comm = comm if comm is not None else make_comm(args)
+    if comm.rank != 0:
+        log = _silent
+        args.quiet = True
     resume_path = None
     if args.resume is not None:
         resume_path = Path(args.out) / CHECKPOINT if args.resume == "auto" else Path(args.resume)
-        args = _merge_resume_args(args, resume_path)
+        args = _merge_resume_args(args, resume_path, comm.size)
+    args.ranks = comm.size
     xp = get_backend(args.backend)
+    if xp is not np and args.gpus is None:          # one GPU per rank: the one its local rank names
+        xp.cuda.Device(rank_devices(comm.local_rank)[0]).use()
     cfg = model_config(args)
     t0 = time.perf_counter()
     image_size = 256 if cfg.input_size > 64 else cfg.input_size
@@ -428,9 +464,12 @@ def run(args, log=print):
     prep, mean = preprocessing(args, cfg, data)
     model = AlexNet(cfg)
     net = model                                     # what trains: the model, or its two towers
+    if comm.size > 1:
+        use_rank_dropout(model, comm.rank)          # independent masks per rank (distributed/shard.py)
     if args.gpus is not None:                       # Sec. 3.2: tower 0 on one GPU, tower 1 on another
         from .towers import TwoTowerAlexNet, parse_gpus, transfer_plan
-        net = TwoTowerAlexNet(model, devices=parse_gpus(args.gpus, args.backend), xp=xp)
+        devices = rank_devices(comm.local_rank, parse_gpus(args.gpus, args.backend))   # this rank's pair
+        net = TwoTowerAlexNet(model, devices=devices, xp=xp)
         plan = transfer_plan(model, args.batch_size)
         log(f"two towers on CUDA devices {net.devices}: {plan['between_towers'] / 2**20:.1f} MiB cross "
             f"between the towers per step (conv3 {plan['conv'] / 2**20:.1f}, fc6/fc7 {plan['fc'] / 2**20:.1f}, "
@@ -445,7 +484,12 @@ def run(args, log=print):
     tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                                pca=data.pca if args.pca_color else None), args.input_scale)
     et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
-    loader = BatchLoader(xtr, ytr, args.batch_size, transform=tt, seed=args.seed, xp=xp)
+    batch = args.batch_size * comm.size             # the global batch: every rank takes its part
+    last = len(ytr) % batch
+    if 0 < last < comm.size:
+        raise SystemExit(f"error: the last batch of each epoch has {last} image{'s' if last > 1 else ''}, "
+                         f"fewer than the {comm.size} ranks; choose another --batch-size or --limit")
+    loader = BatchLoader(xtr, ytr, batch, transform=tt, seed=args.seed, xp=xp, shard=(comm.rank, comm.size))
     args.steps_per_epoch = len(loader)
     opt, sched = build_optimizer(net, args)
     run_args = {k: v for k, v in vars(args).items() if k not in ("explicit",)}
@@ -454,7 +498,7 @@ def run(args, log=print):
             "class_names": list(data.class_names), "data": data.name}
     trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
-                      progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log)
+                      progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log, comm=comm)
     if resume_path is not None:
         m = trainer.restore(resume_path)
         log(f"resumed {resume_path}: epoch {m['epoch']}, batch {m['batch']}, step {m['step']}")
@@ -464,7 +508,10 @@ def run(args, log=print):
                 "(--resume continues a run instead)")
         log(f"{args.config} net, {model.num_params():,} parameters; data: {data.name}, "
             f"{len(ytr):,} train / {len(yval):,} val images; {args.epochs} epochs of {len(loader)} steps "
-            f"(batch {args.batch_size}), lr {args.lr} ({args.schedule}), backend {args.backend}; out {args.out}")
+            f"(batch {batch}), lr {args.lr} ({args.schedule}), backend {args.backend}; out {args.out}")
+    if comm.size > 1:
+        log(f"data parallel: {comm.describe()}; {comm.size} ranks x batch {args.batch_size} = {batch} "
+            f"images per step; rank 0 writes {args.out}")
     summary = trainer.fit()
     if net is not model:
         summary["tower_bytes_per_step"] = dict(net.bytes_per_step())   # measured on the last step
@@ -472,8 +519,12 @@ def run(args, log=print):
     return summary
 
 
-def _merge_resume_args(args, path):
-    """The checkpoint's options, with the few that a resumed run may change taken from the command line."""
+def _merge_resume_args(args, path, ranks=1):
+    """The checkpoint's options, with the few that a resumed run may change taken from the command line.
+
+    ``ranks``: the number of ranks of this run. The global batch stays the
+    checkpoint's; the per-rank ``batch_size`` is the global batch / ranks.
+    """
     from .checkpoint import read_checkpoint
 
     extra = read_checkpoint(path)["extra"] or {}
@@ -490,6 +541,12 @@ def _merge_resume_args(args, path):
         if k in args.explicit or k in ("resume", "max_steps"):   # --max-steps applies to this call only
             saved[k] = getattr(args, k)
     saved.setdefault("out", args.out)
+    batch = saved["batch_size"] * saved.get("ranks", 1)      # the global batch of the saved run
+    if batch % ranks:
+        raise SystemExit(f"error: --resume {path}: the run's batch of {batch} images does not split over "
+                         f"{ranks} ranks; resume with a number of ranks that divides it")
+    saved["batch_size"], saved["ranks"] = batch // ranks, ranks
+    saved.setdefault("comm_timeout", args.comm_timeout)
     ns = argparse.Namespace(**saved)
     ns.explicit = args.explicit
     ns.pool = tuple(ns.pool) if ns.pool else None
@@ -505,17 +562,31 @@ def _jsonable(v):
     return v
 
 
+def _silent(*args, **kwargs):
+    """The log of ranks other than 0 (rank 0 speaks for the job)."""
+
+
 def main(argv=None):
     args = parse_args(argv)
+    from .distributed import EXIT_COMM, CommError
     from .trainer import Diverged
 
     try:
-        s = run(args)
+        comm = make_comm(args)
+    except (CommError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_COMM
+    try:
+        s = run(args, comm=comm)
     except Diverged as e:
-        print(f"error: training diverged: {e}", file=sys.stderr)
-        print(f"the last good checkpoint is kept in {args.out}; lower --lr and start again", file=sys.stderr)
+        if comm.rank == 0:
+            print(f"error: training diverged: {e}", file=sys.stderr)
+            print(f"the last good checkpoint is kept in {args.out}; lower --lr and start again", file=sys.stderr)
         return 3
-    print_summary(s)
+    finally:
+        comm.close()
+    if comm.rank == 0:
+        print_summary(s)
     return 0 if s["stopped"] in ("done", "max_steps") else 130
 
 
@@ -533,6 +604,10 @@ def print_summary(s):
     else:
         print(f"stopped at step {s['step']} before the first epoch ended: no metrics yet")
     print(f"  wall time          {s['wall_s']:.1f} s training + evaluation, {s['setup_s']:.1f} s set-up")
+    if s.get("ranks", 1) > 1:
+        from .distributed.comm import format_bytes
+        print(f"  data parallel      {s['ranks']} ranks; {format_bytes(s['allreduce_bytes_per_step'])} of "
+              "gradients all-reduced per step")
 
 
 if __name__ == "__main__":
