@@ -10,33 +10,18 @@ ships inside the package, on the CPU, in a few minutes (figures in README).
 
 A run directory (``--out``) holds ``checkpoint.npz`` (written every epoch,
 on Ctrl-C/SIGTERM and at --max-steps), ``metrics.csv`` (one row per epoch)
-and ``curves.png``. See ``minialex.trainer`` for the loop and exact resume.
+and ``curves.png``. A command line over ``minialex.experiment`` (``run``: data,
+model, optimizer) and ``minialex.trainer`` (the loop and exact resume).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-# Per-config defaults for options whose best value depends on the net. The
-# "paper" column is Sec. 5; the "cifar" column is the embedded default run,
-# tuned to finish in a few minutes on two CPU cores (README states its figures).
-CONFIG_DEFAULTS = {
-    "paper": dict(epochs=90, batch_size=128, lr=0.01, schedule="plateau", dropout=0.5, pad=0,
-                  pca_color=True, dropout_mode="paper", input_scale=1.0),
-    "cifar": dict(epochs=8, batch_size=64, lr=0.01, schedule="cosine", dropout=0.0, pad=4,
-                  pca_color=False, dropout_mode="paper", input_scale=1 / 64),
-    "tiny": dict(epochs=2, batch_size=128, lr=0.01, schedule="constant", dropout=0.5, pad=1,
-                 pca_color=False, dropout_mode="paper", input_scale=1 / 64),
-}
-SCHEDULES = ("plateau", "step", "cosine", "constant")
-
-# Options a resumed run may change; every other option comes from the checkpoint.
-RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "comm_timeout")
+from .distributed.comm import EXIT_COMM, CommError, format_bytes
+from .experiment import CONFIG_DEFAULTS, SCHEDULES, make_comm, model_config, run
+from .trainer import Diverged
 
 DESCRIPTION = __doc__.split("\n\n")[0] + """
 
@@ -165,7 +150,7 @@ def build_parser():
     o.add_argument("--batch-size", type=_positive_int("--batch-size"), default=None,
                    help="images per SGD step (Sec. 5: 128; cifar default: "
                         f"{CONFIG_DEFAULTS['cifar']['batch_size']}, more steps in a short run); under "
-                        "mpiexec -n N, per rank: the step's batch is N times this")
+                        "mpiexec -n N, per rank: a step's batch is N times this")
     o.add_argument("--lr", type=_float_in("--lr", 0, inf, lo_open=True), default=None,
                    help="initial learning rate eps (Sec. 5: 0.01; cifar default: "
                         f"{CONFIG_DEFAULTS['cifar']['lr']})")
@@ -282,304 +267,17 @@ def _explicit(parser, argv):
     return set(vars(ns))
 
 
-def model_config(args):
-    """AlexNetConfig from the options (config + ablation switches)."""
-    from .model import AlexNetConfig
-
-    over = dict(seed=args.seed, lrn=not args.no_lrn, lrn_per_tower=args.lrn_per_tower, activation=args.activation, dropout=args.dropout,
-                dropout_mode=args.dropout_mode, towers=args.towers, drop_conv=tuple(args.drop_conv))
-    if args.pool is not None:
-        over["pool_kernel"], over["pool_stride"] = args.pool
-    if args.init is not None:
-        over["init"] = args.init
-    if args.config == "tiny":
-        over["dtype"] = "float32"
-    return getattr(AlexNetConfig, args.config)(**over)
-
-
-# ---------------------------------------------------------------- data
-@dataclass
-class Dataset:
-    """Training and held-out images for a run (uint8 NCHW, arrays or memmaps)."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: tuple
-    name: str
-    mean: np.ndarray = None        # (3, S, S) training mean image (Sec. 2); computed when None
-    pca: tuple = None              # (eigvals, eigvecs) of the training RGB covariance (Sec. 4.1)
-
-
-def load_dataset(spec, image_size=32, data_root="data", download=False, seed=0):
-    """Resolve --data into a Dataset.
-
-    image_size: the stored size for image folders (256 for the paper net,
-    Sec. 2; 32 for CIFAR-sized nets, where no rescale happens).
-    """
-    from . import data as D
-
-    if spec == "default":
-        d = D.load_default()
-        return Dataset(d.x_train, d.y_train, d.x_test, d.y_test, tuple(d.class_names), "bundled CIFAR-10 subset")
-    if spec == "cifar10":
-        root = Path(data_root)
-        try:
-            xtr, ytr, xte, yte, classes = D.load_cifar10(root, download=download)
-            return Dataset(xtr, ytr, xte, yte, tuple(classes), f"CIFAR-10 ({root})")
-        except ValueError:
-            jpg = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg"
-            if not jpg.is_dir():
-                raise
-            print(f"no official CIFAR-10 in {root}; using the JPEG copy {jpg}", file=sys.stderr)
-            xtr, ytr, xte, yte, classes = D.load_cifar10_jpg(jpg, progress=True)
-            return Dataset(xtr, ytr, xte, yte, tuple(classes), f"CIFAR-10 JPEG copy ({jpg})")
-    root = Path(spec)
-    held = next((root / s for s in ("val", "test") if (root / s).is_dir()), None)
-    if not (root / "train").is_dir() or held is None:
-        raise ValueError(f"--data {spec}: expected {root}/train and {root}/val (or {root}/test)")
-    if (root / "train" / "meta.json").is_file():
-        tr, te = D.open_prepared(root / "train"), D.open_prepared(held)
-        names = tuple(tr.names)
-        return Dataset(tr.images, tr.labels, te.images, te.labels, names, f"prepared {root}", tr.mean, tr.pca)
-    big = image_size > 64
-    kw = dict(short_side=image_size, crop=image_size) if big else {}
-    xtr, ytr, folder = D.load_image_folder(root / "train", progress=True, **kw)
-    xte, yte, folder_te = D.load_image_folder(held, progress=True, **kw)
-    if folder.classes != folder_te.classes:
-        raise ValueError(f"--data {spec}: classes of train/ and {held.name}/ differ")
-    return Dataset(xtr, ytr, xte, yte, tuple(folder.names), f"image folder {root}")
-
-
-def subset(x, y, n, seed):
-    """A seeded random subset of n items (all when n >= len), in sorted index order."""
-    if n is None or n >= len(y):
-        return x, y
-    idx = np.sort(np.random.default_rng([seed, 12345]).choice(len(y), size=n, replace=False))
-    return x[idx], y[idx]
-
-
-def preprocessing(args, cfg, data):
-    """The preprocessing a checkpoint records, so evaluate/viz can repeat it.
-
-    Returns (meta dict, mean image array): crop = the net's input size; pad
-    for CIFAR-sized images (crop == image size), Sec. 4.1 otherwise.
-    """
-    from .data import image_statistics, pca_eigen
-
-    if data.mean is None or (args.pca_color and data.pca is None):
-        mean, cov = image_statistics(data.x_train)
-        data.mean = data.mean if data.mean is not None else mean
-        data.pca = data.pca if data.pca is not None else pca_eigen(cov)
-    S = data.x_train.shape[2]
-    if cfg.input_size > S + 2 * args.pad:
-        raise ValueError(f"the {args.config} net takes {cfg.input_size}x{cfg.input_size} crops, but the "
-                         f"images are {S}x{S} (pad {args.pad})")
-    meta = {"crop": cfg.input_size, "pad": args.pad, "image_size": S, "scale": args.input_scale}
-    return meta, np.asarray(data.mean, dtype=np.float32)
-
-
-@dataclass
-class Scaled:
-    """A transform followed by a multiplication with ``scale`` (--input-scale)."""
-
-    transform: object
-    scale: float
-
-    def augments_on_device(self, x):
-        """Whether the wrapped transform can take a uint8 batch on the GPU (the loader asks)."""
-        return getattr(self.transform, "augments_on_device", lambda x: False)(x)
-
-    def __call__(self, x, rng=None):
-        out = self.transform(x, rng)
-        if self.scale != 1:
-            out *= np.float32(self.scale)
-        return out
-
-
-# ---------------------------------------------------------------- schedule
-def build_optimizer(model, args):
-    """SGD (Sec. 5) and the learning-rate schedule chosen by --schedule."""
-    from . import optim, schedules
-
-    opt = optim.SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
-    if args.schedule == "plateau":
-        sched = optim.ReduceOnPlateau(opt, factor=0.1, patience=args.patience, max_reductions=3)
-    elif args.schedule == "step":
-        sched = optim.StepDecay(opt, step_size=args.step_epochs, gamma=0.1, max_reductions=3)
-    elif args.schedule == "cosine":
-        sched = schedules.CosineDecay(opt, epochs=args.epochs)
-    else:
-        sched = schedules.Constant(opt)
-    return opt, sched
-
-
-# ---------------------------------------------------------------- main
-def make_comm(args):
-    """The run's communicator: one process, or the ranks mpiexec started (minialex.distributed)."""
-    from .distributed import world
-
-    gpus = (0,)
-    if args.gpus is not None:
-        from .towers import parse_gpus
-        gpus = parse_gpus(args.gpus, args.backend)
-    return world(args.backend, gpus=gpus, timeout=args.comm_timeout)
-
-
-def run(args, log=print, comm=None):
-    """Train as ``args`` say; returns the summary dict.
-
-    ``comm``: the communicator (``make_comm``); None makes one. Under data
-    parallelism only rank 0 logs, shows progress and writes files.
-    """
-    from .backend import get_backend
-    from .data import BatchLoader, EvalTransform, TrainTransform
-    from .distributed import rank_devices, use_rank_dropout
-    from .model import AlexNet
-    from .trainer import CHECKPOINT, Trainer
-
-    comm = comm if comm is not None else make_comm(args)
-    if comm.rank != 0:
-        log = _silent
-        args.quiet = True
-    resume_path = None
-    if args.resume is not None:
-        resume_path = Path(args.out) / CHECKPOINT if args.resume == "auto" else Path(args.resume)
-        args = _merge_resume_args(args, resume_path, comm.size)
-    args.ranks = comm.size
-    xp = get_backend(args.backend)
-    if xp is not np and args.gpus is None:          # one GPU per rank: the one its local rank names
-        xp.cuda.Device(rank_devices(comm.local_rank)[0]).use()
-    cfg = model_config(args)
-    t0 = time.perf_counter()
-    image_size = 256 if cfg.input_size > 64 else cfg.input_size
-    data = load_dataset(args.data, image_size=image_size, data_root=args.data_root, download=args.download)
-    xtr, ytr = subset(data.x_train, data.y_train, args.limit, args.seed)
-    xval, yval = subset(data.x_test, data.y_test, args.limit, args.seed + 1)
-    data.x_train, data.y_train = xtr, ytr
-    num_classes = len(data.class_names)
-    if cfg.num_classes != num_classes:
-        cfg = type(cfg).from_dict({**cfg.to_dict(), "num_classes": num_classes})
-    prep, mean = preprocessing(args, cfg, data)
-    model = AlexNet(cfg)
-    net = model                                     # what trains: the model, or its two towers
-    if comm.size > 1:
-        use_rank_dropout(model, comm.rank)          # independent masks per rank (distributed/shard.py)
-    if args.gpus is not None:                       # Sec. 3.2: tower 0 on one GPU, tower 1 on another
-        from .towers import TwoTowerAlexNet, parse_gpus, transfer_plan
-        devices = rank_devices(comm.local_rank, parse_gpus(args.gpus, args.backend))   # this rank's pair
-        net = TwoTowerAlexNet(model, devices=devices, xp=xp)
-        plan = transfer_plan(model, args.batch_size)
-        log(f"two towers on CUDA devices {net.devices}: {plan['between_towers'] / 2**20:.1f} MiB cross "
-            f"between the towers per step (conv3 {plan['conv'] / 2**20:.1f}, fc6/fc7 {plan['fc'] / 2**20:.1f}, "
-            f"fc8 {plan['head'] / 2**20:.1f}, LRN halo {plan['lrn'] / 2**20:.1f} MiB; forward + backward)")
-    elif xp is not np:
-        model.to(xp)
-    if net is model and hasattr(model.layers[0], "input_grad"):
-        # Training never uses dL/d(image): conv1 skips its input gradient (on
-        # the CPU the rotated-kernel convolution, on the GPU the col2im). The
-        # towers keep it, as they count its bytes.
-        model.layers[0].input_grad = False
-    tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
-                               pca=data.pca if args.pca_color else None), args.input_scale)
-    et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
-    batch = args.batch_size * comm.size             # the global batch: every rank takes its part
-    last = len(ytr) % batch
-    if 0 < last < comm.size:
-        raise SystemExit(f"error: the last batch of each epoch has {last} image{'s' if last > 1 else ''}, "
-                         f"fewer than the {comm.size} ranks; choose another --batch-size or --limit")
-    loader = BatchLoader(xtr, ytr, batch, transform=tt, seed=args.seed, xp=xp, shard=(comm.rank, comm.size))
-    args.steps_per_epoch = len(loader)
-    opt, sched = build_optimizer(net, args)
-    run_args = {k: v for k, v in vars(args).items() if k not in ("explicit",)}
-    prep["mean"] = mean.tolist()                    # (3, S, S) nested lists: JSON, exact for float32
-    meta = {"format": "minialex-run-1", "args": _jsonable(run_args), "preprocess": prep,
-            "class_names": list(data.class_names), "data": data.name}
-    trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
-                      max_steps=args.max_steps, meta=meta,
-                      progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log, comm=comm)
-    if resume_path is not None:
-        m = trainer.restore(resume_path)
-        log(f"resumed {resume_path}: epoch {m['epoch']}, batch {m['batch']}, step {m['step']}")
-    else:
-        if trainer.checkpoint_path.exists():
-            log(f"note: starting a new run in {args.out}; its old checkpoint and metrics are replaced "
-                "(--resume continues a run instead)")
-        log(f"{args.config} net, {model.num_params():,} parameters; data: {data.name}, "
-            f"{len(ytr):,} train / {len(yval):,} val images; {args.epochs} epochs of {len(loader)} steps "
-            f"(batch {batch}), lr {args.lr} ({args.schedule}), backend {args.backend}; out {args.out}")
-    if comm.size > 1:
-        log(f"data parallel: {comm.describe()}; {comm.size} ranks x batch {args.batch_size} = {batch} "
-            f"images per step; rank 0 writes {args.out}")
-    summary = trainer.fit()
-    if net is not model:
-        summary["tower_bytes_per_step"] = dict(net.bytes_per_step())   # measured on the last step
-    summary["setup_s"] = time.perf_counter() - t0 - (summary["wall_s"] - trainer.wall)
-    return summary
-
-
-def _merge_resume_args(args, path, ranks=1):
-    """The checkpoint's options, with the few that a resumed run may change taken from the command line.
-
-    ``ranks``: the number of ranks of this run. The global batch stays the
-    checkpoint's; the per-rank ``batch_size`` is the global batch / ranks.
-    """
-    from .checkpoint import read_checkpoint
-
-    extra = read_checkpoint(path)["extra"] or {}
-    if "args" not in extra:
-        raise SystemExit(f"error: --resume {path}: not a checkpoint written by minialex.train")
-    saved = dict(extra["args"])
-    conflicts = [k for k in args.explicit if k not in RESUMABLE and k in saved
-                 and _jsonable(getattr(args, k)) != saved[k]]
-    if conflicts:
-        raise SystemExit(f"error: --resume continues the run in {path} with its own options; "
-                         f"{', '.join('--' + k.replace('_', '-') for k in conflicts)} differ from it "
-                         "(only --epochs and --max-steps may change)")
-    for k in RESUMABLE:
-        if k in args.explicit or k in ("resume", "max_steps"):   # --max-steps applies to this call only
-            saved[k] = getattr(args, k)
-    saved.setdefault("out", args.out)
-    batch = saved["batch_size"] * saved.get("ranks", 1)      # the global batch of the saved run
-    if batch % ranks:
-        raise SystemExit(f"error: --resume {path}: the run's batch of {batch} images does not split over "
-                         f"{ranks} ranks; resume with a number of ranks that divides it")
-    saved["batch_size"], saved["ranks"] = batch // ranks, ranks
-    saved.setdefault("comm_timeout", args.comm_timeout)
-    ns = argparse.Namespace(**saved)
-    ns.explicit = args.explicit
-    ns.pool = tuple(ns.pool) if ns.pool else None
-    ns.drop_conv = tuple(ns.drop_conv)
-    return ns
-
-
-def _jsonable(v):
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
-
-
-def _silent(*args, **kwargs):
-    """The log of ranks other than 0 (rank 0 speaks for the job)."""
-
-
 def main(argv=None):
     args = parse_args(argv)
-    from .distributed import EXIT_COMM, CommError
-    from .trainer import Diverged
-
     try:
-        comm = make_comm(args)
-    except (CommError, ValueError) as e:
+        comm = make_comm(args)                  # one process, or the ranks of mpiexec -n N
+    except CommError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_COMM
     try:
         s = run(args, comm=comm)
     except Diverged as e:
-        if comm.rank == 0:
+        if comm.rank == 0:                      # every rank stops at the same step; one reports
             print(f"error: training diverged: {e}", file=sys.stderr)
             print(f"the last good checkpoint is kept in {args.out}; lower --lr and start again", file=sys.stderr)
         return 3
@@ -605,7 +303,6 @@ def print_summary(s):
         print(f"stopped at step {s['step']} before the first epoch ended: no metrics yet")
     print(f"  wall time          {s['wall_s']:.1f} s training + evaluation, {s['setup_s']:.1f} s set-up")
     if s.get("ranks", 1) > 1:
-        from .distributed.comm import format_bytes
         print(f"  data parallel      {s['ranks']} ranks; {format_bytes(s['allreduce_bytes_per_step'])} of "
               "gradients all-reduced per step")
 

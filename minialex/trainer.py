@@ -50,6 +50,7 @@ import numpy as np
 from .backend import device_of, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed.comm import SingleProcess, format_bytes
+from .evaluation import errors_from_sums, evaluate_sums
 from .layers import SoftmaxCrossEntropy
 from .metrics import MetricsLog, correct_topk
 from .progress import Progress
@@ -98,34 +99,6 @@ class TrainBar(Progress):
 
     def line(self):
         return f"{super().line()} loss {self.loss:.4f}"
-
-
-def evaluate_batches(model, x, y, transform, batch_size=256, xp=np):
-    """Test-mode pass: mean loss, top-1 and top-5 error over (x, y).
-
-    Shapes:  x: (N, C, H, W) uint8, y: (N,)  ->  (loss, top1, top5) floats
-    """
-    return _errors(evaluate_sums(model, x, y, transform, batch_size, xp))
-
-
-def evaluate_sums(model, x, y, transform, batch_size=256, xp=np):
-    """(loss sum, top-1 hits, top-5 hits, n) over (x, y): sums, so that ranks' parts add up."""
-    loss_fn = SoftmaxCrossEntropy()
-    n, loss_sum, c1, c5 = 0, 0.0, 0, 0
-    for i in range(0, len(y), batch_size):
-        xb = xp.asarray(transform(np.asarray(x[i:i + batch_size])))
-        yb = np.asarray(y[i:i + batch_size])
-        logits = model.predict(xb)
-        loss_sum += float(loss_fn.forward(logits, xp.asarray(yb))) * len(yb)
-        c1 += int(correct_topk(logits, yb, 1).sum())
-        c5 += int(correct_topk(logits, yb, 5).sum())
-        n += len(yb)
-    return loss_sum, c1, c5, n
-
-
-def _errors(sums):
-    loss_sum, c1, c5, n = sums
-    return loss_sum / n, (n - c1) / n, (n - c5) / n
 
 
 class Trainer:
@@ -323,7 +296,7 @@ class Trainer:
                                  xp=self.xp)
         except ValueError:                          # non-finite logits on the validation set
             sums = (math.nan, 0, 0, max(hi - lo, 1))  # reduced with the others, so every rank stops
-        val_loss, val1, val5 = _errors(self.comm.allreduce_sum(sums))
+        val_loss, val1, val5 = errors_from_sums(self.comm.allreduce_sum(sums))
         if not math.isfinite(val_loss):
             raise Diverged(f"validation loss is {val_loss} after step {self.step}")
         lr = self.optimizer.lr
@@ -340,7 +313,7 @@ class Trainer:
                  f"{row['images_per_s']:.0f} img/s, data wait {100 * a['wait'] / max(a['seconds'], 1e-9):.0f}%"
                  + self._comm_note(a))
         if self.plot and self.writer:
-            from .viz import plot_curves
+            from .figures import plot_curves       # matplotlib: only when drawing
             plot_curves(self.metrics.path, self.out / "curves.png")
         self.schedule.step(val1)                    # Sec. 5: the schedule watches validation error
         self.acc = _new_acc()

@@ -303,20 +303,3 @@ def rank_devices(local_rank, gpus=(0,)):
     """
     block = max(gpus) + 1
     return tuple(local_rank * block + g for g in gpus)
-
-
-def world(backend="numpy", gpus=(0,), timeout=DEFAULT_TIMEOUT):
-    """The communicator for this process, as the launcher set it up.
-
-    Alone (no launcher, or one rank): ``SingleProcess()``, and mpi4py is not
-    imported. Under ``mpiexec -n N`` (N > 1): ``MPICommunicator`` for NumPy;
-    for CuPy an ``NCCLCommunicator`` over ``rank_devices(local rank, gpus)``.
-    """
-    if launched_ranks() <= 1:
-        return SingleProcess()
-    host = MPICommunicator(timeout=timeout)
-    if backend == "cupy":
-        from .nccl import NCCLCommunicator
-
-        return NCCLCommunicator(host, devices=rank_devices(host.local_rank, gpus))
-    return host
