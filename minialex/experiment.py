@@ -224,8 +224,11 @@ def _merge_resume_args(args, path, ranks=1):
     if "args" not in extra:
         raise SystemExit(f"error: --resume {path}: not a checkpoint written by minialex.train")
     saved = dict(extra["args"])
-    conflicts = [k for k in args.explicit if k not in RESUMABLE and k in saved
+    batch = saved["batch_size"] * saved.get("ranks", 1)      # the global batch of the saved run
+    conflicts = [k for k in args.explicit if k not in RESUMABLE + ("batch_size",) and k in saved
                  and _jsonable(getattr(args, k)) != saved[k]]
+    if "batch_size" in args.explicit and args.batch_size * ranks != batch:    # per rank: compare global batches
+        conflicts.append("batch_size")
     if conflicts:
         raise SystemExit(f"error: --resume continues the run in {path} with its own options; "
                          f"{', '.join('--' + k.replace('_', '-') for k in conflicts)} differ from it "
@@ -234,7 +237,6 @@ def _merge_resume_args(args, path, ranks=1):
         if k in args.explicit or k in ("resume", "max_steps"):   # --max-steps applies to this call only
             saved[k] = getattr(args, k)
     saved.setdefault("out", args.out)
-    batch = saved["batch_size"] * saved.get("ranks", 1)      # the global batch of the saved run
     if batch % ranks:
         raise SystemExit(f"error: --resume {path}: the run's batch of {batch} images does not split over "
                          f"{ranks} ranks; resume with a number of ranks that divides it")

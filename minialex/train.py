@@ -281,6 +281,10 @@ def main(argv=None):
             print(f"error: training diverged: {e}", file=sys.stderr)
             print(f"the last good checkpoint is kept in {args.out}; lower --lr and start again", file=sys.stderr)
         return 3
+    except SystemExit as e:                     # an option error found by every rank: rank 0 reports it
+        if comm.rank == 0:
+            raise
+        return e.code if isinstance(e.code, int) else 2
     finally:
         comm.close()
     if comm.rank == 0:

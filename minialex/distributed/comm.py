@@ -97,7 +97,7 @@ class Communicator:
         return shard_range(n, self.rank, self.size)
 
     def allreduce_sum(self, values):
-        """Sum small host figures over the ranks. values: sequence of numbers -> (k,) float64."""
+        """Sum small host figures over the ranks: a sequence of k numbers -> a list of k Python floats."""
         raise NotImplementedError
 
     def average_grads(self, named_grads, weight):
@@ -131,7 +131,7 @@ class SingleProcess(Communicator):
     name = "single process"
 
     def allreduce_sum(self, values):
-        return np.array(values, dtype=np.float64)
+        return [float(v) for v in values]
 
     def average_grads(self, named_grads, weight):
         if weight != 1:                             # one process holds the whole batch: weight is 1
@@ -238,7 +238,7 @@ class MPICommunicator(Communicator):
         v = np.array(values, dtype=np.float64)      # a copy: the caller's values stay as they were
         with self.watchdog.guard("an all-reduce of the step's figures"):
             self.comm.Allreduce(self.MPI.IN_PLACE, v, op=self.MPI.SUM)
-        return v
+        return v.tolist()
 
     def average_grads(self, named_grads, weight):
         total = 0
