@@ -25,6 +25,8 @@ CONFIG_DEFAULTS = {
                   pca_color=True, dropout_mode="paper", input_scale=1.0),
     "cifar": dict(epochs=8, batch_size=64, lr=0.01, schedule="cosine", dropout=0.0, pad=4,
                   pca_color=False, dropout_mode="paper", input_scale=1 / 64),
+    "cifar-wide": dict(epochs=30, batch_size=128, lr=0.02, schedule="cosine", dropout=0.5, pad=4,
+                       pca_color=False, dropout_mode="paper", input_scale=1 / 64),
     "tiny": dict(epochs=2, batch_size=128, lr=0.01, schedule="constant", dropout=0.5, pad=1,
                  pca_color=False, dropout_mode="paper", input_scale=1 / 64),
 }
@@ -46,7 +48,7 @@ def model_config(args):
         over["init"] = args.init
     if args.config == "tiny":
         over["dtype"] = "float32"
-    return getattr(AlexNetConfig, args.config)(**over)
+    return getattr(AlexNetConfig, args.config.replace("-", "_"))(**over)
 
 
 def preprocessing(args, cfg, data):

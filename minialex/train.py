@@ -119,7 +119,8 @@ def build_parser():
                         "The log reports the bytes that cross between the towers per step")
     g.add_argument("--config", choices=tuple(CONFIG_DEFAULTS), default="cifar",
                    help="network: paper = Sec. 3.5 exactly (224x224 input, 60,965,224 parameters); "
-                        "cifar = the same structure for 32x32 CIFAR-10 (default); tiny = a toy net for tests")
+                        "cifar = the same structure for 32x32 CIFAR-10 (default); cifar-wide = cifar with twice "
+                        "the kernels and FC units (python -m minialex.reproduce cifar-best); tiny = a toy net for tests")
     g.add_argument("--data", default="default",
                    help="default | cifar10 | PATH (see 'data' below; default: the bundled CIFAR-10 subset)")
     g.add_argument("--data-root", default="data",
