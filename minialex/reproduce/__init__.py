@@ -25,6 +25,7 @@ EXPERIMENTS = {
     "dropout": "dropout",
     "augment": "augment",
     "cifar-best": "cifar_best",
+    "tricks": "tricks",
 }
 
 

@@ -89,3 +89,30 @@ def fig1_curves(path, relu_runs, tanh_runs, target=0.25, title=""):
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def tricks_bars(path, rows, title=""):
+    """Bag of Tricks ablation: test top-1 error per recipe (bar: mean over seeds, dots: each seed),
+    the baseline's mean as a dashed line; recipes without a finished run are left empty."""
+    import numpy as np
+
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=SIZE)
+    base = [r["test_top1"] for r in rows.get("baseline", []) if r.get("test_top1") is not None]
+    for i, name in enumerate(names):
+        t = [100 * r["test_top1"] for r in rows[name] if r.get("test_top1") is not None]
+        if not t:
+            continue
+        ax.barh(i, np.mean(t), color="C0" if name not in ("baseline", "all") else "C1", alpha=0.7)
+        ax.plot(t, [i] * len(t), "k.", ms=4)
+        ax.text(np.mean(t), i, f" {np.mean(t):.2f}%", va="center", fontsize=7)
+    if base:
+        ax.axvline(100 * np.mean(base), color="0.3", ls="--", lw=0.8)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("test top-1 error (%), centre crop")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -51,13 +51,14 @@ class RunSpec:
     lr: float = 0.01                 # Sec. 5 starts at 0.01; experiments choose theirs on validation
     momentum: float = 0.9            # Sec. 5
     weight_decay: float = 5e-4       # Sec. 5
-    schedule: str = "cosine"         # cosine (to 0 over ``epochs``) or constant
+    schedule: str = "cosine"         # cosine (to 0 over ``epochs``), constant, or step (/10 every epochs/3)
     crop: int = None                 # random crop size; None = the net's input size
     pad: int = 4                     # zero padding before the random crop (Sec. 4.1 for 32x32)
     flip: bool = True                # horizontal reflections (Sec. 4.1)
     input_scale: float = 1 / 64      # centred pixels times this (about 1 / pixel std)
     seed: int = 0                    # weights, dropout masks, batch order, augmentation
     train_limit: int = None          # use only this many training images (sweeps, --quick)
+    tricks: dict = field(default_factory=dict)   # minialex.tricks.Tricks fields (Bag of Tricks); {} = none
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -191,7 +192,9 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     from ..data import BatchLoader, image_statistics
     from ..metrics import read_metrics
     from ..optim import SGD
+    from ..optim import StepDecay
     from ..schedules import Constant, CosineDecay
+    from ..tricks import Tricks, load_teacher, scaled_lr
     from ..evaluation import evaluate_batches
     from ..trainer import CHECKPOINT, Trainer
 
@@ -214,21 +217,30 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     mean = np.asarray(mean, dtype=np.float32)
     tt, et = transforms(spec, model, mean)
     loader = BatchLoader(xtr, ytr, spec.batch_size, transform=tt, seed=spec.seed)
-    opt = SGD(model, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    tricks = Tricks(**spec.tricks)
+    net = model
+    if tricks.precision == "fp16":                  # Bag of Tricks Sec. 3.2
+        from ..precision import MixedPrecisionNet
+        net = MixedPrecisionNet(model)
+    opt = SGD(net, lr=scaled_lr(spec.lr, spec.batch_size, tricks), momentum=spec.momentum,
+              weight_decay=spec.weight_decay, decay_bias=not tricks.no_bias_decay)
     if spec.schedule == "cosine":
         sched = CosineDecay(opt, epochs=spec.epochs)
     elif spec.schedule == "constant":
         sched = Constant(opt)
+    elif spec.schedule == "step":                   # Sec. 5's divisions by 10, on a fixed timetable
+        sched = StepDecay(opt, step_size=max(1, spec.epochs // 3), gamma=0.1, max_reductions=3)
     else:
-        raise ValueError(f"RunSpec.schedule must be cosine or constant, got {spec.schedule!r}")
+        raise ValueError(f"RunSpec.schedule must be cosine, constant or step, got {spec.schedule!r}")
     meta = {"format": "minialex-reproduce-1", "spec": spec.to_dict(), "data": data.name,
             "class_names": list(data.class_names),
             "preprocess": {"crop": input_size(model), "pad": spec.pad, "scale": spec.input_scale,
                            "mean": mean.tolist()}}
+    teacher = load_teacher(tricks.distill, data.class_names, meta["preprocess"]) if tricks.distill else None
     until = extra_epochs_until
-    trainer = Trainer(model, opt, sched, loader, (data.x_val, data.y_val, et), run_dir,
+    trainer = Trainer(net, opt, sched, loader, (data.x_val, data.y_val, et), run_dir,
                       spec.epochs if until is None else 1, meta=meta, progress=progress, plot=False,
-                      log=log)
+                      log=log, tricks=tricks, teacher=teacher)
     if (run_dir / CHECKPOINT).is_file():
         extra = trainer.restore(run_dir / CHECKPOINT)
         _check_spec(extra.get("spec", {}), spec, run_dir / CHECKPOINT)
