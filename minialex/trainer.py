@@ -235,10 +235,8 @@ class Trainer:
             raise Diverged(f"loss is {loss} at step {self.step + 1} (epoch {self.epoch + 1}, "
                            f"batch {self.batch + 1}){why}")
         self.model.backward(self.loss_fn.backward())
-        finite = getattr(self.model, "grads_finite", True)          # fp16: an overflow skips the step
-        if self.comm.size > 1:
-            finite = not self.comm.any(not finite)                   # ... on every rank if on one
-        if finite:
+        overflow = not getattr(self.model, "grads_finite", True)     # fp16: an overflow skips the step,
+        if not self.comm.any(overflow):                              # on every rank if on one
             t = time.perf_counter()
             self.comm.average_grads(self.model.named_grads(), weight=len(yh) / n)   # sum_r (n_r/n) g_r
             self.acc["comm_s"] += time.perf_counter() - t
