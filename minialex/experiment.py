@@ -33,7 +33,7 @@ CONFIG_DEFAULTS = {
 SCHEDULES = ("plateau", "step", "cosine", "constant")
 
 # Options a resumed run may change; every other option comes from the checkpoint.
-RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "comm_timeout")
+RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "loader_workers", "comm_timeout")
 
 
 def model_config(args):
@@ -206,7 +206,9 @@ def run(args, log=print, comm=None):
     if 0 < last < comm.size:
         raise SystemExit(f"error: the last batch of each epoch has {last} image{'s' if last > 1 else ''}, "
                          f"fewer than the {comm.size} ranks; choose another --batch-size or --limit")
-    loader = BatchLoader(xtr, ytr, batch, transform=tt, seed=args.seed, xp=xp, shard=(comm.rank, comm.size))
+    loader = BatchLoader(xtr, ytr, batch, transform=tt, seed=args.seed, xp=xp,
+                         workers=getattr(args, "loader_workers", 1),   # older checkpoints lack it
+                         shard=(comm.rank, comm.size))
     args.steps_per_epoch = len(loader)
     opt, sched = build_optimizer(net, args)
     run_args = {k: v for k, v in vars(args).items() if k not in ("explicit",)}

@@ -137,6 +137,9 @@ def build_parser():
                         "run's other options come from the checkpoint, except --epochs and --max-steps")
     g.add_argument("--max-steps", type=_positive_int("--max-steps"), default=None,
                    help="stop after this many SGD steps in total (a checkpoint is written)")
+    g.add_argument("--loader-workers", type=_positive_int("--loader-workers"), default=1,
+                   help="threads that prepare batches while the net trains (Sec. 4.1; same batches for any "
+                        "number); more keep a GPU fed, see benchmarks/RESULTS.md (default 1)")
     g.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines and summary stay)")
     g.add_argument("--no-plot", action="store_true", help="do not draw curves.png")
     g.add_argument("--comm-timeout", type=_float_in("--comm-timeout", 0, inf, lo_open=True), default=300.0,
