@@ -22,7 +22,7 @@ The ranks' masks are independent (the same seed on every rank would drop the
 same units of rank 0's image i and rank 1's image i), the shared generator
 advances identically on every rank, so a checkpoint's dropout state (rank
 0's) is every rank's, and a run reproduces for a given number of ranks. The
-masks differ from a single process's (docs/deviations.md).
+masks differ from a single process's (docs/deviations.md, 23).
 """
 from __future__ import annotations
 
