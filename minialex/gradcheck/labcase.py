@@ -69,16 +69,20 @@ class CaseOutcome:
 class StudentError(Exception):
     """A wrong result the grader can state in one line (bad constructor, wrong return type ...)."""
 
-    def __init__(self, tensor, what, code="", cause=""):
+    def __init__(self, tensor, what, code="interface", cause=""):
         super().__init__(what)
         self.failure = Failure(tensor, what, code, cause)
+
+
+class ConstructorError(TypeError):
+    """The student's class does not accept the agreed constructor arguments."""
 
 
 def _construct(cls, name, kwargs):
     try:
         return cls(**kwargs)
     except TypeError as e:
-        raise TypeError(f"{e}; the agreed constructor is {SIGNATURES[name]}") from e
+        raise ConstructorError(f"{e}; the agreed constructor is {SIGNATURES[name]}") from e
 
 
 def _accepts_train(fn):
@@ -234,6 +238,8 @@ def run_case(case, obj, threshold=None):
             mine, problems, dout = runner(case, obj, inp)
     except StudentError as e:
         e.failure.step = default_step(case, e.failure.tensor)
+        if e.failure.code == "interface" and not e.failure.cause:
+            e.failure.cause = f"the agreed interface is {SIGNATURES[case.name]} (--list)"
         return CaseOutcome(case.name, case, "FAIL", [e.failure], seconds=time.perf_counter() - t0)
     ref = _reference(case, inp, dout)
     failures, errors = _compare(case, mine, ref, threshold)
