@@ -121,8 +121,9 @@ class MixedPrecisionNet:
     ones used), ``config`` the master's.
 
     After ``backward``, ``grads_finite`` says whether the step may be taken;
-    the trainer skips ``optimizer.step()`` when it is False. ``scaler`` holds
-    the loss scale.
+    the caller skips ``optimizer.step()`` when it is False and then calls
+    ``scaler.update(finite)`` (the trainer does both; with data parallelism
+    "finite" means finite on every rank, so that the ranks' scales agree).
 
     Shapes:  forward: x (N, C, S, S) float32 -> logits (N, K) float32 (computed in float16)
     Paper:   Bag of Tricks Sec. 3.2; Micikevicius et al. 2018.
@@ -171,7 +172,6 @@ class MixedPrecisionNet:
             d16 = (dlogits * np.float32(self.scaler.scale)).astype(HALF)   # (N, K); may overflow to inf
             self.half.backward(d16)
         self._grads, self.grads_finite = self.scaler.unscale(dict(self.half.named_grads()))
-        self.scaler.update(self.grads_finite)
         return None
 
     def predict(self, x):
