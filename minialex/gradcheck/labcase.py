@@ -362,7 +362,8 @@ def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
         promoted = None
         if not f.code and specific:        # where the errors sit names the cause (overlaps, edges, a group)
             promoted = specific[0]
-            f.code, f.cause = promoted.code, promoted.message.rstrip(".")
+            f.code = {"group": "conv_groups"}.get(promoted.code, promoted.code)
+            f.cause = promoted.message.rstrip(".")
         f.details += [d.message for d in found if d is not promoted]
         if f.step is None:
             f.step = default_step(case, f.tensor)

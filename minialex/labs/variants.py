@@ -26,6 +26,7 @@ Shapes: as in each layer's docstring; ``dout`` has the output's shape.
 from __future__ import annotations
 
 import inspect
+import itertools
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -328,14 +329,19 @@ def col2im_variants(cols, x_shape, KH, KW, s, p):
     R = C * KH * KW
     ref = lambda c: col2im_reference(np.ascontiguousarray(c), x_shape, KH, KW, s, p)  # noqa: E731
     layout = "the column layout is rows (c, kh, kw), columns (n, oh, ow), as im2col writes it"
-    for text, c in (("reads the columns as (oh, ow, n)",
-                     cols.reshape(R, OH, OW, N).transpose(0, 3, 1, 2).reshape(R, -1)),   # -> (R, N*OH*OW)
-                    ("reads the columns as (n, ow, oh)",
-                     cols.reshape(R, N, OW, OH).transpose(0, 1, 3, 2).reshape(R, -1)),
-                    ("reads the rows as (kh, kw, c)",
-                     cols.reshape(KH, KW, C, -1).transpose(2, 0, 1, 3).reshape(R, -1)),    # -> (c, kh, kw)
-                    ("reads the rows as (c, kw, kh)",
-                     cols.reshape(C, KW, KH, -1).transpose(0, 2, 1, 3).reshape(R, -1))):
+    sizes = {"n": N, "oh": OH, "ow": OW, "c": C, "kh": KH, "kw": KW}
+    reads = []
+    for order in itertools.permutations(("n", "oh", "ow")):
+        if order != ("n", "oh", "ow"):               # columns read in this order -> back to (n, oh, ow)
+            perm = [order.index(a) for a in ("n", "oh", "ow")]
+            c = cols.reshape(R, *[sizes[a] for a in order]).transpose(0, *[1 + i for i in perm])
+            reads.append((f"reads the columns as ({', '.join(order)})", c.reshape(R, -1)))
+    for order in itertools.permutations(("c", "kh", "kw")):
+        if order != ("c", "kh", "kw"):               # rows read in this order -> back to (c, kh, kw)
+            perm = [order.index(a) for a in ("c", "kh", "kw")]
+            c = cols.reshape(*[sizes[a] for a in order], -1).transpose(*perm, 3)
+            reads.append((f"reads the rows as ({', '.join(order)})", c.reshape(R, -1)))
+    for text, c in reads:
         yield Variant("col2im_layout", "backward", f"your col2im {text}; {layout}", ("conv", 1), {"dx": ref(c)})
     c6 = cols.reshape(C, KH, KW, N, OH, OW)                                     # (C, KH, KW, N, OH, OW)
     dx_pad = np.zeros((N, C, H + 2 * p, W + 2 * p))
@@ -454,6 +460,8 @@ def softmax_variants(x, y):
                   ("softmax", 3), {"dx": dx * N})
     yield Variant("scale_factor", "backward", f"your dx is 1/{N} x the right value, 1/N: the gradient is "
                   "divided by the batch size once too often", ("softmax", 3), {"dx": dx / N})
+    yield Variant("scale_factor", "backward", f"your dx is {N * N} x the right value, N^2: multiplied by "
+                  f"N = {N} where it should be divided by N", ("softmax", 3), {"dx": dx * N * N})
     yield Variant("softmax_sign", "backward", "your dx has the wrong sign: it is (softmax(x) - onehot(y)) "
                   "/ N", ("softmax", 3), {"dx": -dx})
     yield Variant("softmax_label", "backward", "your dx misses the -1 at the correct class: the gradient "
