@@ -398,6 +398,20 @@ def conv_variants(x, w, b, dout, stride, padding, groups):
     yield Variant("conv_kernel_transpose", "backward", "your dw is the right dw with its h and w axes "
                   "swapped: check the order of the kernel's axes (F, C/G, KH, KW)", ("conv", 3),
                   {"w": ref["w"].transpose(0, 1, 3, 2)})
+    N, F, OH, OW = dout.shape
+    mixed = dout.reshape(F, N, OH, OW).transpose(1, 0, 2, 3)   # the reference then reads dout.reshape(F, -1)
+    layout = ("dout is (N, F, OH, OW): bring F first with dout.transpose(1, 0, 2, 3) before the reshape "
+              "to (F, N*OH*OW); a bare reshape mixes samples and kernels")
+    bad = conv_run(x, w, b, mixed, stride, padding, groups)
+    yield Variant("conv_layout", "backward", f"your dw reads dout in the wrong order: {layout}", ("conv", 3),
+                  {"w": bad["w"]})
+    yield Variant("conv_layout", "backward", f"your dx reads dout in the wrong order: {layout}", ("conv", 4),
+                  {"dx": bad["dx"]})
+    yield Variant("conv_layout", "forward", "your forward output mixes samples and kernels: w @ cols is "
+                  "(F, N*OH*OW); reshape it to (F, N, OH, OW) and transpose(1, 0, 2, 3), not reshape it to "
+                  "(N, F, OH, OW) directly", ("conv", 4),
+                  {"out": (ref["out"] - b[None, :, None, None]).transpose(1, 0, 2, 3).reshape(N, F, OH, OW)
+                   + b[None, :, None, None]})
     G = groups
     if G > 1:
         F, C = w.shape[0], x.shape[1]
@@ -421,7 +435,6 @@ def conv_variants(x, w, b, dout, stride, padding, groups):
                       {"dx": np.concatenate([total] + [np.zeros_like(total)] * (G - 1), axis=1)})
         yield Variant("conv_groups", "backward", f"your dw uses group 0's input channels for every group: "
                       f"{sec}", ("conv", 3), {"w": run(x0, w)["w"]})
-    N, OH, OW = dout.shape[0], dout.shape[2], dout.shape[3]
     why = "a layer's gradient is a sum over the batch; only the loss divides by N"
     for key, step in (("dx", 4), ("w", 3), ("b", 3)):
         yield from _scaled("scale_factor", "conv", step, {key: ref[key]}, batch_factors(N, why))
@@ -453,6 +466,16 @@ def softmax_variants(x, y):
                   {"loss": loss * N, "dx": dx * N})
     yield Variant("softmax_mean", "forward", f"your loss is divided by N = {N} twice (a mean of a mean?)",
                   ("softmax", 2), {"loss": loss / N, "dx": dx / N})
+    every = np.zeros_like(dx)
+    every[:, y] = 1                                                   # what dx[:, y] -= 1 touches
+    fancy = ("`dx[:, y]` (or `log_p[:, y]`) picks the label columns of ALL rows in every row; "
+             "index one entry per row with [np.arange(N), y]")
+    log_p = np.log(dx * N + onehot)                                   # log softmax(x), from the reference
+    yield Variant("softmax_label", "forward", f"your loss averages -log p over every row's label in every row: "
+                  f"{fancy}", ("softmax", 2),
+                  {"loss": -log_p[:, y].mean()})
+    yield Variant("softmax_label", "backward", f"your dx subtracts 1 at the labels of all rows: {fancy}",
+                  ("softmax", 3), {"dx": dx + (onehot - every) / N})
     yield Variant("softmax_sign", "forward", "your loss is +mean log p[y]: the loss is its NEGATIVE "
                   "(a log-probability is <= 0, the loss >= 0)", ("softmax", 2), {"loss": -loss, "dx": -dx})
     yield Variant("scale_factor", "backward", f"your dx is {N} x the right value, {N} = N, the batch size: "
