@@ -79,8 +79,12 @@ class ConstructorError(TypeError):
 
 
 def _construct(cls, name, kwargs):
+    args = ()
+    if name == "Conv2D":          # the three sizes positionally, as the agreed signature's order gives them
+        kwargs = dict(kwargs)
+        args = tuple(kwargs.pop(k) for k in ("in_channels", "out_channels", "kernel_size"))
     try:
-        return cls(**kwargs)
+        return cls(*args, **kwargs)
     except TypeError as e:
         raise ConstructorError(f"{e}; the agreed constructor is {SIGNATURES[name]}") from e
 
