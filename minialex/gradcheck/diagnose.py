@@ -25,19 +25,22 @@ Where the errors sit (4-D tensors, channel axis 1)
 
 What the errors look like
     scale_factor      analytic = c * numeric everywhere; c is named when it is
-                      recognisable (N: a missing 1/N; -1: a sign).
+                      recognisable (N: a missing 1/N; -1: a sign); never for a
+                      scalar, and with N = 2 both readings of a 2 are given.
     zero_grad         backward returned zeros.
     nonfinite         NaN or inf in the output or the gradient (an overflow).
     shape             a gradient or output of the wrong shape.
-    lrn_cross_channel LRN backward keeps only the i = j term of the sum.
-    lrn_window        LRN forward or backward sums over the wrong channels
-                      (off by one); the window found is named.
-    lrn_alpha_convention  alpha divided by n (PyTorch/Caffe) or not (paper).
-    conv_kernel_flip / conv_kernel_transpose
-                      conv dx (or dw) equals the gradient of a convolution
-                      whose kernel is rotated 180 degrees / has h and w swapped.
+    lrn_*, conv_*     the result equals a mistaken variant of minialex's own
+                      LRN or Conv2D (a window off by one, alpha/n, a cross term
+                      missing or of the wrong sign, a flipped or transposed
+                      kernel, groups ignored): ``minialex.labs.variants`` runs
+                      the readable layer with that one thing changed, so no
+                      layer formula is written again here.
     softmax_label     errors only at the correct-class entries (the -1 of
                       softmax - onehot).
+
+Failing checks of float32 arithmetic are reported as float32, never as kinks.
+``locate()`` is shared with the lab autograder (``labcase.py``).
 """
 from __future__ import annotations
 

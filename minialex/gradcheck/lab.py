@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..labs.spec import LAB_OF, cases_for, expand_names
-from .labcase import Failure, run_case
+from .labcase import ConstructorError, Failure, run_case
 from .labreport import case_summary, failure_line, format_text
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE = 0, 1, 2
@@ -202,8 +202,15 @@ def grade_case(case, obj, filename=None, threshold=None):
             return LabRow(case.name, case.label, "TODO", "not implemented yet" + (f" ({where})" if where else ""),
                           tags=sorted(case.tags), printed=buf.getvalue())
         except Exception as e:                              # noqa: BLE001 - student code may raise anything
-            msg = f"{type(e).__name__}: {e}"
+            msg = f"{'TypeError' if isinstance(e, ConstructorError) else type(e).__name__}: {e}"
             where = _student_line(e, filename)
+            if where is None and not isinstance(e, ConstructorError):
+                # no frame of the student's code: the grader itself failed, say so
+                return LabRow(case.name, case.label, "ERROR", "the autograder failed (not your code)",
+                              hints=[f"{LAB_OF[case.name]} / {case.name} [{case.label}]: the autograder "
+                                     f"itself raised {msg} outside your code; this is not your mistake, "
+                                     "please report it to your instructor"],
+                              tags=sorted(case.tags), printed=buf.getvalue())
             return LabRow(case.name, case.label, "ERROR", f"raised {msg[:120]}",
                           hints=[f"{LAB_OF[case.name]} / {case.name} [{case.label}]: your code raised {msg}"
                                  + (f" at {where}" if where else "")],

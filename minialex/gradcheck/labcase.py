@@ -69,16 +69,24 @@ class CaseOutcome:
 class StudentError(Exception):
     """A wrong result the grader can state in one line (bad constructor, wrong return type ...)."""
 
-    def __init__(self, tensor, what, code="", cause=""):
+    def __init__(self, tensor, what, code="interface", cause=""):
         super().__init__(what)
         self.failure = Failure(tensor, what, code, cause)
 
 
+class ConstructorError(TypeError):
+    """The student's class does not accept the agreed constructor arguments."""
+
+
 def _construct(cls, name, kwargs):
+    args = ()
+    if name == "Conv2D":          # the three sizes positionally, as the agreed signature's order gives them
+        kwargs = dict(kwargs)
+        args = tuple(kwargs.pop(k) for k in ("in_channels", "out_channels", "kernel_size"))
     try:
-        return cls(**kwargs)
+        return cls(*args, **kwargs)
     except TypeError as e:
-        raise TypeError(f"{e}; the agreed constructor is {SIGNATURES[name]}") from e
+        raise ConstructorError(f"{e}; the agreed constructor is {SIGNATURES[name]}") from e
 
 
 def _accepts_train(fn):
@@ -234,6 +242,8 @@ def run_case(case, obj, threshold=None):
             mine, problems, dout = runner(case, obj, inp)
     except StudentError as e:
         e.failure.step = default_step(case, e.failure.tensor)
+        if e.failure.code == "interface" and not e.failure.cause:
+            e.failure.cause = f"the agreed interface is {SIGNATURES[case.name]} (--list)"
         return CaseOutcome(case.name, case, "FAIL", [e.failure], seconds=time.perf_counter() - t0)
     ref = _reference(case, inp, dout)
     failures, errors = _compare(case, mine, ref, threshold)
@@ -356,7 +366,8 @@ def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
         promoted = None
         if not f.code and specific:        # where the errors sit names the cause (overlaps, edges, a group)
             promoted = specific[0]
-            f.code, f.cause = promoted.code, promoted.message.rstrip(".")
+            f.code = {"group": "conv_groups"}.get(promoted.code, promoted.code)
+            f.cause = promoted.message.rstrip(".")
         f.details += [d.message for d in found if d is not promoted]
         if f.step is None:
             f.step = default_step(case, f.tensor)
