@@ -321,10 +321,12 @@ def _value_text(key, m, r, err):
 
 def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
     """Name the variant each failing tensor matches; say where the errors sit otherwise."""
+    variants = []
     try:
-        variants = list(_variants(case, inp, dout if dout is not None else None))
-    except Exception:      # noqa: BLE001 - a variant that cannot be built proves nothing
-        variants = []
+        for v in _variants(case, inp, dout):
+            variants.append(v)
+    except Exception:      # noqa: BLE001 - a variant that cannot be built proves nothing; keep the others
+        pass
     fwd_key = "loss" if "loss" in ref else "out"
     fwd_fail = any(f.tensor == fwd_key and f.code != "shape" for f in failures)
     fwd_variant = None
