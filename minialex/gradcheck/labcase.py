@@ -128,6 +128,15 @@ def _student_layer(case, obj, inp):
                 raise StudentError(key, f"Conv2D: params[{key!r}] has shape {tuple(np.shape(have[key]))}, "
                                    f"expected {inp[key].shape} (w: (F, C/G, K, K), b: (F,))")
             have[key] = inp[key].copy()
+            now = (getattr(layer, "params", None) or {}).get(key)
+            if now is None or np.shape(now) != inp[key].shape or not np.array_equal(now, inp[key]):
+                if hasattr(layer, key):                # params built on each access from attributes
+                    setattr(layer, key, inp[key].copy())
+                now = (getattr(layer, "params", None) or {}).get(key)
+                if now is None or not np.array_equal(now, inp[key]):
+                    raise StudentError(key, f"Conv2D: setting params[{key!r}] does not change the layer "
+                                       "(is `params` rebuilt on every access?); keep the arrays in the "
+                                       "`params` dict itself")
     x = inp["x"].copy()
     problems = []
     out = layer.forward(x, train=True) if _accepts_train(layer.forward) else layer.forward(x)
@@ -175,7 +184,7 @@ def _student_softmax(case, fn, inp):
                                 "(e.g. `x -= x.max(...)`); it must leave it untouched: work on a copy, "
                                 "`z = x - x.max(axis=1, keepdims=True)`", "mutates_input",
                                 "an in-place operation on the logits"))
-    if not (isinstance(res, tuple) and len(res) == 2):
+    if not (isinstance(res, (tuple, list)) and len(res) == 2):
         raise StudentError("loss", "softmax_cross_entropy must return a pair (loss, dx), got "
                            f"{type(res).__name__}" + (f" of length {len(res)}" if isinstance(res, tuple) else ""))
     loss, dx = res
