@@ -79,14 +79,22 @@ class ConstructorError(TypeError):
 
 
 def _construct(cls, name, kwargs):
+    """cls with the agreed arguments (by keyword; Conv2D's three sizes by position), checked for
+    forward and backward."""
     args = ()
     if name == "Conv2D":          # the three sizes positionally, as the agreed signature's order gives them
         kwargs = dict(kwargs)
         args = tuple(kwargs.pop(k) for k in ("in_channels", "out_channels", "kernel_size"))
     try:
-        return cls(*args, **kwargs)
+        layer = cls(*args, **kwargs)
     except TypeError as e:
         raise ConstructorError(f"{e}; the agreed constructor is {SIGNATURES[name]}") from e
+    for meth in ("forward", "backward"):
+        if not callable(getattr(layer, meth, None)):
+            raise StudentError("out" if meth == "forward" else "dx",
+                               f"your {name} has no {meth}() method; a layer needs forward(x) -> out and "
+                               "backward(dout) -> dx")
+    return layer
 
 
 def _accepts_train(fn):
@@ -247,6 +255,8 @@ def run_case(case, obj, threshold=None):
     runner = {"col2im": _student_col2im, "softmax_cross_entropy": _student_softmax}.get(case.name,
                                                                                         _student_layer)
     try:
+        if not callable(obj):
+            raise StudentError("out", f"`{case.name}` is a {type(obj).__name__}, not a function or class")
         with np.errstate(all="ignore"):       # an overflow shows up as a non-finite result instead
             mine, problems, dout = runner(case, obj, inp)
     except StudentError as e:
