@@ -14,12 +14,16 @@ and ``curves.png``. See ``minialex.trainer`` for the loop and exact resume.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .errors import DataError, OneLineParser, RunExistsError, UserError, run_cli
 
 # Per-config defaults for options whose best value depends on the net. The
 # "paper" column is Sec. 5; the "cifar" column is the embedded default run,
@@ -35,7 +39,7 @@ CONFIG_DEFAULTS = {
 SCHEDULES = ("plateau", "step", "cosine", "constant")
 
 # Options a resumed run may change; every other option comes from the checkpoint.
-RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out")
+RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "debug")
 
 DESCRIPTION = __doc__.split("\n\n")[0] + """
 
@@ -62,6 +66,11 @@ the default run's schedule (cosine) does not look at it.
 
 files in --out: checkpoint.npz (atomic; every epoch, at --max-steps, on Ctrl-C/SIGTERM),
 metrics.csv (per epoch: lr, train loss, train/val top-1/top-5 error, images/s), curves.png.
+A folder that already holds a run is never replaced silently: --resume continues it,
+--overwrite starts again in it.
+
+errors: one line on stderr and exit code 2 for bad input (1 out of memory, 3 diverged,
+130 interrupted); --debug (or MINIALEX_DEBUG=1) shows the full traceback instead.
 """
 
 
@@ -78,14 +87,30 @@ def _positive_int(name):
     return parse
 
 
+def _nonnegative_int(name):
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 0, got {s!r}") from None
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 0, got {v}")
+        return v
+    return parse
+
+
 def _float_in(name, lo, hi, lo_open=False, hi_open=False):
+    """A finite float in the interval (inf and nan are refused even where hi is inf)."""
     def parse(s):
         try:
             v = float(s)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
         ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-        if not ok or v != v:
+        if not ok or v != v or v in (float("inf"), float("-inf")):
+            if hi == float("inf"):
+                raise argparse.ArgumentTypeError(f"{name} must be a finite number {'>' if lo_open else '>='} "
+                                                 f"{lo}, got {s}")
             lb, hb = "(" if lo_open else "[", ")" if hi_open else "]"
             raise argparse.ArgumentTypeError(f"{name} must be in {lb}{lo}, {hi}{hb}, got {s}")
         return v
@@ -115,7 +140,7 @@ def _drop_conv(s):
 
 def build_parser():
     inf = float("inf")
-    p = argparse.ArgumentParser(prog="python -m minialex.train", description=DESCRIPTION, epilog=EPILOG,
+    p = OneLineParser(prog="python -m minialex.train", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("run")
     g.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
@@ -134,13 +159,18 @@ def build_parser():
     g.add_argument("--download", action="store_true", help="with --data cifar10: download it if missing")
     g.add_argument("--limit", type=_positive_int("--limit"), default=None,
                    help="use a random subset of N training and N validation images (quick tests)")
-    g.add_argument("--seed", type=int, default=0,
+    g.add_argument("--seed", type=_nonnegative_int("--seed"), default=0,
                    help="seeds the initial weights, dropout masks, batch order and augmentation (default 0)")
     g.add_argument("--out", default="runs/default",
                    help="run directory for checkpoint.npz, metrics.csv, curves.png (default runs/default)")
     g.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="continue from CKPT (default: OUT/checkpoint.npz) exactly where it stopped; the "
                         "run's other options come from the checkpoint, except --epochs and --max-steps")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start a new run in an --out that already holds one, replacing its checkpoint and "
+                        "metrics (without it, such an --out is refused; --resume continues it)")
+    g.add_argument("--debug", action="store_true",
+                   help="on an error, show the full Python traceback (also: MINIALEX_DEBUG=1)")
     g.add_argument("--max-steps", type=_positive_int("--max-steps"), default=None,
                    help="stop after this many SGD steps in total (a checkpoint is written)")
     g.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines and summary stay)")
@@ -208,11 +238,24 @@ def build_parser():
 
 
 def parse_args(argv=None):
-    """Parse and validate; every error is reported before any work starts."""
+    """Parse and validate; every error is reported before any work starts (data loading included).
+
+    With --resume the checkpoint is read (and checked) here, and its options
+    replace the defaults, so the checks below see the run as it will continue.
+    """
     p = build_parser()
     args = p.parse_args(argv)
     explicit = _explicit(p, argv)
     args.explicit = sorted(explicit)
+    if args.resume is not None and args.overwrite:
+        p.error("--resume continues the run in --out, --overwrite replaces it: pass only one")
+    if args.resume not in (None, "auto") and not Path(args.resume).is_file():
+        p.error(f"--resume {args.resume}: no such checkpoint file")
+    if args.resume == "auto" and not (Path(args.out) / "checkpoint.npz").is_file():
+        p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
+                "continue or --resume CKPT")
+    if args.resume is not None:
+        args = _merge_resume_args(args, _resume_path(args), p)
     defaults = CONFIG_DEFAULTS[args.config]
     for k, v in defaults.items():
         if getattr(args, k, None) is None:
@@ -222,20 +265,21 @@ def parse_args(argv=None):
         p.error(f"--pad must be >= 0, got {args.pad}")
     if args.gpus is not None and args.backend != "cupy":
         p.error(f"--gpus {args.gpus} needs --backend cupy (the numpy backend runs on the CPU)")
-    if args.data not in ("default", "cifar10") and not Path(args.data).exists():
-        p.error(f"--data {args.data!r}: no such folder; expected default, cifar10 or a folder with train/ "
-                "and val/ (or test/)")
-    if args.resume not in (None, "auto") and not Path(args.resume).is_file():
-        p.error(f"--resume {args.resume}: no such checkpoint file")
-    if args.resume == "auto" and not (Path(args.out) / "checkpoint.npz").is_file():
-        p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
-                "continue or --resume CKPT")
+    if args.data not in ("default", "cifar10"):
+        try:
+            check_data_folder(args.data, need_train=True)
+        except DataError as e:
+            p.error(str(e))
     if args.config == "paper" and args.data in ("default", "cifar10"):
         p.error(f"--config paper takes 224x224 crops of 256x256 images (Sec. 2, 4.1), but --data {args.data} "
                 "is 32x32 CIFAR-10; use --config cifar, or --data PATH with ImageNet-style images")
     try:
-        model_config(args)                        # the config's own checks (sizes, towers, ...)
+        check_shapes(model_config(args))          # the config's own checks (sizes, towers, pools, ...)
     except ValueError as e:
+        p.error(str(e))
+    try:
+        check_out(args.out, resume=args.resume is not None, overwrite=args.overwrite)
+    except UserError as e:
         p.error(str(e))
     if args.backend == "cupy":
         from .backend import get_backend
@@ -252,6 +296,72 @@ def parse_args(argv=None):
             if model_config(args).towers != 2:
                 p.error(f"--gpus {args.gpus} places the two towers of Sec. 3.2; the model has towers=1")
     return args
+
+
+def _resume_path(args):
+    from .trainer import CHECKPOINT
+
+    return Path(args.out) / CHECKPOINT if args.resume == "auto" else Path(args.resume)
+
+
+def check_shapes(cfg):
+    """Raise ValueError if the net of ``cfg`` cannot be built (a pool or conv larger than its input).
+
+    Builds a copy with 4 kernels per layer, so even the paper net is checked
+    in milliseconds: the spatial sizes do not depend on the widths.
+    """
+    from .model import AlexNet
+
+    narrow = dataclasses.replace(cfg, conv_channels=(4,) * len(cfg.conv_channels),
+                                 fc_sizes=(4,) * len(cfg.fc_sizes))
+    try:
+        AlexNet(narrow)
+    except ValueError as e:
+        pool = f"--pool {cfg.pool_kernel}/{cfg.pool_stride}: " if "pool" in str(e) else ""
+        raise ValueError(f"{pool}{e}") from None
+
+
+def check_out(out, resume=False, overwrite=False):
+    """Refuse an --out that cannot be written, or that holds a run, before any work starts.
+
+    Raises UserError (RunExistsError for a run without --resume/--overwrite)
+    naming the path and what was expected.
+    """
+    from .trainer import existing_run
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; expected a run directory (a folder, created if missing)")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"--out {out}: {parent} is a file, so the run directory cannot be created there")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        what = "the run directory" if parent == out else f"{parent}, where the run directory would be created,"
+        raise UserError(f"--out {out}: {what} is not writable; choose another --out")
+    if out.is_dir() and not resume and not overwrite:
+        found = existing_run(out)
+        if found:
+            raise RunExistsError(f"--out {out} already holds a run ({', '.join(found)}); pass --resume to "
+                                 "continue it, or --overwrite to start again and replace it "
+                                 "(or choose another --out)")
+
+
+def check_data_folder(spec, need_train=True):
+    """Raise DataError unless ``spec`` is a folder with train/ (if needed) and val/ or test/."""
+    root = Path(spec)
+    if not root.exists():
+        raise DataError(f"--data {spec!r}: no such folder; expected default, cifar10 or a folder with train/ "
+                        "and val/ (or test/)")
+    if not root.is_dir():
+        raise DataError(f"--data {spec!r} is a file; expected default, cifar10 or a folder with train/ and "
+                        "val/ (or test/)")
+    missing = ([] if (root / "train").is_dir() or not need_train else ["train/"]) + \
+        ([] if (root / "val").is_dir() or (root / "test").is_dir() else ["val/ (or test/)"])
+    if missing:
+        raise DataError(f"--data {spec}: no {' and no '.join(missing)} in it; expected {root}/train/ and "
+                        f"{root}/val/ (or {root}/test/), each an image folder or a prepared set")
 
 
 def _explicit(parser, argv):
@@ -297,6 +407,7 @@ class Dataset:
     name: str
     mean: np.ndarray = None        # (3, S, S) training mean image (Sec. 2); computed when None
     pca: tuple = None              # (eigvals, eigvecs) of the training RGB covariance (Sec. 4.1)
+    held_name: str = "test"        # what the held-out split is: "val" or "test" (the log says so)
 
 
 def load_dataset(spec, image_size=32, data_root="data", download=False, seed=0):
@@ -311,11 +422,13 @@ def load_dataset(spec, image_size=32, data_root="data", download=False, seed=0):
         d = D.load_default()
         return Dataset(d.x_train, d.y_train, d.x_test, d.y_test, tuple(d.class_names), "bundled CIFAR-10 subset")
     if spec == "cifar10":
+        from .data.cifar10 import CIFAR10NotFound
+
         root = Path(data_root)
         try:
             xtr, ytr, xte, yte, classes = D.load_cifar10(root, download=download)
             return Dataset(xtr, ytr, xte, yte, tuple(classes), f"CIFAR-10 ({root})")
-        except ValueError:
+        except CIFAR10NotFound:                     # absent: the JPEG copy; corrupt or forged: an error
             jpg = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg"
             if not jpg.is_dir():
                 raise
@@ -323,20 +436,21 @@ def load_dataset(spec, image_size=32, data_root="data", download=False, seed=0):
             xtr, ytr, xte, yte, classes = D.load_cifar10_jpg(jpg, progress=True)
             return Dataset(xtr, ytr, xte, yte, tuple(classes), f"CIFAR-10 JPEG copy ({jpg})")
     root = Path(spec)
-    held = next((root / s for s in ("val", "test") if (root / s).is_dir()), None)
-    if not (root / "train").is_dir() or held is None:
-        raise ValueError(f"--data {spec}: expected {root}/train and {root}/val (or {root}/test)")
+    check_data_folder(spec)
+    held = next(root / s for s in ("val", "test") if (root / s).is_dir())
     if (root / "train" / "meta.json").is_file():
         tr, te = D.open_prepared(root / "train"), D.open_prepared(held)
         names = tuple(tr.names)
-        return Dataset(tr.images, tr.labels, te.images, te.labels, names, f"prepared {root}", tr.mean, tr.pca)
+        return Dataset(tr.images, tr.labels, te.images, te.labels, names, f"prepared {root}", tr.mean, tr.pca,
+                       held_name=held.name)
     big = image_size > 64
     kw = dict(short_side=image_size, crop=image_size) if big else {}
     xtr, ytr, folder = D.load_image_folder(root / "train", progress=True, **kw)
     xte, yte, folder_te = D.load_image_folder(held, progress=True, **kw)
     if folder.classes != folder_te.classes:
-        raise ValueError(f"--data {spec}: classes of train/ and {held.name}/ differ")
-    return Dataset(xtr, ytr, xte, yte, tuple(folder.names), f"image folder {root}")
+        raise DataError(f"--data {spec}: classes of train/ and {held.name}/ differ "
+                        f"({len(folder.classes)} and {len(folder_te.classes)} class folders)")
+    return Dataset(xtr, ytr, xte, yte, tuple(folder.names), f"image folder {root}", held_name=held.name)
 
 
 def subset(x, y, n, seed):
@@ -408,12 +522,12 @@ def run(args, log=print):
     from .backend import get_backend
     from .data import BatchLoader, EvalTransform, TrainTransform
     from .model import AlexNet
-    from .trainer import CHECKPOINT, Trainer
+    from .trainer import Trainer, position_text
 
-    resume_path = None
-    if args.resume is not None:
-        resume_path = Path(args.out) / CHECKPOINT if args.resume == "auto" else Path(args.resume)
+    resume_path = _resume_path(args) if args.resume is not None else None
+    if resume_path is not None and not getattr(args, "merged", False):
         args = _merge_resume_args(args, resume_path)
+    check_out(args.out, resume=resume_path is not None, overwrite=getattr(args, "overwrite", False))
     xp = get_backend(args.backend)
     cfg = model_config(args)
     t0 = time.perf_counter()
@@ -448,22 +562,22 @@ def run(args, log=print):
     loader = BatchLoader(xtr, ytr, args.batch_size, transform=tt, seed=args.seed, xp=xp)
     args.steps_per_epoch = len(loader)
     opt, sched = build_optimizer(net, args)
-    run_args = {k: v for k, v in vars(args).items() if k not in ("explicit",)}
+    run_args = {k: v for k, v in vars(args).items() if k not in ("explicit", "merged", "overwrite", "debug")}
     prep["mean"] = mean.tolist()                    # (3, S, S) nested lists: JSON, exact for float32
     meta = {"format": "minialex-run-1", "args": _jsonable(run_args), "preprocess": prep,
             "class_names": list(data.class_names), "data": data.name}
     trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
-                      progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log)
+                      progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log,
+                      val_name=data.held_name, overwrite=getattr(args, "overwrite", False))
     if resume_path is not None:
         m = trainer.restore(resume_path)
-        log(f"resumed {resume_path}: epoch {m['epoch']}, batch {m['batch']}, step {m['step']}")
+        log(f"resumed {resume_path} at {position_text(m['step'], m['epoch'], m['batch'], len(loader))}")
     else:
         if trainer.checkpoint_path.exists():
-            log(f"note: starting a new run in {args.out}; its old checkpoint and metrics are replaced "
-                "(--resume continues a run instead)")
+            log(f"--overwrite: starting a new run in {args.out}; its old checkpoint and metrics are replaced")
         log(f"{args.config} net, {model.num_params():,} parameters; data: {data.name}, "
-            f"{len(ytr):,} train / {len(yval):,} val images; {args.epochs} epochs of {len(loader)} steps "
+            f"{len(ytr):,} train / {len(yval):,} {data.held_name} images; {args.epochs} epochs of {len(loader)} steps "
             f"(batch {args.batch_size}), lr {args.lr} ({args.schedule}), backend {args.backend}; out {args.out}")
     summary = trainer.fit()
     if net is not model:
@@ -472,26 +586,32 @@ def run(args, log=print):
     return summary
 
 
-def _merge_resume_args(args, path):
+def _merge_resume_args(args, path, parser=None):
     """The checkpoint's options, with the few that a resumed run may change taken from the command line."""
     from .checkpoint import read_checkpoint
 
-    extra = read_checkpoint(path)["extra"] or {}
-    if "args" not in extra:
-        raise SystemExit(f"error: --resume {path}: not a checkpoint written by minialex.train")
+    def fail(msg):
+        if parser is not None:
+            parser.error(msg)
+        raise UserError(msg)
+
+    extra = read_checkpoint(path)["extra"] or {}       # CheckpointError names the file and the fault
+    if not isinstance(extra.get("args"), dict):
+        fail(f"--resume {path}: not a checkpoint written by minialex.train (no run options in it)")
     saved = dict(extra["args"])
     conflicts = [k for k in args.explicit if k not in RESUMABLE and k in saved
                  and _jsonable(getattr(args, k)) != saved[k]]
     if conflicts:
-        raise SystemExit(f"error: --resume continues the run in {path} with its own options; "
-                         f"{', '.join('--' + k.replace('_', '-') for k in conflicts)} differ from it "
-                         "(only --epochs and --max-steps may change)")
+        fail(f"--resume continues the run in {path} with its own options; "
+             f"{', '.join('--' + k.replace('_', '-') for k in conflicts)} differ from it "
+             f"({', '.join(f'{saved[k]!r} in the run' for k in conflicts)}; only --epochs and --max-steps may "
+             "change; --overwrite with --out starts a new run instead)")
     for k in RESUMABLE:
         if k in args.explicit or k in ("resume", "max_steps"):   # --max-steps applies to this call only
             saved[k] = getattr(args, k)
     saved.setdefault("out", args.out)
-    ns = argparse.Namespace(**saved)
-    ns.explicit = args.explicit
+    ns = argparse.Namespace(**{**vars(build_parser().parse_args([])), **saved})  # options added since
+    ns.explicit, ns.merged, ns.overwrite = args.explicit, True, False
     ns.pool = tuple(ns.pool) if ns.pool else None
     ns.drop_conv = tuple(ns.drop_conv)
     return ns
@@ -506,6 +626,11 @@ def _jsonable(v):
 
 
 def main(argv=None):
+    """The command line; every error is one line on stderr and an exit code (minialex.errors)."""
+    return run_cli(_main, argv)
+
+
+def _main(argv=None):
     args = parse_args(argv)
     from .trainer import Diverged
 
@@ -520,18 +645,23 @@ def main(argv=None):
 
 
 def print_summary(s):
+    from .trainer import position_text
+
     print("-" * 60)
-    if s["stopped"] != "done":
-        print(f"stopped at step {s['step']} ({s['stopped']}); the figures below are from the last "
-              "completed epoch")
+    where = position_text(s["step"], s["epoch"], s.get("batch", 0), s.get("steps_per_epoch", 0))
+    name = s.get("val_name", "val")
+    if s["stopped"] != "done" and "val_top1" in s:
+        print(f"stopped at {where} ({s['stopped']}); the figures below are from the last completed epoch")
     if "val_top1" in s:
-        print(f"summary after epoch {s['epoch']} (step {s['step']}):")
+        k = s.get("num_classes")
+        top5 = (f"top-5 n/a ({k} classes)" if k is not None and k <= 5 else f"top-5 {100 * s['val_top5']:.2f}%")
+        print(f"summary after epoch {s['last_epoch']} (step {s['last_epoch_step']}):")
         print(f"  train top-1 error  {100 * s['train_top1']:.2f}%  (running average over the last "
               "epoch's augmented training batches, training mode)")
-        print(f"  test  top-1 error  {100 * s['val_top1']:.2f}%  top-5 {100 * s['val_top5']:.2f}%  "
-              f"(centre crop; test accuracy {100 * (1 - s['val_top1']):.2f}%)")
+        print(f"  {name:5} top-1 error  {100 * s['val_top1']:.2f}%  {top5}  "
+              f"(centre crop; {name} accuracy {100 * (1 - s['val_top1']):.2f}%)")
     else:
-        print(f"stopped at step {s['step']} before the first epoch ended: no metrics yet")
+        print(f"stopped at {where} before the first epoch ended: no metrics yet")
     print(f"  wall time          {s['wall_s']:.1f} s training + evaluation, {s['setup_s']:.1f} s set-up")
 
 
