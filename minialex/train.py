@@ -108,10 +108,7 @@ def _float_in(name, lo, hi, lo_open=False, hi_open=False):
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
         ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
         if not ok or v != v or v in (float("inf"), float("-inf")):
-            if hi == float("inf"):
-                raise argparse.ArgumentTypeError(f"{name} must be a finite number {'>' if lo_open else '>='} "
-                                                 f"{lo}, got {s}")
-            lb, hb = "(" if lo_open else "[", ")" if hi_open else "]"
+            lb, hb = "(" if lo_open else "[", ")" if hi_open or hi == float("inf") else "]"
             raise argparse.ArgumentTypeError(f"{name} must be in {lb}{lo}, {hi}{hb}, got {s}")
         return v
     return parse
