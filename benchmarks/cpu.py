@@ -249,7 +249,7 @@ def child_col2im(spec):
     """col2im numba vs np.add.at at the paper's conv1 and conv2 shapes, batch 16."""
     import numpy as np
     setup_threads(spec["threads"], "fast")
-    from minialex import _numba
+    from minialex.kernels import _numba
     from minialex.im2col import col2im_reference, im2col_reference
     N = spec["batch"]
     rows = []

@@ -3,7 +3,7 @@
     python benchmarks/gpu.py                       # paper config, batch 128, float32, GPU 0
     python benchmarks/gpu.py --steps 50 --device 1
     python benchmarks/gpu.py --gpus 0,1            # minialex's two towers on two GPUs (Sec. 3.2)
-    python benchmarks/gpu.py --layer-kernels cuda  # max-pool and LRN through minialex/_cuda.py
+    python benchmarks/gpu.py --layer-kernels cuda  # max-pool and LRN through minialex/kernels/_cuda.py
 
 Measures, in one run on one GPU:
   * training images/s of a full step (forward, softmax loss, backward, SGD
@@ -63,7 +63,7 @@ def parse_args(argv=None):
                    help="minialex only: place the two towers on these devices, e.g. 0,1 (Sec. 3.2)")
     p.add_argument("--layer-kernels", choices=("as-is", "cuda"), default="as-is",
                    help="as-is: the layers as they are; cuda: route MaxPool2D and LocalResponseNorm "
-                        "through minialex/_cuda.py (for layers not yet wired to it)")
+                        "through minialex/kernels/_cuda.py (for layers not yet wired to it)")
     p.add_argument("--torch-tf32", action="store_true",
                    help="let PyTorch use TF32 tensor cores (off by default: both run true float32)")
     p.add_argument("--no-torch", action="store_true", help="measure minialex only")
@@ -78,12 +78,12 @@ def parse_args(argv=None):
 # minialex
 # ----------------------------------------------------------------------------
 def use_cuda_layer_kernels():
-    """Route MaxPool2D and LocalResponseNorm through minialex/_cuda.py for CuPy arrays.
+    """Route MaxPool2D and LocalResponseNorm through minialex/kernels/_cuda.py for CuPy arrays.
 
     The same few lines the layers get as hooks; here as wrappers so the effect
     can be measured whether or not the layers carry the hooks yet.
     """
-    from minialex import _cuda
+    from minialex.kernels import _cuda
     from minialex.layers import LocalResponseNorm, MaxPool2D
 
     pool_fwd, pool_bwd = MaxPool2D.forward, MaxPool2D.backward

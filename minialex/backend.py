@@ -7,6 +7,7 @@ a layer.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import platform
 
@@ -128,25 +129,66 @@ def device_of(a):
     return contextlib.nullcontext()
 
 
+_IMPLS = ("auto", "numba", "reference")
+
+
+def active_impl(impl="auto"):
+    """Name of the CPU implementation the layers use: "numba" or "reference".
+
+    ``MINIALEX_KERNELS`` ("numba", "reference" or "auto") switches every CPU
+    fast path at once (im2col/col2im, Conv2D's chunked GEMM path, MaxPool2D,
+    LRN); ``MINIALEX_IM2COL`` is the older name and is read when
+    ``MINIALEX_KERNELS`` is unset. An explicit ``impl`` wins over both.
+    On CuPy arrays numba is never called.
+    """
+    if impl is None:
+        impl = "auto"
+    if impl not in _IMPLS:
+        raise ValueError(f"kernel impl must be one of {_IMPLS}, got {impl!r}")
+    if impl == "auto":
+        env = "MINIALEX_KERNELS" if os.environ.get("MINIALEX_KERNELS") else "MINIALEX_IM2COL"
+        impl = os.environ.get(env, "auto") or "auto"
+        if impl not in _IMPLS:
+            raise ValueError(f"{env} must be one of {_IMPLS}, got {impl!r}")
+    if impl == "auto":
+        if importlib.util.find_spec("numba") is None:  # numba is a dependency; a broken install says so
+            raise ImportError(
+                "minialex needs numba for its CPU kernels; `pip install numba`, "
+                "or set MINIALEX_KERNELS=reference to use the slow NumPy path"
+            )
+        return "numba"
+    return impl
+
+
+def use_numba(xp, impl="auto"):
+    """True when a layer should call its numba kernel: NumPy arrays and the numba path active."""
+    return xp.__name__ == "numpy" and active_impl(impl) == "numba"
+
+
+def use_cuda(xp, impl="auto"):
+    """True when a layer should call its CuPy kernel (``kernels/_cuda.py``): CuPy arrays,
+    and the readable path not requested. ``impl="reference"`` (or
+    ``MINIALEX_KERNELS=reference``) keeps the readable xp code on the GPU too."""
+    return xp.__name__ != "numpy" and active_impl(impl) != "reference"
+
+
 def info() -> dict:
     """Versions and the active kernel paths, for bug reports and ``--verbose``.
 
     Returns a dict with python, numpy, numba, cupy versions, the number of
     CUDA devices, and which CPU kernels the layers use: "numba" (im2col/col2im,
-    Conv2D's chunked path, MaxPool2D and LRN kernels in ``minialex._numba``)
-    or "reference" (the readable NumPy code), see ``minialex.im2col``; and the
+    Conv2D's chunked path, MaxPool2D and LRN kernels in ``minialex.kernels._numba``)
+    or "reference" (the readable NumPy code), see ``active_impl``; and the
     thread counts numba and BLAS may use.
     """
-    from . import im2col
-
     out = {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": None,
         "cupy": None,
         "cuda_devices": 0,
-        "im2col_cpu": im2col.active_impl(),
-        "kernels_cpu": im2col.active_impl(),
+        "im2col_cpu": active_impl(),
+        "kernels_cpu": active_impl(),
         "MINIALEX_KERNELS": os.environ.get("MINIALEX_KERNELS", ""),
         "MINIALEX_IM2COL": os.environ.get("MINIALEX_IM2COL", ""),
         "cpu_count": os.cpu_count(),

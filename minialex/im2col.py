@@ -14,22 +14,13 @@ Putting C outermost means grouped convolution (Sec. 3.2) is a plain reshape
 to (G, C/G * KH * KW, N * OH * OW), and putting N inside the columns makes the
 whole batch one GEMM per group.
 
-This file holds the readable NumPy/CuPy reference and a three-line dispatcher.
-The fast CPU kernels live in ``_numba.py`` and the GPU kernels in ``_cuda.py``.
-Choose the CPU path with ``impl=`` or an environment variable:
-``MINIALEX_KERNELS`` ("numba", "reference" or "auto") switches every CPU fast
-path at once (im2col/col2im, Conv2D's chunked GEMM path, MaxPool2D, LRN);
-``MINIALEX_IM2COL`` is the older name and is read when ``MINIALEX_KERNELS``
-is unset. ``active_impl()`` reports the choice; ``use_numba(xp, impl)`` is
-the test each layer makes. On CuPy arrays numba is never called.
+This file holds the readable NumPy/CuPy reference only. The fast kernels
+(numba on the CPU, CUDA on the GPU) and the dispatcher between them live in
+``minialex/kernels/``.
 """
 from __future__ import annotations
 
-import os
-
 from .backend import get_array_module
-
-_IMPLS = ("auto", "numba", "reference")
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -91,66 +82,3 @@ def col2im_reference(cols, x_shape, KH, KW, stride=1, padding=0):
 
         cupyx.scatter_add(dx_pad, (slice(None), c, h, w), cols_n)
     return dx_pad[:, :, p:p + H, p:p + W]                      # (N, C, H, W)
-
-
-def active_impl(impl="auto"):
-    """Name of the CPU implementation the dispatcher uses: "numba" or "reference"."""
-    if impl is None:
-        impl = "auto"
-    if impl not in _IMPLS:
-        raise ValueError(f"kernel impl must be one of {_IMPLS}, got {impl!r}")
-    if impl == "auto":
-        env = "MINIALEX_KERNELS" if os.environ.get("MINIALEX_KERNELS") else "MINIALEX_IM2COL"
-        impl = os.environ.get(env, "auto") or "auto"
-        if impl not in _IMPLS:
-            raise ValueError(f"{env} must be one of {_IMPLS}, got {impl!r}")
-    if impl == "auto":
-        try:
-            from . import _numba  # noqa: F401
-        except ImportError:  # numba is a dependency; a broken install says so
-            raise ImportError(
-                "minialex needs numba for its CPU kernels; `pip install numba`, "
-                "or set MINIALEX_KERNELS=reference to use the slow NumPy path"
-            )
-        return "numba"
-    return impl
-
-
-def use_numba(xp, impl="auto"):
-    """True when a layer should call its numba kernel: NumPy arrays and the numba path active."""
-    return xp.__name__ == "numpy" and active_impl(impl) == "numba"
-
-
-def use_cuda(xp, impl="auto"):
-    """True when a layer should call its CuPy kernel (``_cuda.py``): CuPy arrays,
-    and the readable path not requested. ``impl="reference"`` (or
-    ``MINIALEX_KERNELS=reference``) keeps the readable xp code on the GPU too."""
-    return xp.__name__ != "numpy" and active_impl(impl) != "reference"
-
-
-def im2col(x, KH, KW, stride=1, padding=0, impl="auto"):
-    """Dispatcher: CuPy kernel on the GPU, numba or the reference on the CPU.
-
-    Shapes:  x: (N, C, H, W)  ->  cols: (C*KH*KW, N*OH*OW)
-    """
-    if get_array_module(x).__name__ != "numpy":
-        from . import _cuda
-        return _cuda.im2col(x, KH, KW, stride, padding)
-    if active_impl(impl) == "numba":
-        from . import _numba
-        return _numba.im2col(x, KH, KW, stride, padding)
-    return im2col_reference(x, KH, KW, stride, padding)
-
-
-def col2im(cols, x_shape, KH, KW, stride=1, padding=0, impl="auto"):
-    """Dispatcher for col2im (see ``im2col``).
-
-    Shapes:  cols: (C*KH*KW, N*OH*OW)  ->  dx: (N, C, H, W)
-    """
-    if get_array_module(cols).__name__ != "numpy":
-        from . import _cuda
-        return _cuda.col2im(cols, x_shape, KH, KW, stride, padding)
-    if active_impl(impl) == "numba":
-        from . import _numba
-        return _numba.col2im(cols, x_shape, KH, KW, stride, padding)
-    return col2im_reference(cols, x_shape, KH, KW, stride, padding)

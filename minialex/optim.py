@@ -22,8 +22,7 @@ times in all.
 """
 from __future__ import annotations
 
-from .backend import device_of, get_array_module
-from .im2col import use_cuda
+from .backend import device_of, get_array_module, use_cuda
 
 
 def _named(items, what):
@@ -113,7 +112,7 @@ class SGD:
             wd = self.weight_decay if (self.decay_bias or w.ndim > 1) else 0.0
             v = self.velocity[name]
             if use_cuda(get_array_module(w)):           # GPU: the same four lines as one kernel
-                from . import _cuda                    # (imports CuPy lazily)
+                from .kernels import _cuda             # (imports CuPy lazily)
 
                 _cuda.sgd_update(w, v, g, m, wd * lr, lr)
                 continue

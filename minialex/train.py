@@ -9,37 +9,19 @@ ships inside the package, on the CPU, in a few minutes (figures in README).
 
 A run directory (``--out``) holds ``checkpoint.npz`` (written every epoch,
 on Ctrl-C/SIGTERM and at --max-steps), ``metrics.csv`` (one row per epoch)
-and ``curves.png``. See ``minialex.trainer`` for the loop and exact resume.
+and ``curves.png``. A command line over ``minialex.experiment`` (``run``: data,
+model, optimizer) and ``minialex.trainer`` (the loop and exact resume).
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from .errors import DataError, OneLineParser, RunExistsError, UserError, run_cli
-
-# Per-config defaults for options whose best value depends on the net. The
-# "paper" column is Sec. 5; the "cifar" column is the embedded default run,
-# tuned to finish in a few minutes on two CPU cores (README states its figures).
-CONFIG_DEFAULTS = {
-    "paper": dict(epochs=90, batch_size=128, lr=0.01, schedule="plateau", dropout=0.5, pad=0,
-                  pca_color=True, dropout_mode="paper", input_scale=1.0),
-    "cifar": dict(epochs=8, batch_size=64, lr=0.01, schedule="cosine", dropout=0.0, pad=4,
-                  pca_color=False, dropout_mode="paper", input_scale=1 / 64),
-    "tiny": dict(epochs=2, batch_size=128, lr=0.01, schedule="constant", dropout=0.5, pad=1,
-                 pca_color=False, dropout_mode="paper", input_scale=1 / 64),
-}
-SCHEDULES = ("plateau", "step", "cosine", "constant")
-
-# Options a resumed run may change; every other option comes from the checkpoint.
-RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "debug")
+from .data.datasets import check_data_folder
+from .errors import OneLineParser, UserError, run_cli
+from .experiment import (CONFIG_DEFAULTS, SCHEDULES, check_out, check_shapes, merge_resume_args, model_config,
+                         resume_path, run)
 
 DESCRIPTION = __doc__.split("\n\n")[0] + """
 
@@ -252,7 +234,13 @@ def parse_args(argv=None):
         p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
                 "continue or --resume CKPT")
     if args.resume is not None:
-        args = _merge_resume_args(args, _resume_path(args), p)
+        try:
+            args = merge_resume_args(args, resume_path(args))
+        except UserError as e:                    # CheckpointError too: a corrupt or foreign file
+            p.error(str(e))
+        for k, v in vars(p.parse_args([])).items():   # options added since the checkpoint was written
+            if not hasattr(args, k):
+                setattr(args, k, v)
     defaults = CONFIG_DEFAULTS[args.config]
     for k, v in defaults.items():
         if getattr(args, k, None) is None:
@@ -265,7 +253,7 @@ def parse_args(argv=None):
     if args.data not in ("default", "cifar10"):
         try:
             check_data_folder(args.data, need_train=True)
-        except DataError as e:
+        except UserError as e:
             p.error(str(e))
     if args.config == "paper" and args.data in ("default", "cifar10"):
         p.error(f"--config paper takes 224x224 crops of 256x256 images (Sec. 2, 4.1), but --data {args.data} "
@@ -295,72 +283,6 @@ def parse_args(argv=None):
     return args
 
 
-def _resume_path(args):
-    from .trainer import CHECKPOINT
-
-    return Path(args.out) / CHECKPOINT if args.resume == "auto" else Path(args.resume)
-
-
-def check_shapes(cfg):
-    """Raise ValueError if the net of ``cfg`` cannot be built (a pool or conv larger than its input).
-
-    Builds a copy with 4 kernels per layer, so even the paper net is checked
-    in milliseconds: the spatial sizes do not depend on the widths.
-    """
-    from .model import AlexNet
-
-    narrow = dataclasses.replace(cfg, conv_channels=(4,) * len(cfg.conv_channels),
-                                 fc_sizes=(4,) * len(cfg.fc_sizes))
-    try:
-        AlexNet(narrow)
-    except ValueError as e:
-        pool = f"--pool {cfg.pool_kernel}/{cfg.pool_stride}: " if "pool" in str(e) else ""
-        raise ValueError(f"{pool}{e}") from None
-
-
-def check_out(out, resume=False, overwrite=False):
-    """Refuse an --out that cannot be written, or that holds a run, before any work starts.
-
-    Raises UserError (RunExistsError for a run without --resume/--overwrite)
-    naming the path and what was expected.
-    """
-    from .trainer import existing_run
-
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; expected a run directory (a folder, created if missing)")
-    parent = out
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError(f"--out {out}: {parent} is a file, so the run directory cannot be created there")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        what = "the run directory" if parent == out else f"{parent}, where the run directory would be created,"
-        raise UserError(f"--out {out}: {what} is not writable; choose another --out")
-    if out.is_dir() and not resume and not overwrite:
-        found = existing_run(out)
-        if found:
-            raise RunExistsError(f"--out {out} already holds a run ({', '.join(found)}); pass --resume to "
-                                 "continue it, or --overwrite to start again and replace it "
-                                 "(or choose another --out)")
-
-
-def check_data_folder(spec, need_train=True):
-    """Raise DataError unless ``spec`` is a folder with train/ (if needed) and val/ or test/."""
-    root = Path(spec)
-    if not root.exists():
-        raise DataError(f"--data {spec!r}: no such folder; expected default, cifar10 or a folder with train/ "
-                        "and val/ (or test/)")
-    if not root.is_dir():
-        raise DataError(f"--data {spec!r} is a file; expected default, cifar10 or a folder with train/ and "
-                        "val/ (or test/)")
-    missing = ([] if (root / "train").is_dir() or not need_train else ["train/"]) + \
-        ([] if (root / "val").is_dir() or (root / "test").is_dir() else ["val/ (or test/)"])
-    if missing:
-        raise DataError(f"--data {spec}: no {' and no '.join(missing)} in it; expected {root}/train/ and "
-                        f"{root}/val/ (or {root}/test/), each an image folder or a prepared set")
-
-
 def _explicit(parser, argv):
     """Destinations of the options given on the command line (not defaults)."""
     sub = argparse.ArgumentParser(add_help=False)
@@ -374,252 +296,6 @@ def _explicit(parser, argv):
             sub.add_argument(*action.option_strings, **kw)
     ns, _ = sub.parse_known_args(argv)
     return set(vars(ns))
-
-
-def model_config(args):
-    """AlexNetConfig from the options (config + ablation switches)."""
-    from .model import AlexNetConfig
-
-    over = dict(seed=args.seed, lrn=not args.no_lrn, lrn_per_tower=args.lrn_per_tower, activation=args.activation, dropout=args.dropout,
-                dropout_mode=args.dropout_mode, towers=args.towers, drop_conv=tuple(args.drop_conv))
-    if args.pool is not None:
-        over["pool_kernel"], over["pool_stride"] = args.pool
-    if args.init is not None:
-        over["init"] = args.init
-    if args.config == "tiny":
-        over["dtype"] = "float32"
-    return getattr(AlexNetConfig, args.config)(**over)
-
-
-# ---------------------------------------------------------------- data
-@dataclass
-class Dataset:
-    """Training and held-out images for a run (uint8 NCHW, arrays or memmaps)."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: tuple
-    name: str
-    mean: np.ndarray = None        # (3, S, S) training mean image (Sec. 2); computed when None
-    pca: tuple = None              # (eigvals, eigvecs) of the training RGB covariance (Sec. 4.1)
-    held_name: str = "test"        # what the held-out split is: "val" or "test" (the log says so)
-
-
-def load_dataset(spec, image_size=32, data_root="data", download=False, seed=0):
-    """Resolve --data into a Dataset.
-
-    image_size: the stored size for image folders (256 for the paper net,
-    Sec. 2; 32 for CIFAR-sized nets, where no rescale happens).
-    """
-    from . import data as D
-
-    if spec == "default":
-        d = D.load_default()
-        return Dataset(d.x_train, d.y_train, d.x_test, d.y_test, tuple(d.class_names), "bundled CIFAR-10 subset")
-    if spec == "cifar10":
-        from .data.cifar10 import CIFAR10NotFound
-
-        root = Path(data_root)
-        try:
-            xtr, ytr, xte, yte, classes = D.load_cifar10(root, download=download)
-            return Dataset(xtr, ytr, xte, yte, tuple(classes), f"CIFAR-10 ({root})")
-        except CIFAR10NotFound:                     # absent: the JPEG copy; corrupt or forged: an error
-            jpg = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpg"
-            if not jpg.is_dir():
-                raise
-            print(f"no official CIFAR-10 in {root}; using the JPEG copy {jpg}", file=sys.stderr)
-            xtr, ytr, xte, yte, classes = D.load_cifar10_jpg(jpg, progress=True)
-            return Dataset(xtr, ytr, xte, yte, tuple(classes), f"CIFAR-10 JPEG copy ({jpg})")
-    root = Path(spec)
-    check_data_folder(spec)
-    held = next(root / s for s in ("val", "test") if (root / s).is_dir())
-    if (root / "train" / "meta.json").is_file():
-        tr, te = D.open_prepared(root / "train"), D.open_prepared(held)
-        names = tuple(tr.names)
-        return Dataset(tr.images, tr.labels, te.images, te.labels, names, f"prepared {root}", tr.mean, tr.pca,
-                       held_name=held.name)
-    big = image_size > 64
-    kw = dict(short_side=image_size, crop=image_size) if big else {}
-    xtr, ytr, folder = D.load_image_folder(root / "train", progress=True, **kw)
-    xte, yte, folder_te = D.load_image_folder(held, progress=True, **kw)
-    if folder.classes != folder_te.classes:
-        raise DataError(f"--data {spec}: classes of train/ and {held.name}/ differ "
-                        f"({len(folder.classes)} and {len(folder_te.classes)} class folders)")
-    return Dataset(xtr, ytr, xte, yte, tuple(folder.names), f"image folder {root}", held_name=held.name)
-
-
-def subset(x, y, n, seed):
-    """A seeded random subset of n items (all when n >= len), in sorted index order."""
-    if n is None or n >= len(y):
-        return x, y
-    idx = np.sort(np.random.default_rng([seed, 12345]).choice(len(y), size=n, replace=False))
-    return x[idx], y[idx]
-
-
-def preprocessing(args, cfg, data):
-    """The preprocessing a checkpoint records, so evaluate/viz can repeat it.
-
-    Returns (meta dict, mean image array): crop = the net's input size; pad
-    for CIFAR-sized images (crop == image size), Sec. 4.1 otherwise.
-    """
-    from .data import image_statistics, pca_eigen
-
-    if data.mean is None or (args.pca_color and data.pca is None):
-        mean, cov = image_statistics(data.x_train)
-        data.mean = data.mean if data.mean is not None else mean
-        data.pca = data.pca if data.pca is not None else pca_eigen(cov)
-    S = data.x_train.shape[2]
-    if cfg.input_size > S + 2 * args.pad:
-        raise ValueError(f"the {args.config} net takes {cfg.input_size}x{cfg.input_size} crops, but the "
-                         f"images are {S}x{S} (pad {args.pad})")
-    meta = {"crop": cfg.input_size, "pad": args.pad, "image_size": S, "scale": args.input_scale}
-    return meta, np.asarray(data.mean, dtype=np.float32)
-
-
-@dataclass
-class Scaled:
-    """A transform followed by a multiplication with ``scale`` (--input-scale)."""
-
-    transform: object
-    scale: float
-
-    def augments_on_device(self, x):
-        """Whether the wrapped transform can take a uint8 batch on the GPU (the loader asks)."""
-        return getattr(self.transform, "augments_on_device", lambda x: False)(x)
-
-    def __call__(self, x, rng=None):
-        out = self.transform(x, rng)
-        if self.scale != 1:
-            out *= np.float32(self.scale)
-        return out
-
-
-# ---------------------------------------------------------------- schedule
-def build_optimizer(model, args):
-    """SGD (Sec. 5) and the learning-rate schedule chosen by --schedule."""
-    from . import optim, schedules
-
-    opt = optim.SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
-    if args.schedule == "plateau":
-        sched = optim.ReduceOnPlateau(opt, factor=0.1, patience=args.patience, max_reductions=3)
-    elif args.schedule == "step":
-        sched = optim.StepDecay(opt, step_size=args.step_epochs, gamma=0.1, max_reductions=3)
-    elif args.schedule == "cosine":
-        sched = schedules.CosineDecay(opt, epochs=args.epochs)
-    else:
-        sched = schedules.Constant(opt)
-    return opt, sched
-
-
-# ---------------------------------------------------------------- main
-def run(args, log=print):
-    """Train as ``args`` say; returns the summary dict."""
-    from .backend import get_backend
-    from .data import BatchLoader, EvalTransform, TrainTransform
-    from .model import AlexNet
-    from .trainer import Trainer, position_text
-
-    resume_path = _resume_path(args) if args.resume is not None else None
-    if resume_path is not None and not getattr(args, "merged", False):
-        args = _merge_resume_args(args, resume_path)
-    check_out(args.out, resume=resume_path is not None, overwrite=getattr(args, "overwrite", False))
-    xp = get_backend(args.backend)
-    cfg = model_config(args)
-    t0 = time.perf_counter()
-    image_size = 256 if cfg.input_size > 64 else cfg.input_size
-    data = load_dataset(args.data, image_size=image_size, data_root=args.data_root, download=args.download)
-    xtr, ytr = subset(data.x_train, data.y_train, args.limit, args.seed)
-    xval, yval = subset(data.x_test, data.y_test, args.limit, args.seed + 1)
-    data.x_train, data.y_train = xtr, ytr
-    num_classes = len(data.class_names)
-    if cfg.num_classes != num_classes:
-        cfg = type(cfg).from_dict({**cfg.to_dict(), "num_classes": num_classes})
-    prep, mean = preprocessing(args, cfg, data)
-    model = AlexNet(cfg)
-    net = model                                     # what trains: the model, or its two towers
-    if args.gpus is not None:                       # Sec. 3.2: tower 0 on one GPU, tower 1 on another
-        from .towers import TwoTowerAlexNet, parse_gpus, transfer_plan
-        net = TwoTowerAlexNet(model, devices=parse_gpus(args.gpus, args.backend), xp=xp)
-        plan = transfer_plan(model, args.batch_size)
-        log(f"two towers on CUDA devices {net.devices}: {plan['between_towers'] / 2**20:.1f} MiB cross "
-            f"between the towers per step (conv3 {plan['conv'] / 2**20:.1f}, fc6/fc7 {plan['fc'] / 2**20:.1f}, "
-            f"fc8 {plan['head'] / 2**20:.1f}, LRN halo {plan['lrn'] / 2**20:.1f} MiB; forward + backward)")
-    elif xp is not np:
-        model.to(xp)
-    if net is model and hasattr(model.layers[0], "input_grad"):
-        # Training never uses dL/d(image): conv1 skips its input gradient (on
-        # the CPU the rotated-kernel convolution, on the GPU the col2im). The
-        # towers keep it, as they count its bytes.
-        model.layers[0].input_grad = False
-    tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
-                               pca=data.pca if args.pca_color else None), args.input_scale)
-    et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
-    loader = BatchLoader(xtr, ytr, args.batch_size, transform=tt, seed=args.seed, xp=xp)
-    args.steps_per_epoch = len(loader)
-    opt, sched = build_optimizer(net, args)
-    run_args = {k: v for k, v in vars(args).items() if k not in ("explicit", "merged", "overwrite", "debug")}
-    prep["mean"] = mean.tolist()                    # (3, S, S) nested lists: JSON, exact for float32
-    meta = {"format": "minialex-run-1", "args": _jsonable(run_args), "preprocess": prep,
-            "class_names": list(data.class_names), "data": data.name}
-    trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
-                      max_steps=args.max_steps, meta=meta,
-                      progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log,
-                      val_name=data.held_name, overwrite=getattr(args, "overwrite", False))
-    if resume_path is not None:
-        m = trainer.restore(resume_path)
-        log(f"resumed {resume_path} at {position_text(m['step'], m['epoch'], m['batch'], len(loader))}")
-    else:
-        if trainer.checkpoint_path.exists():
-            log(f"--overwrite: starting a new run in {args.out}; its old checkpoint and metrics are replaced")
-        log(f"{args.config} net, {model.num_params():,} parameters; data: {data.name}, "
-            f"{len(ytr):,} train / {len(yval):,} {data.held_name} images; {args.epochs} epochs of {len(loader)} steps "
-            f"(batch {args.batch_size}), lr {args.lr} ({args.schedule}), backend {args.backend}; out {args.out}")
-    summary = trainer.fit()
-    if net is not model:
-        summary["tower_bytes_per_step"] = dict(net.bytes_per_step())   # measured on the last step
-    summary["setup_s"] = time.perf_counter() - t0 - (summary["wall_s"] - trainer.wall)
-    return summary
-
-
-def _merge_resume_args(args, path, parser=None):
-    """The checkpoint's options, with the few that a resumed run may change taken from the command line."""
-    from .checkpoint import read_checkpoint
-
-    def fail(msg):
-        if parser is not None:
-            parser.error(msg)
-        raise UserError(msg)
-
-    extra = read_checkpoint(path)["extra"] or {}       # CheckpointError names the file and the fault
-    if not isinstance(extra.get("args"), dict):
-        fail(f"--resume {path}: not a checkpoint written by minialex.train (no run options in it)")
-    saved = dict(extra["args"])
-    conflicts = [k for k in args.explicit if k not in RESUMABLE and k in saved
-                 and _jsonable(getattr(args, k)) != saved[k]]
-    if conflicts:
-        fail(f"--resume continues the run in {path} with its own options; "
-             f"{', '.join('--' + k.replace('_', '-') for k in conflicts)} differ from it "
-             f"({', '.join(f'{saved[k]!r} in the run' for k in conflicts)}; only --epochs and --max-steps may "
-             "change; --overwrite with --out starts a new run instead)")
-    for k in RESUMABLE:
-        if k in args.explicit or k in ("resume", "max_steps"):   # --max-steps applies to this call only
-            saved[k] = getattr(args, k)
-    saved.setdefault("out", args.out)
-    ns = argparse.Namespace(**{**vars(build_parser().parse_args([])), **saved})  # options added since
-    ns.explicit, ns.merged, ns.overwrite = args.explicit, True, False
-    ns.pool = tuple(ns.pool) if ns.pool else None
-    ns.drop_conv = tuple(ns.drop_conv)
-    return ns
-
-
-def _jsonable(v):
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
 
 
 def main(argv=None):

@@ -46,6 +46,7 @@ import numpy as np
 from .backend import device_of, to_numpy
 from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
 from .errors import CheckpointError, RunExistsError
+from .evaluation import evaluate_batches
 from .layers import SoftmaxCrossEntropy
 from .metrics import MetricsLog, correct_topk
 from .progress import Progress
@@ -142,24 +143,6 @@ class TrainBar(Progress):
         head = f"{self.desc}: " if self.desc else ""
         return (f"{head}{self.n}/{self.total} ({100.0 * self.n / max(self.total, 1):3.0f}%) "
                 f"ETA after the first step (it compiles the kernels) loss {self.loss:.4f}")
-
-
-def evaluate_batches(model, x, y, transform, batch_size=256, xp=np):
-    """Test-mode pass: mean loss, top-1 and top-5 error over (x, y).
-
-    Shapes:  x: (N, C, H, W) uint8, y: (N,)  ->  (loss, top1, top5) floats
-    """
-    loss_fn = SoftmaxCrossEntropy()
-    n, loss_sum, c1, c5 = 0, 0.0, 0, 0
-    for i in range(0, len(y), batch_size):
-        xb = xp.asarray(transform(np.asarray(x[i:i + batch_size])))
-        yb = np.asarray(y[i:i + batch_size])
-        logits = model.predict(xb)
-        loss_sum += float(loss_fn.forward(logits, xp.asarray(yb))) * len(yb)
-        c1 += int(correct_topk(logits, yb, 1).sum())
-        c5 += int(correct_topk(logits, yb, 5).sum())
-        n += len(yb)
-    return loss_sum / n, (n - c1) / n, (n - c5) / n
 
 
 class Trainer:
@@ -375,7 +358,7 @@ class Trainer:
                  f"lr {lr:g} | "
                  f"{row['images_per_s']:.0f} img/s, data wait {100 * a['wait'] / max(a['seconds'], 1e-9):.0f}%")
         if self.plot:
-            from .viz import plot_curves
+            from .figures import plot_curves       # matplotlib: only when drawing
             plot_curves(self.metrics.path, self.out / "curves.png")
         self.schedule.step(val1)                    # Sec. 5: the schedule watches validation error
         self.acc = _new_acc()

@@ -1,4 +1,4 @@
-"""Build the CUDA kernel bodies of minialex/_cuda.py as C++ and call them like ElementwiseKernels.
+"""Build the CUDA kernel bodies of minialex/kernels/_cuda.py as C++ and call them like ElementwiseKernels.
 
 Shared by tests/test_cuda_kernels_on_cpu.py and tests/fake_cupy.py. Each body
 is pasted into a C++ loop over ``i`` (CuPy's output index), raw parameters
@@ -11,7 +11,7 @@ import subprocess
 
 import numpy as np
 
-from minialex import _cuda
+from minialex.kernels import _cuda
 
 CXX = shutil.which("g++") or shutil.which("clang++")
 CTYPES = {"float32": ("float", ctypes.c_float), "float64": ("double", ctypes.c_double)}

@@ -11,12 +11,12 @@ What it checks is what multi-GPU code gets wrong:
 * ``asarray`` under another device copies, and -- like CuPy -- refuses to
   copy a non-contiguous array between devices;
 * new arrays are allocated on the current device;
-* minialex._cuda's kernels run through tests/cuda_cpu_harness.py (the CUDA
+* minialex.kernels._cuda's kernels run through tests/cuda_cpu_harness.py (the CUDA
   bodies compiled as C++), with the same device check on every argument.
 
 Use: ``fake = FakeCupy(n_devices=2, kernel_lib=...)``, then
 ``monkeypatch.setitem(sys.modules, "cupy", fake)`` and
-``fake.install(monkeypatch)`` so ``minialex._cuda`` uses the harness.
+``fake.install(monkeypatch)`` so ``minialex.kernels._cuda`` uses the harness.
 """
 from __future__ import annotations
 
@@ -233,11 +233,11 @@ class FakeCupy:
 
         return on_device
 
-    # -- minialex._cuda through the C++ harness -----------------------------
+    # -- minialex.kernels._cuda through the C++ harness -----------------------------
     def install(self, monkeypatch):
         from cuda_cpu_harness import CpuKernel
 
-        from minialex import _cuda
+        from minialex.kernels import _cuda
 
         monkeypatch.setattr(_cuda, "_cupy", lambda: self)
         monkeypatch.setattr(_cuda, "_kernel", lambda name: CpuKernel(self.kernel_lib, name, check=self.check))

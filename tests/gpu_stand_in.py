@@ -5,7 +5,7 @@
 
 A dry run of the GPU test file for machines without a GPU: it shows that the
 tests are sound and that the CuPy code paths respect CuPy's device rules,
-with minialex/_cuda.py's kernels compiled as C++. It is not a GPU result:
+with minialex/kernels/_cuda.py's kernels compiled as C++. It is not a GPU result:
 nothing here compiles CUDA or runs on a device. Needs a C++ compiler.
 """
 import sys
@@ -20,9 +20,10 @@ sys.path[:0] = [str(TESTS), str(TESTS.parent)]
 from cuda_cpu_harness import build_library  # noqa: E402
 from fake_cupy import FakeCupy, patch_minialex  # noqa: E402
 
-import minialex._cuda  # noqa: E402,F401  (every module patch_minialex patches must be imported first)
+import minialex.kernels._cuda  # noqa: E402,F401  (every module patch_minialex patches must be imported first)
 import minialex.checkpoint  # noqa: E402,F401
 import minialex.im2col  # noqa: E402,F401
+import minialex.kernels.im2col  # noqa: E402,F401
 import minialex.layers  # noqa: E402,F401
 import minialex.model  # noqa: E402,F401
 import minialex.optim  # noqa: E402,F401

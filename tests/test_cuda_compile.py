@@ -1,4 +1,4 @@
-"""The CUDA kernel bodies of minialex/_cuda.py compile with NVRTC (no GPU needed).
+"""The CUDA kernel bodies of minialex/kernels/_cuda.py compile with NVRTC (no GPU needed).
 
 Each body is wrapped the way CuPy's ElementwiseKernel wraps it -- raw
 parameters as ``CArray`` from CuPy's own ``cupy/carray.cuh``, outputs as
@@ -12,7 +12,7 @@ import os
 import pytest
 from cuda_cpu_harness import c_type, parse_params  # the same parameter parsing as the C++ harness
 
-from minialex import _cuda
+from minialex.kernels import _cuda
 
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed: NVRTC compile check skipped")
 

@@ -1,4 +1,4 @@
-"""The CUDA kernel bodies of minialex/_cuda.py, compiled as C++ and run on the CPU.
+"""The CUDA kernel bodies of minialex/kernels/_cuda.py, compiled as C++ and run on the CPU.
 
 No GPU is needed: each ElementwiseKernel body is pasted into a C++ loop over
 ``i`` (CuPy's output index), with raw arrays as pointers and output
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from cuda_cpu_harness import CXX, CpuKernel, build_library, parse_params, splitmix_uniform
 
-from minialex import _cuda
+from minialex.kernels import _cuda
 from minialex.gradcheck import rel_error
 from minialex.im2col import col2im_reference, im2col_reference
 from minialex.layers import LocalResponseNorm, MaxPool2D

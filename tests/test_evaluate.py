@@ -1,8 +1,8 @@
-"""minialex.evaluate: softmax averaging over ten crops (Sec. 4.1) and over nets (Sec. 6)."""
+"""minialex.evaluation and python -m minialex.evaluate: softmax averaging over ten crops (Sec. 4.1) and over nets (Sec. 6)."""
 import numpy as np
 import pytest
 
-from minialex import evaluate as ev
+from minialex import evaluate, evaluation as ev
 from minialex.checkpoint import save_checkpoint
 from minialex.layers import softmax
 from minialex.metrics import correct_topk, topk_error
@@ -114,13 +114,13 @@ def test_cli_prints_one_table(tmp_path, capsys):
                        "--no-plot", "--seed", "1", "--out", str(tmp_path / "b")]) == 0
     capsys.readouterr()
     a, b = str(tmp_path / "a" / "checkpoint.npz"), str(tmp_path / "b" / "checkpoint.npz")
-    assert ev.main([a, b, "--data", "default", "--ten-crop", "--limit", "30"]) == 0
+    assert evaluate.main([a, b, "--data", "default", "--ten-crop", "--limit", "30"]) == 0
     out = capsys.readouterr().out
     assert "30 images of bundled CIFAR-10 subset" in out
     for needle in (f"{a}  centre", f"{a}  ten-crop", "ensemble of 2  centre", "ensemble of 2  ten-crop"):
         assert " ".join(needle.split()) in " ".join(out.split()), needle
     with pytest.raises(SystemExit):
-        ev.main([str(tmp_path / "missing.npz")])
+        evaluate.main([str(tmp_path / "missing.npz")])
 
 
 def test_cli_backend_cupy_without_cupy_says_what_is_missing(tmp_path, capsys, monkeypatch):
@@ -135,6 +135,6 @@ def test_cli_backend_cupy_without_cupy_says_what_is_missing(tmp_path, capsys, mo
     monkeypatch.setattr(backend, "get_backend", no_cupy)
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
-        ev.main([str(tmp_path / "a" / "checkpoint.npz"), "--backend", "cupy"])
+        evaluate.main([str(tmp_path / "a" / "checkpoint.npz"), "--backend", "cupy"])
     assert e.value.code == 2
     assert "--backend cupy: backend 'cupy' requested but CuPy is not installed" in capsys.readouterr().err

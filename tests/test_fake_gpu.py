@@ -2,7 +2,7 @@
 
 tests/fake_cupy.py labels NumPy arrays with a device id and refuses, as CuPy
 does, any operation on an array that is not on the current device, and any
-copy of a strided array between devices; minialex._cuda's kernels run
+copy of a strided array between devices; minialex.kernels._cuda's kernels run
 through their C++ build (tests/cuda_cpu_harness.py). With it the two towers
 run on "devices" 0 and 1 through the same code a two-GPU run executes:
 placement, every cross-device copy, the project's SGD and checkpoints.
@@ -15,7 +15,7 @@ from cuda_cpu_harness import CXX, build_library
 from fake_cupy import DeviceMismatch, FakeCupy, patch_minialex
 from same_masks import same_dropout_masks
 
-import minialex._cuda
+import minialex.kernels._cuda
 import minialex.checkpoint  # noqa: F401  (imported before patching, see fake_cupy.patch_minialex)
 import minialex.optim  # noqa: F401
 import minialex.towers  # noqa: F401
@@ -24,7 +24,7 @@ from minialex.layers import (Conv2D, Dropout, Flatten, Linear, LocalResponseNorm
                              SoftmaxCrossEntropy)
 from minialex.model import AlexNet, AlexNetConfig
 
-pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler to build minialex/_cuda.py's kernels")
+pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler to build minialex/kernels/_cuda.py's kernels")
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +166,7 @@ def cp_tmp(name, _dirs={}):
 
 def test_layer_hooks_for_the_cuda_pool_and_lrn_kernels(cp, monkeypatch):
     """benchmarks/gpu.py --layer-kernels cuda routes MaxPool2D and LocalResponseNorm through
-    minialex/_cuda.py with the hook lines the layers are meant to carry; a whole training step
+    minialex/kernels/_cuda.py with the hook lines the layers are meant to carry; a whole training step
     of the tiny net through them matches the NumPy layers."""
     import importlib.util
     from pathlib import Path
@@ -181,8 +181,8 @@ def test_layer_hooks_for_the_cuda_pool_and_lrn_kernels(cp, monkeypatch):
         monkeypatch.setattr(cls, "forward", cls.forward)
         monkeypatch.setattr(cls, "backward", cls.backward)
     calls = []
-    kernel = minialex._cuda._kernel
-    monkeypatch.setattr(minialex._cuda, "_kernel", lambda name: calls.append(name) or kernel(name))
+    kernel = minialex.kernels._cuda._kernel
+    monkeypatch.setattr(minialex.kernels._cuda, "_kernel", lambda name: calls.append(name) or kernel(name))
     bench.use_cuda_layer_kernels()
 
     cfg = AlexNetConfig.tiny()

@@ -14,6 +14,7 @@ import pytest
 from same_masks import same_dropout_masks
 
 from minialex import backend, im2col as im2col_mod
+from minialex.kernels import im2col as fast_im2col
 from minialex.gradcheck import rel_error
 from minialex.layers import (Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D, ReLU,
                              SoftmaxCrossEntropy, Tanh)
@@ -28,7 +29,7 @@ except Exception as e:  # no driver, CUDA_VISIBLE_DEVICES empty, ...
 if N_DEVICES == 0:
     pytest.skip("CuPy is installed but no CUDA device is visible", allow_module_level=True)
 
-from minialex import _cuda  # noqa: E402  (after the skip: the kernels need CuPy)
+from minialex.kernels import _cuda  # noqa: E402  (after the skip: the kernels need CuPy)
 
 TOL = {np.float32: 1e-5, np.float64: 1e-10}
 DTYPES = [np.float32, np.float64]
@@ -64,7 +65,7 @@ def test_im2col_dispatcher_uses_the_gpu_for_cupy_arrays(monkeypatch):
     real = _cuda.im2col
     monkeypatch.setattr(_cuda, "im2col", lambda *a: calls.append(1) or real(*a))
     x = cp.ones((1, 2, 5, 5), dtype=cp.float32)
-    out = im2col_mod.im2col(x, 3, 3, 1, 1)
+    out = fast_im2col.im2col(x, 3, 3, 1, 1)
     assert calls and isinstance(out, cp.ndarray)
 
 
@@ -355,7 +356,7 @@ def test_train_transform_on_a_cupy_batch_equals_the_cpu_result(pad, crop):
 
 def test_loader_on_cupy_gives_the_numpy_loaders_batches():
     from minialex.data import BatchLoader, TrainTransform
-    from minialex.train import Scaled
+    from minialex.experiment import Scaled
 
     rng = np.random.default_rng(11)
     x = rng.integers(0, 256, (10, 3, 32, 32), dtype=np.uint8)
@@ -373,7 +374,7 @@ def test_loader_on_cupy_gives_the_numpy_loaders_batches():
 
 def test_evaluate_on_cupy_gives_the_cpu_figures(tmp_path):
     """python -m minialex.evaluate --backend cupy: the same errors as on the CPU (tiny net, dropout off at test)."""
-    from minialex import evaluate as ev, train
+    from minialex import evaluation as ev, train
     from minialex.data import default_subset
 
     assert train.main(["--config", "tiny", "--limit", "40", "--batch-size", "20", "--epochs", "1", "--quiet",

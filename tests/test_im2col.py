@@ -4,9 +4,10 @@ import itertools
 import numpy as np
 import pytest
 
-from minialex import _numba
-from minialex.im2col import (active_impl, col2im, col2im_reference, conv_output_size, im2col,
-                             im2col_reference)
+from minialex.backend import active_impl
+from minialex.im2col import col2im_reference, conv_output_size, im2col_reference
+from minialex.kernels import _numba
+from minialex.kernels.im2col import col2im, im2col
 
 CASES = [(k, s, p) for k, s, p in itertools.product((1, 3, 5, 11), (1, 2, 4), (0, 1, 2))]
 

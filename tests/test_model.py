@@ -7,7 +7,7 @@ import pytest
 from same_masks import same_dropout_masks
 
 from minialex.gradcheck import numerical_gradient, rel_error
-from minialex.im2col import im2col
+from minialex.im2col import im2col_reference as im2col
 from minialex.layers import (Conv2D, Dropout, Linear, LocalResponseNorm, MaxPool2D, ReLU,
                              SoftmaxCrossEntropy, Tanh)
 from minialex.model import PAPER_NUM_PARAMS, AlexNet, AlexNetConfig

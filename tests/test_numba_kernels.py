@@ -13,8 +13,10 @@ import numba
 import numpy as np
 import pytest
 
-from minialex import _numba
-from minialex.im2col import active_impl, col2im, col2im_reference, im2col_reference, use_numba
+from minialex.backend import active_impl, use_numba
+from minialex.im2col import col2im_reference, im2col_reference
+from minialex.kernels import _numba
+from minialex.kernels.im2col import col2im
 from minialex.layers import Conv2D, LocalResponseNorm, MaxPool2D, ReLU
 from minialex.layers import conv as conv_module
 

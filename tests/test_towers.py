@@ -289,7 +289,7 @@ def test_train_run_with_gpus_trains_the_towers_like_the_unsplit_net(tmp_path, mo
     unsplit run's epoch for epoch, to float32 round-off."""
     import csv
 
-    from minialex import towers, train
+    from minialex import experiment, towers, train
 
     argv = ["--config", "tiny", "--limit", "64", "--batch-size", "16", "--quiet", "--epochs", "2",
             "--no-plot"]
@@ -298,7 +298,7 @@ def test_train_run_with_gpus_trains_the_towers_like_the_unsplit_net(tmp_path, mo
         args = train.parse_args([*argv, "--out", str(tmp_path / out)])
         args.gpus = gpus
         monkeypatch.setattr(towers, "parse_gpus", lambda text, backend: (0, 1))
-        summaries.append(train.run(args, log=logs.append))
+        summaries.append(experiment.run(args, log=logs.append))
         with open(tmp_path / out / "metrics.csv") as f:
             rows.append(list(csv.DictReader(f)))
     assert any("two towers on CUDA devices (0, 1)" in line and "MiB cross between the towers" in line

@@ -1,9 +1,9 @@
-"""minialex.viz: every figure is a non-empty PNG of the stated size; the pieces behind them are right."""
+"""minialex.figures and python -m minialex.viz: every figure is a non-empty PNG of the stated size; the pieces behind them are right."""
 import numpy as np
 import pytest
 from PIL import Image
 
-from minialex import viz
+from minialex import figures, viz
 from minialex.metrics import MetricsLog
 from minialex.model import AlexNet, AlexNetConfig
 
@@ -19,7 +19,7 @@ def assert_png(path, size):
 
 def test_filters_png_and_tower_split(tmp_path):
     model = AlexNet(AlexNetConfig.cifar())               # conv1: 32 kernels, 16 per tower
-    out = viz.plot_filters(model, tmp_path / "filters.png")
+    out = figures.plot_filters(model, tmp_path / "filters.png")
     assert_png(out, (800, 600))
 
 
@@ -28,7 +28,7 @@ def test_filter_grid_puts_each_tower_in_its_own_block():
     F, K = 12, 3
     w = rng.standard_normal((F, 3, K, K))
     slices = [(0, 6), (6, 12)]
-    grid = viz.filter_grid(w, slices, cols=3, pad=1, gap=4)
+    grid = figures.filter_grid(w, slices, cols=3, pad=1, gap=4)
     cell, block_h = K + 1, 2 * (K + 1) + 1                # 2 rows of 3 per tower
     assert grid.shape == (2 * block_h + 4, 3 * cell + 1, 3)
     for f in range(F):
@@ -48,27 +48,27 @@ def test_top5_png(tmp_path):
     probs = rng.dirichlet(np.ones(10), size=6)
     labels = rng.integers(0, 10, 6)
     names = [f"class{i}" for i in range(10)]
-    out = viz.plot_top5(images, probs, labels, names, tmp_path / "top5.png")
+    out = figures.plot_top5(images, probs, labels, names, tmp_path / "top5.png")
     assert_png(out, (1000, 500))
     with pytest.raises(ValueError, match="must agree"):
-        viz.plot_top5(images[:2], probs, labels, names, tmp_path / "x.png")
+        figures.plot_top5(images[:2], probs, labels, names, tmp_path / "x.png")
 
 
 def test_nearest_neighbours_matches_brute_force():
     rng = np.random.default_rng(2)
     q, d = rng.standard_normal((4, 16)), rng.standard_normal((30, 16))
-    idx = viz.nearest_neighbours(q, d, n=5)
+    idx = figures.nearest_neighbours(q, d, n=5)
     for i in range(4):
         dist = [np.sqrt(((q[i] - d[j]) ** 2).sum()) for j in range(30)]
         assert list(idx[i]) == list(np.argsort(dist)[:5])
-    assert list(viz.nearest_neighbours(d[:3], d, n=1)[:, 0]) == [0, 1, 2]   # each vector finds itself
+    assert list(figures.nearest_neighbours(d[:3], d, n=1)[:, 0]) == [0, 1, 2]   # each vector finds itself
 
 
 def test_neighbours_png(tmp_path):
     rng = np.random.default_rng(3)
     q = rng.integers(0, 256, size=(3, 3, 32, 32), dtype=np.uint8)
     db = rng.integers(0, 256, size=(20, 3, 32, 32), dtype=np.uint8)
-    out = viz.plot_neighbours(q, db, np.arange(12).reshape(3, 4), tmp_path / "nn.png")
+    out = figures.plot_neighbours(q, db, np.arange(12).reshape(3, 4), tmp_path / "nn.png")
     assert_png(out, (800, 600))
 
 
@@ -78,7 +78,7 @@ def test_curves_png(tmp_path):
         log.append({"epoch": e, "step": 10 * e, "lr": 0.01 / e, "train_loss": 2.0 / e, "train_top1": 0.8 / e,
                     "train_top5": 0.4 / e, "val_loss": 2.1 / e, "val_top1": 0.85 / e, "val_top5": 0.45 / e,
                     "images_per_s": 300.0})
-    out = viz.plot_curves(tmp_path / "metrics.csv", tmp_path / "curves.png")
+    out = figures.plot_curves(tmp_path / "metrics.csv", tmp_path / "curves.png")
     assert_png(out, (1200, 400))
 
 

@@ -39,6 +39,11 @@ ImageNet-style folders (``root/<class or wnid>/*.JPEG``)::
     BatchLoader(ps.images, ps.labels, 128, transform=TrainTransform(mean=ps.mean, crop=224, pca=ps.pca))
     x, y, folder = load_image_folder(root)    # decode into memory (equal-size images, e.g. CIFAR jpg)
 
+A run's data by name (``--data`` of the command lines)::
+
+    data = load_dataset("default" | "cifar10" | PATH)   # Dataset: x_train, y_train, x_test, y_test, ...
+    x, y = subset(data.x_test, data.y_test, n, seed)    # a seeded random subset
+
 CIFAR-10: ``load_cifar10(root, download=False)`` (official pickle batches,
 md5-verified), ``load_cifar10_jpg(root)`` (the JPEG copy); both return
 ``(x_train, y_train, x_test, y_test, classes)``.
@@ -51,6 +56,7 @@ from .augment import (EvalTransform, TrainTransform, center_crop, channel_mean, 
                       pca_color, pca_color_shift, pca_eigen, random_crop, random_flip, ten_crop,
                       ten_crop_offsets)
 from .cifar10 import download_cifar10, extract_cifar10, load_cifar10, load_cifar10_jpg  # noqa: F401
+from .datasets import Dataset, load_dataset, subset  # noqa: F401
 from .default import DefaultData, default_subset, load_default  # noqa: F401
 from .folder import ImageFolder, list_image_folder, load_rgb, read_synsets  # noqa: F401
 from .loader import BatchLoader  # noqa: F401

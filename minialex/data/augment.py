@@ -276,7 +276,7 @@ class TrainTransform:
         else:
             shift = np.zeros((N, C))
         if device:
-            from .. import _cuda
+            from ..kernels import _cuda
 
             return _cuda.crop_flip_shift(x, mean, top, left, flip, shift, P, out_hw)   # copies mean over
         from ._numba import crop_flip_shift_f32

@@ -1,8 +1,7 @@
 """Nonlinearities: ReLU (Sec. 3.1) and tanh, its Figure 1 rival."""
 from __future__ import annotations
 
-from ..backend import get_array_module
-from ..im2col import use_numba
+from ..backend import get_array_module, use_numba
 from .base import Layer
 
 
@@ -15,7 +14,7 @@ class ReLU(Layer):
 
     On NumPy float arrays with numba active (``impl``, env
     ``MINIALEX_KERNELS``) the same two lines run as multi-threaded loops
-    (``minialex._numba.relu_forward`` / ``relu_backward``).
+    (``minialex.kernels._numba.relu_forward`` / ``relu_backward``).
     """
 
     def __init__(self, impl="auto"):
@@ -25,7 +24,7 @@ class ReLU(Layer):
     def forward(self, x, train=True):
         xp = get_array_module(x)
         if use_numba(xp, self.impl) and x.dtype.kind == "f":
-            from .. import _numba
+            from ..kernels import _numba
             out = _numba.relu_forward(x)
             self.cache = out
             return out
@@ -37,7 +36,7 @@ class ReLU(Layer):
         out = self.cache
         xp = get_array_module(dout)
         if use_numba(xp, self.impl) and dout.dtype == out.dtype and dout.dtype.kind == "f":
-            from .. import _numba
+            from ..kernels import _numba
             self.cache = None
             return _numba.relu_backward(dout, out)
         dx = dout * (out > 0)          # a new array; dout is untouched

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module
-from ..im2col import col2im, conv_output_size, im2col, use_numba
+from ..backend import get_array_module, use_numba
+from ..im2col import conv_output_size
+from ..kernels.im2col import col2im, im2col
 from .base import Layer, check_float, check_ndim
 from .init import constant, make_rng, normal
 
 # Bytes of im2col columns the fast CPU path holds at once (see Conv2D).
 CHUNK_BYTES = 48 * 2**20
-# Conv2D.fast_conv: "direct" (minialex._numba.conv2d_direct and friends), "gemm"
+# Conv2D.fast_conv: "direct" (minialex.kernels._numba.conv2d_direct and friends), "gemm"
 # (im2col chunks + BLAS), or "auto", which picks per product (see Conv2D._plan):
 # a BLAS GEMM with many rows (kernels per group) runs near peak; with few it
 # spends its time packing columns and the direct kernels win. The limits were
@@ -71,7 +72,7 @@ class Conv2D(Layer):
     columns in backward instead of keeping them (the columns of conv2 at
     batch 128 alone would take 900 MB). Where a group has few kernels
     (``fast_conv``, below) the direct kernels skip the column matrix
-    altogether: ``minialex._numba.conv2d_direct`` builds each image's patches
+    altogether: ``minialex.kernels._numba.conv2d_direct`` builds each image's patches
     in cache and multiplies them there; for stride 1, dw is computed the same
     way and dL/dx is the convolution of dout with the 180-degree-rotated
     kernels (docs/derivations.md), so no col2im.
@@ -204,7 +205,7 @@ class Conv2D(Layer):
                 unit and self.padding < K and Cg <= few)
 
     def _forward_fast(self, x):
-        from .. import _numba
+        from ..kernels import _numba
         w, b = self.params["w"], self.params["b"]
         N, C, H, W = x.shape
         if self._plan()[0]:
@@ -229,7 +230,7 @@ class Conv2D(Layer):
         return out
 
     def _backward_fast(self, dout):
-        from .. import _numba
+        from ..kernels import _numba
         _, x = self.cache
         w = self.params["w"]
         N, C, H, W = x.shape

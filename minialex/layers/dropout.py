@@ -1,8 +1,7 @@
 """Dropout (Sec. 4.2), in the paper's form and the inverted form."""
 from __future__ import annotations
 
-from ..backend import get_array_module
-from ..im2col import use_cuda
+from ..backend import get_array_module, use_cuda
 from .base import Layer
 from .init import make_rng
 
@@ -62,7 +61,7 @@ class Dropout(Layer):
             # host or copied over. Reproducible from the seed, but not the same
             # masks as the CPU's (docs/gpu.md); MINIALEX_KERNELS=reference keeps
             # the host-drawn masks on the GPU too.
-            from .. import _cuda
+            from ..kernels import _cuda
 
             seed = int(self.rng.integers(0, 2 ** 63))
             return _cuda.dropout_mask(x.shape, self.p, seed, x.dtype, device=x.device.id)

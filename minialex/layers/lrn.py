@@ -1,8 +1,7 @@
 """Local response normalisation across kernel maps (Sec. 3.3)."""
 from __future__ import annotations
 
-from ..backend import get_array_module
-from ..im2col import use_cuda, use_numba
+from ..backend import get_array_module, use_cuda, use_numba
 from .base import Layer, check_float, check_ndim
 
 ALPHA_CONVENTIONS = ("paper", "pytorch")
@@ -43,7 +42,7 @@ class LocalResponseNorm(Layer):
 
     The NumPy code below is the readable path. On NumPy arrays with numba
     active (``impl``, env ``MINIALEX_KERNELS``; see ``minialex.im2col``) one
-    loop kernel per pass runs instead (``minialex._numba.lrn_forward`` /
+    loop kernel per pass runs instead (``minialex.kernels._numba.lrn_forward`` /
     ``lrn_backward``); it keeps only x for backward and recomputes the scale.
 
     ``groups=G`` normalises each of G equal channel groups on its own: the
@@ -100,12 +99,12 @@ class LocalResponseNorm(Layer):
     def _forward(self, x):
         half = self.size // 2
         if use_numba(get_array_module(x), self.impl):
-            from .. import _numba
+            from ..kernels import _numba
             out = _numba.lrn_forward(x, half, self.k, self.coeff, self.beta)  # (N, C, H, W)
             self.cache = (x, None, None)                          # scale is recomputed in backward
             return out
         if use_cuda(get_array_module(x), self.impl):
-            from .. import _cuda
+            from ..kernels import _cuda
             out, scale = _cuda.lrn_forward(x, self.size, self.coeff, self.beta, self.k)
             self.cache = (x, scale, out)
             return out
@@ -121,12 +120,12 @@ class LocalResponseNorm(Layer):
         x, scale, out = self.cache
         half = self.size // 2
         if scale is None:                                          # fast path (see forward)
-            from .. import _numba
+            from ..kernels import _numba
             dx = _numba.lrn_backward(x, dout, half, self.k, self.coeff, self.beta)
             self.cache = None
             return dx
         if use_cuda(get_array_module(dout), self.impl):
-            from .. import _cuda
+            from ..kernels import _cuda
             dx = _cuda.lrn_backward(dout, x, scale, out, self.size, self.coeff, self.beta)
             self.cache = None
             return dx

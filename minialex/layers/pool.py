@@ -1,8 +1,9 @@
 """Overlapping max pooling (Sec. 3.4)."""
 from __future__ import annotations
 
-from ..backend import get_array_module
-from ..im2col import col2im, conv_output_size, im2col, use_cuda, use_numba
+from ..backend import get_array_module, use_cuda, use_numba
+from ..im2col import conv_output_size
+from ..kernels.im2col import col2im, im2col
 from .base import Layer, check_float, check_ndim
 
 
@@ -22,7 +23,7 @@ class MaxPool2D(Layer):
 
     The im2col code below is the readable path. On NumPy arrays with numba
     active (``im2col_impl``, env ``MINIALEX_KERNELS``) a direct loop kernel
-    (``minialex._numba.maxpool_forward`` / ``maxpool_backward``) runs instead:
+    (``minialex.kernels._numba.maxpool_forward`` / ``maxpool_backward``) runs instead:
     it returns the same values and the same arg-max (first max, row-major),
     stored as one int8 per output instead of a column matrix.
     """
@@ -50,12 +51,12 @@ class MaxPool2D(Layer):
         if z > H or z > W:
             raise ValueError(f"MaxPool2D: kernel_size={z} is larger than the input {H}x{W}")
         if use_numba(xp, self.im2col_impl):
-            from .. import _numba
+            from ..kernels import _numba
             out, arg = _numba.maxpool_forward(x, z, s)             # (N, C, OH, OW) each
             self.cache = (x.shape, arg)
             return out
         if use_cuda(xp, self.im2col_impl):
-            from .. import _cuda
+            from ..kernels import _cuda
             out, arg = _cuda.maxpool_forward(x, z, s)              # (N, C, OH, OW) each
             self.cache = (x.shape, arg)
             return out
@@ -73,12 +74,12 @@ class MaxPool2D(Layer):
         N, C, H, W = x_shape
         z, s = self.kernel_size, self.stride
         if arg.ndim == 4 and xp.__name__ != "numpy":               # CuPy kernel's (N, C, OH, OW) arg-max
-            from .. import _cuda
+            from ..kernels import _cuda
             dx = _cuda.maxpool_backward(dout, arg, x_shape, z, s)  # (N, C, H, W)
             self.cache = None
             return dx
         if arg.ndim == 4:                                          # fast path's (N, C, OH, OW) arg-max
-            from .. import _numba
+            from ..kernels import _numba
             dx = _numba.maxpool_backward(dout, arg, z, s, x_shape)  # (N, C, H, W)
             self.cache = None
             return dx

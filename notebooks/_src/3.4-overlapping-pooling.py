@@ -24,7 +24,7 @@ import numpy as np
 
 from minialex.data import image_statistics, default_subset, load_default, random_crop, center_crop
 from minialex.gradcheck import check_layer
-from minialex.im2col import col2im, im2col
+from minialex.im2col import col2im_reference as col2im, im2col_reference as im2col  # the readable ones
 from minialex.layers import MaxPool2D, SoftmaxCrossEntropy
 from minialex.model import AlexNet, AlexNetConfig
 from minialex.optim import SGD

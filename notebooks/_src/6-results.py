@@ -6,7 +6,7 @@
 # and on ILSVRC-2012 **averaging five similar CNNs** lowers the error from 40.7% / 18.2% (one CNN) to
 # 38.1% / 16.4%.
 #
-# This notebook measures the same three things, in miniature, with `minialex.evaluate`: top-1 and
+# This notebook measures the same three things, in miniature, with `minialex.evaluation`: top-1 and
 # top-5 error of a small trained model, centre crop vs ten crops, and an ensemble of three models.
 #
 # Settings: bundled CIFAR-10 subset (`load_default()`, JPEG re-encoded CIFAR-10); 2,000 random
@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minialex.data import TrainTransform, image_statistics, default_subset, load_default
-from minialex.evaluate import ensemble, predict_proba
+from minialex.evaluation import ensemble, predict_proba
 from minialex.layers import SoftmaxCrossEntropy
 from minialex.metrics import topk_error
 from minialex.model import AlexNet, AlexNetConfig
@@ -38,7 +38,7 @@ data = load_default()
 mean, _ = image_statistics(data.x_train)                             # (3, 32, 32) mean image (Sec. 2)
 x_train, y_train, x_test, y_test = default_subset(N_TRAIN, N_TEST, 0, data)  # uint8, random, class-mixed
 names = data.class_names
-# how minialex.evaluate turns uint8 test images into net inputs: centre/ten crops of (x - mean) * scale
+# how minialex.evaluation turns uint8 test images into net inputs: centre/ten crops of (x - mean) * scale
 prep = {"mean": mean, "crop": CROP, "pad": 0, "scale": SCALE}
 
 # %% [markdown]

@@ -8,7 +8,7 @@
 # (4096-d) vectors are close in Euclidean distance** are semantically similar, even when their pixels
 # are not.
 #
-# This notebook draws all three for a small net trained here, with `minialex.viz` and
+# This notebook draws all three for a small net trained here, with `minialex.figures` and
 # `AlexNet.features` (fc7 activations).
 #
 # Settings: bundled CIFAR-10 subset (`load_default()`, JPEG re-encoded CIFAR-10), 3,000 random
@@ -27,9 +27,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Image, display
 
-from minialex import viz
+from minialex import figures
 from minialex.data import image_statistics, default_subset, load_default
-from minialex.evaluate import extract_features, predict_proba
+from minialex.evaluation import extract_features, predict_proba
 from minialex.layers import SoftmaxCrossEntropy
 from minialex.metrics import topk_error
 from minialex.model import AlexNet, AlexNetConfig
@@ -37,7 +37,7 @@ from minialex.optim import SGD
 
 t_start = time.perf_counter()
 N_TRAIN, N_TEST, EPOCHS, BATCH, LR, SEED, SCALE = 3000, 500, 3, 64, 0.01, 0, 1 / 64
-OUT = Path(tempfile.mkdtemp(prefix="minialex-6.1-"))                # viz writes PNGs; shown inline below
+OUT = Path(tempfile.mkdtemp(prefix="minialex-6.1-"))                # figures writes PNGs; shown inline below
 
 data = load_default()
 mean, _ = image_statistics(data.x_train)                             # (3, 32, 32) mean image (Sec. 2)
@@ -66,14 +66,14 @@ print(f"trained; test top-1 error {topk_error(probs, y_test, 1):.3f}, "
 # %% [markdown]
 # ## 1. conv1 kernels by tower (Figure 3)
 #
-# `viz.filter_grid` tiles the kernels of each tower in its own block (tower 1 on top), each kernel
+# `figures.filter_grid` tiles the kernels of each tower in its own block (tower 1 on top), each kernel
 # scaled to its own range. Before and after training:
 
 # %%
 slices = model["conv1"].tower_slices
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
 for ax, (title, w) in zip(axes, [("at initialisation", w_init), (f"after {EPOCHS} epochs", model["conv1"].params["w"])]):
-    ax.imshow(viz.filter_grid(w, slices), interpolation="nearest")
+    ax.imshow(figures.filter_grid(w, slices), interpolation="nearest")
     ax.set_title(f"conv1 {title}\n(top block: tower 1, bottom: tower 2)", fontsize=9); ax.axis("off")
 plt.show()
 
@@ -98,12 +98,12 @@ for t, (a, b) in enumerate(slices):
 # %% [markdown]
 # ## 2. Top-5 labels (Figure 4, left)
 #
-# Eight test images, each with the five most probable labels (`viz.plot_top5`; the bar of the true
+# Eight test images, each with the five most probable labels (`figures.plot_top5`; the bar of the true
 # label is red).
 
 # %%
 show = np.arange(8)
-path = viz.plot_top5(x_test[show], probs[show], y_test[show], names, OUT / "top5.png", width_px=1400, height_px=420)
+path = figures.plot_top5(x_test[show], probs[show], y_test[show], names, OUT / "top5.png", width_px=1400, height_px=420)
 display(Image(filename=str(path)))
 print("true label in the top 5 for", int(sum(y_test[i] in np.argsort(-probs[i])[:5] for i in show)), "of 8")
 
@@ -112,16 +112,16 @@ print("true label in the top 5 for", int(sum(y_test[i] in np.argsort(-probs[i])[
 #
 # `AlexNet.features` returns the last hidden layer's activations (fc7 after its ReLU; 128-d here,
 # 4096-d in the paper). For a few test images we find the training images whose vectors are closest in
-# Euclidean distance (`viz.nearest_neighbours`), and compare with neighbours by raw pixel distance.
+# Euclidean distance (`figures.nearest_neighbours`), and compare with neighbours by raw pixel distance.
 
 # %%
 f_train = extract_features(model, x_train, prep)                      # (3000, 128)
 f_test = extract_features(model, x_test, prep)                        # (500, 128)
 queries = np.arange(5)
-nn_feat = viz.nearest_neighbours(f_test[queries], f_train, n=6)       # (5, 6) indices into x_train
+nn_feat = figures.nearest_neighbours(f_test[queries], f_train, n=6)       # (5, 6) indices into x_train
 pix = lambda a: a.reshape(len(a), -1).astype(np.float64)
-nn_pix = viz.nearest_neighbours(pix(x_test[queries]), pix(x_train), n=6)
-path = viz.plot_neighbours(x_test[queries], x_train, nn_feat, OUT / "neighbours.png", width_px=700, height_px=600)
+nn_pix = figures.nearest_neighbours(pix(x_test[queries]), pix(x_train), n=6)
+path = figures.plot_neighbours(x_test[queries], x_train, nn_feat, OUT / "neighbours.png", width_px=700, height_px=600)
 display(Image(filename=str(path)))
 for kind, nn in [("fc7", nn_feat), ("pixels", nn_pix)]:
     same = (y_train[nn] == y_test[queries][:, None]).mean()
@@ -132,8 +132,8 @@ for kind, nn in [("fc7", nn_feat), ("pixels", nn_pix)]:
 # class, in fc7 space and in pixel space? Chance is 10%.
 
 # %%
-nn_f = viz.nearest_neighbours(f_test, f_train, n=5)
-nn_p = viz.nearest_neighbours(pix(x_test), pix(x_train), n=5)
+nn_f = figures.nearest_neighbours(f_test, f_train, n=5)
+nn_p = figures.nearest_neighbours(pix(x_test), pix(x_train), n=5)
 agree_f = (y_train[nn_f] == y_test[:, None]).mean()
 agree_p = (y_train[nn_p] == y_test[:, None]).mean()
 fig, ax = plt.subplots(figsize=(4.5, 3))

@@ -24,7 +24,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .im2col import conv_output_size
+from ..im2col import conv_output_size
 
 
 @njit(parallel=True, cache=True)

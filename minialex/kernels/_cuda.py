@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import functools
 
-from .im2col import conv_output_size
+from ..im2col import conv_output_size
 
 
 def _cupy():
