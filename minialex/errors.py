@@ -68,8 +68,9 @@ def describe(exc):
     """``(message, exit code)`` for an exception escaping a command line."""
     if isinstance(exc, KeyboardInterrupt):
         return (one_line(exc) or "interrupted (Ctrl-C): stopped before finishing; files written earlier are kept", 130)
-    if isinstance(exc, MemoryError):
-        detail = one_line(exc) or "MemoryError"
+    text = one_line(exc)
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "ALLOC_FAILED" in text:
+        detail = text or "MemoryError"           # numpy, CuPy (a MemoryError), cuBLAS/cuDNN status errors
         return (f"out of memory ({detail}); lower --batch-size (or --limit) and run again", 1)
     if isinstance(exc, UnicodeError):        # a ValueError, but a file's bytes, not an option
         return (f"cannot decode text ({one_line(exc)})", 2)
