@@ -24,7 +24,7 @@ from .data import load_dataset
 from .data.datasets import check_data_folder
 from .errors import OneLineParser, UserError, run_cli
 from .evaluation import check_images, check_labels, extract_features, load_model, predict_proba
-from .figures import nearest_neighbours, plot_curves, plot_filters, plot_neighbours, plot_top5
+from .figures import moved_from_init, nearest_neighbours, plot_curves, plot_filters, plot_neighbours, plot_top5
 
 
 def _count(name, minimum):
@@ -109,7 +109,11 @@ def _main(argv=None):
         check_data_folder(args.data)
     model, meta = load_model(args.ckpt)
     if args.figure == "filters":
-        print(plot_filters(model, out))
+        moved = moved_from_init(model)
+        print(plot_filters(model, out, note=f"weights moved {100 * moved:.0f}% from their random initialisation"))
+        print(f"conv1 weights moved {100 * moved:.1f}% from their initialisation (||w - w0|| / ||w0||)"
+              + ("; kernels that moved this little still look like their random start (colour noise): "
+                 "Figure 3's structure needs a longer run, see docs/results.md" if moved < 0.5 else ""))
         return 0
     prep = meta["preprocess"]
     data = load_dataset(args.data, image_size=prep.get("image_size", 32), seed=args.seed)
