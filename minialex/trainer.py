@@ -178,6 +178,7 @@ class Trainer:
         self.metrics = MetricsLog(self.out / "metrics.csv")
         # position: epochs completed, batches done in the current epoch, steps in total
         self.epoch, self.batch, self.step = 0, 0, 0
+        self.restored = False                       # True after restore(): fit() continues, never starts anew
         self.acc = _new_acc()                       # running sums of the current epoch
         self.wall = 0.0                             # seconds spent in earlier segments of the run
         self.last = {}                              # the last metrics row
@@ -224,6 +225,7 @@ class Trainer:
             raise CheckpointError(f"{path}: data seed {extra['loader_seed']} differs from the loader's "
                                   f"{self.loader.seed}")
         self.epoch, self.batch, self.step = int(extra["epoch"]), int(extra["batch"]), int(extra["step"])
+        self.restored = True                        # fit() continues this run, even from step 0
         self.acc, self.wall, self.last = {**_new_acc(), **extra["acc"]}, extra["wall_s"], extra.get("last_metrics", {})
         self.metrics.truncate(self.epoch)           # rows the interrupted run wrote later are redone
         return extra
@@ -259,7 +261,7 @@ class Trainer:
         Returns a dict: stopped ("done", "max_steps", "signal"), epoch, step,
         wall_s, and the last metrics row.
         """
-        fresh = self.step == 0 and self.epoch == 0
+        fresh = self.step == 0 and self.epoch == 0 and not self.restored
         if fresh and not self.overwrite and existing_run(self.out):
             raise RunExistsError(f"{self.out} already holds a run ({', '.join(existing_run(self.out))}); "
                                  "pass --resume to continue it or --overwrite to replace it")

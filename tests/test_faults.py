@@ -535,3 +535,19 @@ def test_a_second_signal_aborts_in_one_line_and_keeps_the_checkpoint(tmp_path):
     ck = read_checkpoint(out / "checkpoint.npz")               # whole and loadable
     assert ck["extra"]["step"] >= 4
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_run_stopped_before_its_first_step_resumes(tmp_path, capsys, monkeypatch):
+    """A fresh run writes a checkpoint at step 0; Ctrl-C before step 1 leaves only that, and --resume takes it."""
+    from minialex.trainer import Trainer
+
+    def interrupted(self, stop):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_run_epoch", interrupted)
+    code, err = call(train.main, [*TINY, "--epochs", "1", "--out", str(tmp_path)], capsys)
+    assert_one_line_error(code, err, 130, "interrupted")
+    assert read_checkpoint(tmp_path / "checkpoint.npz")["extra"]["step"] == 0
+    monkeypatch.undo()
+    assert train.main(["--out", str(tmp_path), "--resume"]) == 0
+    assert read_checkpoint(tmp_path / "checkpoint.npz")["extra"]["step"] == 4
