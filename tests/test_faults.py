@@ -328,7 +328,7 @@ def test_bad_data_folders(tmp_path, capsys):
     unreadable = image_folder(tmp_path / "junk", 32)
     for f in (unreadable / "val").rglob("*.png"):
         f.write_bytes(b"not a png at all")
-    cases.append((unreadable, ["no readable images", "val"]))
+    cases.append((unreadable, ["val/ant/0.png", "cannot identify image file"]))
     other_classes = image_folder(tmp_path / "classes", 32)
     (other_classes / "val" / "cat").mkdir()
     shutil.copy(next((other_classes / "val" / "ant").iterdir()), other_classes / "val" / "cat" / "c.png")
@@ -338,18 +338,9 @@ def test_bad_data_folders(tmp_path, capsys):
     cases.append((a_file, ["is a file"]))
     for folder, words in cases:
         out = tmp_path / f"run-{folder.name}"
-        with pytest.warns(RuntimeWarning) if folder is unreadable else _nothing():
-            code, err = call(train.main, [*TINY, "--data", str(folder), "--out", str(out)], capsys)
+        code, err = call(train.main, [*TINY, "--data", str(folder), "--out", str(out)], capsys)
         assert_one_line_error(code, err, 2, *words)
         assert not (out / "checkpoint.npz").exists()
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_planted_cifar_pickle_runs_nothing_and_is_not_skipped_silently(tmp_path, capsys):
