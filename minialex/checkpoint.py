@@ -46,6 +46,7 @@ import numpy as np
 
 from .backend import device_of, get_array_module, to_device, to_numpy
 from .errors import CheckpointError
+from .tempfiles import remove_stale, temp_prefix
 
 FORMAT = {"format": "minialex-checkpoint", "version": 1}
 CHECKSUMS = "meta/checksums"
@@ -65,46 +66,13 @@ def _crc(a):
     return zlib.crc32(np.ascontiguousarray(a).view(np.uint8).reshape(-1)) if a.size else 0
 
 
-def _temp_prefix(path):
-    return "." + os.path.basename(path) + "."
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):         # exists, owned by someone else
-        return True
-    return True
-
-
 def remove_stale_temp_files(path):
-    """Delete temporary files that interrupted writes of ``path`` left beside it.
+    """Delete the temporary files that killed writes of checkpoint ``path`` left beside it.
 
-    Files named ``.<name>.<pid>.<random>.tmp`` whose process is no longer
-    running, and older ``.<name>.<random>.tmp`` files (written before the pid
-    was part of the name). Returns ``[(Path, bytes)]`` of what was removed.
+    Returns ``[(Path, bytes)]`` of what was removed (see ``minialex.tempfiles``).
     """
     path = Path(path)
-    prefix, removed = _temp_prefix(path), []
-    if not path.parent.is_dir():
-        return removed
-    for f in path.parent.iterdir():
-        if not (f.name.startswith(prefix) and f.name.endswith(".tmp")):
-            continue
-        middle = f.name[len(prefix):-len(".tmp")].split(".")
-        if len(middle) == 2 and middle[0].isdigit():
-            pid = int(middle[0])
-            if pid == os.getpid() or _pid_alive(pid):
-                continue                       # a write in progress (this or another process)
-        try:
-            size = f.stat().st_size
-            f.unlink()
-            removed.append((f, size))
-        except FileNotFoundError:
-            pass
-    return removed
+    return remove_stale(path.parent, f".{path.name}.", ".tmp")
 
 
 def save_checkpoint(path, model, optimizer=None, schedule=None, extra=None):
@@ -145,7 +113,7 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, extra=None):
 
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)

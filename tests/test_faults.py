@@ -540,3 +540,25 @@ def test_a_run_stopped_before_its_first_step_resumes(tmp_path, capsys, monkeypat
     monkeypatch.undo()
     assert train.main(["--out", str(tmp_path), "--resume"]) == 0
     assert read_checkpoint(tmp_path / "checkpoint.npz")["extra"]["step"] == 4
+
+
+def test_stale_temp_files_of_dead_writers_go_live_ones_stay(tmp_path):
+    from minialex.tempfiles import remove_stale
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()                    # a pid whose process has exited
+    keep_own = tmp_path / f".checkpoint.npz.{os.getpid()}.abc.tmp"      # this process: a write in progress
+    keep_parent = tmp_path / f".checkpoint.npz.{os.getppid()}.def.tmp"  # another live process
+    stale = tmp_path / f".checkpoint.npz.{dead}.xyz.tmp"
+    old_style = tmp_path / ".checkpoint.npz.q1w2e3.tmp"                # written before pids were in names
+    stale_dir = tmp_path / f".cifar10-extract.{dead}.r4t5"
+    for f in (keep_own, keep_parent, stale, old_style):
+        f.write_bytes(b"x" * 10)
+    (stale_dir / "cifar-10-batches-py").mkdir(parents=True)
+    (stale_dir / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"y" * 7)
+    other = tmp_path / "checkpoint.npz"
+    other.write_bytes(b"keep")
+    removed = dict(remove_stale(tmp_path, ".checkpoint.npz.", ".tmp"))
+    assert removed == {stale: 10, old_style: 10}
+    assert dict(remove_stale(tmp_path, ".cifar10-extract.")) == {stale_dir: 7}
+    assert keep_own.exists() and keep_parent.exists() and other.read_bytes() == b"keep"

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tempfiles import remove_stale, temp_prefix
+
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE = "cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -175,7 +177,8 @@ def extract_cifar10(archive, root, md5=MD5) -> Path:
         verify_md5(archive, md5)
     root.mkdir(parents=True, exist_ok=True)
     dst = root / FOLDER
-    tmp = Path(tempfile.mkdtemp(prefix=".cifar10-extract-", dir=root))
+    remove_stale(root, ".cifar10-extract.")   # what an extraction killed half-way left behind
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix("cifar10-extract"), dir=root))
     try:
         try:
             with tarfile.open(archive, "r:gz") as tf:
