@@ -243,7 +243,7 @@ def run(args, log=print):
         try:
             teacher = load_teacher(tricks.distill, data.class_names, prep, xp=xp)
         except ValueError as e:
-            raise UserError(f"--distill: {e}") from None
+            raise SystemExit(f"error: --distill: {e}") from None
     trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
                       progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log,

@@ -146,7 +146,7 @@ class TrainBar(Progress):
         return (self.n - self._first[1]) / max(time.perf_counter() - self._first[0], 1e-9)
 
     def line(self):
-        if self.rate == self.rate:
+        if not math.isnan(self.rate):
             return f"{super().line()} loss {self.loss:.4f}"
         head = f"{self.desc}: " if self.desc else ""
         return (f"{head}{self.n}/{self.total} ({100.0 * self.n / max(self.total, 1):3.0f}%) "
