@@ -115,8 +115,8 @@ print(f"colourfulness of i.i.d. random kernels: {colourfulness(w_rand).mean():.2
 #   see. Our narrow net trained for the steps printed above; the paper's kernels are the product of about
 #   90 epochs over 1.2 million images (about 840,000 steps of 128, Sec. 5). README's default run
 #   (`python -m minialex.train`, 8 epochs on the bundled subset) is in the same situation: its conv1
-#   moves only about a quarter of its initial size (`python -m minialex.viz filters` prints the figure
-#   for any checkpoint), and its Figure 3 also looks like noise.
+#   moved 23% from its initialisation (measured on that run; `python -m minialex.viz filters` prints
+#   the number for any checkpoint), and its Figure 3 also looks like noise.
 # - **The colourfulness numbers measure the noise, not a learned split.** Random kernels score 2/3
 #   (printed above), and that is what both towers score, before and after. The paper's GPU-1 kernels
 #   would score near 0 (grey edges and gratings); its GPU-2 kernels higher (colour blobs). A split
