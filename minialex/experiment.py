@@ -37,7 +37,10 @@ CONFIG_DEFAULTS = {
 SCHEDULES = ("plateau", "step", "cosine", "constant")
 
 # Options a resumed run may change; every other option comes from the checkpoint.
-RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "debug")
+RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "loader_workers", "comm_timeout",
+             "debug")
+# Attributes of the parsed options that are this call's, never saved in a checkpoint.
+NOT_SAVED = ("explicit", "merged", "overwrite", "debug", "asked_batch_size", "saved_ranks")
 
 
 def model_config(args):
@@ -169,7 +172,8 @@ def build_optimizer(model, args):
     from .tricks import scaled_lr
 
     tricks = tricks_of(args)
-    opt = optim.SGD(model, lr=scaled_lr(args.lr, args.batch_size, tricks), momentum=args.momentum,
+    batch = args.batch_size * getattr(args, "ranks", 1)       # the global batch under mpiexec
+    opt = optim.SGD(model, lr=scaled_lr(args.lr, batch, tricks), momentum=args.momentum,
                     weight_decay=args.weight_decay, decay_bias=not tricks.no_bias_decay)
     if args.schedule == "plateau":
         sched = optim.ReduceOnPlateau(opt, factor=0.1, patience=args.patience, max_reductions=3)
@@ -183,19 +187,45 @@ def build_optimizer(model, args):
 
 
 # ---------------------------------------------------------------- main
-def run(args, log=print):
-    """Train as ``args`` say; returns the summary dict."""
+def make_comm(args):
+    """The run's communicator: one process, or the ranks mpiexec started (minialex.distributed)."""
+    from .distributed import world
+
+    gpus = (0,)
+    if getattr(args, "gpus", None) is not None:
+        from .towers import parse_gpus
+        gpus = parse_gpus(args.gpus, args.backend)
+    return world(args.backend, gpus=gpus, timeout=getattr(args, "comm_timeout", 300.0))
+
+
+def run(args, log=print, comm=None):
+    """Train as ``args`` say; returns the summary dict.
+
+    ``comm``: the communicator (``make_comm``); None makes one. Under data
+    parallelism (mpiexec) only rank 0 logs, shows progress and writes files.
+    """
     from .backend import get_backend
     from .data import BatchLoader, EvalTransform, TrainTransform, load_dataset, subset
+    from .distributed import rank_devices, use_rank_dropout
     from .model import AlexNet
     from .trainer import Trainer, position_text
 
+    comm = comm if comm is not None else make_comm(args)
+    if comm.rank != 0:
+        log = _silent
+        args.quiet = True
     ckpt = resume_path(args) if args.resume is not None else None
     if ckpt is not None and not getattr(args, "merged", False):
-        args = merge_resume_args(args, ckpt)
+        args = merge_resume_args(args, ckpt, comm.size)
+    elif ckpt is not None:
+        split_resumed_batch(args, comm.size, ckpt)   # parse_args merged before the ranks were known
+    args.ranks = comm.size
     overwrite = getattr(args, "overwrite", False)
+    comm.barrier("the start of the run")           # every rank has checked --out before rank 0 writes there
     check_out(args.out, resume=ckpt is not None, overwrite=overwrite)
     xp = get_backend(args.backend)
+    if xp is not np and args.gpus is None:          # one GPU per rank: the one its local rank names
+        xp.cuda.Device(rank_devices(comm.local_rank)[0]).use()
     cfg = model_config(args)
     t0 = time.perf_counter()
     image_size = 256 if cfg.input_size > 64 else cfg.input_size
@@ -209,9 +239,12 @@ def run(args, log=print):
     prep, mean = preprocessing(args, cfg, data)
     model = AlexNet(cfg)
     net = model                                     # what trains: the model, or its two towers
+    if comm.size > 1:
+        use_rank_dropout(model, comm.rank)          # independent masks per rank (distributed/shard.py)
     if args.gpus is not None:                       # Sec. 3.2: tower 0 on one GPU, tower 1 on another
         from .towers import TwoTowerAlexNet, parse_gpus, transfer_plan
-        net = TwoTowerAlexNet(model, devices=parse_gpus(args.gpus, args.backend), xp=xp)
+        devices = rank_devices(comm.local_rank, parse_gpus(args.gpus, args.backend))   # this rank's pair
+        net = TwoTowerAlexNet(model, devices=devices, xp=xp)
         plan = transfer_plan(model, args.batch_size)
         log(f"two towers on CUDA devices {net.devices}: {plan['between_towers'] / 2**20:.1f} MiB cross "
             f"between the towers per step (conv3 {plan['conv'] / 2**20:.1f}, fc6/fc7 {plan['fc'] / 2**20:.1f}, "
@@ -230,10 +263,17 @@ def run(args, log=print):
     tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                                pca=data.pca if args.pca_color else None), args.input_scale)
     et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
-    loader = BatchLoader(xtr, ytr, args.batch_size, transform=tt, seed=args.seed, xp=xp)
+    batch = args.batch_size * comm.size             # the global batch: every rank takes its part
+    last = len(ytr) % batch
+    if 0 < last < comm.size:
+        raise SystemExit(f"error: the last batch of each epoch has {last} image{'s' if last > 1 else ''}, "
+                         f"fewer than the {comm.size} ranks; choose another --batch-size or --limit")
+    loader = BatchLoader(xtr, ytr, batch, transform=tt, seed=args.seed, xp=xp,
+                         workers=getattr(args, "loader_workers", 1),   # older checkpoints lack it
+                         shard=(comm.rank, comm.size))
     args.steps_per_epoch = len(loader)
     opt, sched = build_optimizer(net, args)
-    run_args = {k: v for k, v in vars(args).items() if k not in ("explicit", "merged", "overwrite", "debug")}
+    run_args = {k: v for k, v in vars(args).items() if k not in NOT_SAVED}
     prep["mean"] = mean.tolist()                    # (3, S, S) nested lists: JSON, exact for float32
     meta = {"format": "minialex-run-1", "args": _jsonable(run_args), "preprocess": prep,
             "class_names": list(data.class_names), "data": data.name}
@@ -247,7 +287,7 @@ def run(args, log=print):
     trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
                       progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log,
-                      tricks=tricks, teacher=teacher, val_name=data.held_name, overwrite=overwrite)
+                      tricks=tricks, teacher=teacher, comm=comm, val_name=data.held_name, overwrite=overwrite)
     if ckpt is not None:
         m = trainer.restore(ckpt)
         log(f"resumed {ckpt} at {position_text(m['step'], m['epoch'], m['batch'], len(loader))}")
@@ -256,9 +296,12 @@ def run(args, log=print):
             log(f"--overwrite: starting a new run in {args.out}; its old checkpoint and metrics are replaced")
         log(f"{args.config} net, {model.num_params():,} parameters; data: {data.name}, "
             f"{len(ytr):,} train / {len(yval):,} {data.held_name} images; {args.epochs} epochs of {len(loader)} steps "
-            f"(batch {args.batch_size}), lr {opt.lr:g} ({args.schedule}), backend {args.backend}; out {args.out}")
+            f"(batch {batch}), lr {opt.lr:g} ({args.schedule}), backend {args.backend}; out {args.out}")
         if tricks.active():
             log(f"Bag of Tricks: {', '.join(f'{k}={getattr(tricks, k)}' for k in tricks.active())}")
+    if comm.size > 1:
+        log(f"data parallel: {comm.describe()}; {comm.size} ranks x batch {args.batch_size} = {batch} "
+            f"images per step; rank 0 writes {args.out}")
     summary = trainer.fit()
     if hasattr(net, "bytes_per_step"):
         summary["tower_bytes_per_step"] = dict(net.bytes_per_step())   # measured on the last step
@@ -266,8 +309,17 @@ def run(args, log=print):
     return summary
 
 
-def merge_resume_args(args, path):
+def _silent(*args, **kwargs):
+    """The log of ranks other than 0 (rank 0 speaks for the job)."""
+
+
+def merge_resume_args(args, path, ranks=None):
     """The checkpoint's options, with the few that a resumed run may change taken from ``args``.
+
+    ``ranks``: the number of ranks of this run; the global batch stays the
+    checkpoint's and the per-rank ``batch_size`` is the global batch / ranks
+    (``split_resumed_batch``). None where the ranks are not known yet (the
+    command line checks the options before it starts them); ``run`` splits then.
 
     Raises CheckpointError for a file that is corrupt or not a checkpoint, and
     UserError when ``args.explicit`` names an option whose value differs from the run's.
@@ -278,7 +330,7 @@ def merge_resume_args(args, path):
     if not isinstance(extra.get("args"), dict):
         raise UserError(f"--resume {path}: not a checkpoint written by minialex.train (no run options in it)")
     saved = dict(extra["args"])
-    conflicts = [k for k in args.explicit if k not in RESUMABLE and k in saved
+    conflicts = [k for k in args.explicit if k not in RESUMABLE + ("batch_size",) and k in saved
                  and _jsonable(getattr(args, k)) != saved[k]]
     if conflicts:
         raise UserError(f"--resume continues the run in {path} with its own options; "
@@ -289,11 +341,33 @@ def merge_resume_args(args, path):
         if k in args.explicit or k in ("resume", "max_steps"):   # --max-steps applies to this call only
             saved[k] = getattr(args, k)
     saved.setdefault("out", args.out)
+    saved.setdefault("comm_timeout", getattr(args, "comm_timeout", 300.0))
     ns = argparse.Namespace(**saved)
     ns.explicit, ns.merged, ns.overwrite = args.explicit, True, False
+    ns.asked_batch_size = args.batch_size if "batch_size" in args.explicit else None
+    ns.saved_ranks = saved.get("ranks", 1)
     ns.pool = tuple(ns.pool) if ns.pool else None
     ns.drop_conv = tuple(ns.drop_conv)
+    if ranks is not None:
+        split_resumed_batch(ns, ranks, path)
     return ns
+
+
+def split_resumed_batch(args, ranks, path):
+    """The per-rank batch of a resumed run: the checkpoint's global batch over this run's ``ranks``.
+
+    --batch-size is per rank, so one given with --resume is compared as a
+    global batch. Raises UserError when it differs or the batch does not split.
+    """
+    batch = args.batch_size * args.saved_ranks          # the global batch of the saved run
+    if args.asked_batch_size is not None and args.asked_batch_size * ranks != batch:
+        raise UserError(f"--resume continues the run in {path} with its own options; --batch-size differ from it "
+                        f"(a global batch of {batch} in the run, {args.asked_batch_size} x {ranks} rank(s) asked; "
+                        "only --epochs and --max-steps may change)")
+    if batch % ranks:
+        raise UserError(f"--resume {path}: the run's batch of {batch} images does not split over {ranks} ranks; "
+                        "resume with a number of ranks that divides it")
+    args.batch_size, args.ranks, args.saved_ranks = batch // ranks, ranks, ranks
 
 
 def _jsonable(v):
