@@ -455,4 +455,5 @@ def _new_acc():
 
 
 def _num_classes(model):
-    return model.config.num_classes            # AlexNet, TwoTowerAlexNet, MixedPrecisionNet
+    cfg = getattr(model, "config", None)       # AlexNet, TwoTowerAlexNet, MixedPrecisionNet
+    return cfg.num_classes if cfg is not None else model.num_classes   # e.g. cuda_convnet nets

@@ -113,7 +113,7 @@ def _main(argv=None):
         print(plot_filters(model, out, note=f"weights moved {100 * moved:.0f}% from their random initialisation"))
         print(f"conv1 weights moved {100 * moved:.1f}% from their initialisation (||w - w0|| / ||w0||)"
               + ("; kernels that moved this little still look like their random start (colour noise): "
-                 "Figure 3's structure needs a longer run, see docs/results.md" if moved < 0.5 else ""))
+                 "Figure 3's structure needs a longer run (docs/results.md)" if moved < 0.5 else ""))
         return 0
     prep = meta["preprocess"]
     data = load_dataset(args.data, image_size=prep.get("image_size", 32), seed=args.seed)

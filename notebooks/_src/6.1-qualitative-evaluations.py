@@ -123,10 +123,11 @@ print(f"colourfulness of i.i.d. random kernels: {colourfulness(w_rand).mean():.2
 #   between the towers can only show once the kernels are mostly learned weights, not initial ones.
 #
 # So this cell shows how to *draw and measure* Figure 3, on a net too small and too briefly trained to
-# *reproduce* it. The full-scale figure, conv1 of a long full-CIFAR-10 run with the same measurements,
-# is on the results page, `docs/results.md` (section "Figure 3"; the runs of
-# `python -m minialex.reproduce`). There the kernels have moved far from their start; compare its
-# tower-by-tower colourfulness with the numbers above.
+# *reproduce* it. The full-scale figure belongs to the results page, `docs/results.md`: conv1 of
+# the long full-CIFAR-10 run (`python -m minialex.reproduce cifar-best`), drawn with
+# `python -m minialex.viz filters` from its checkpoint, which also prints how far its kernels moved.
+# That page marks the runs that are still going; until that run has finished, this notebook's
+# miniature and the default run are all there is, and they show the method, not the paper's result.
 
 # %% [markdown]
 # ## 2. Top-5 labels (Figure 4, left)
