@@ -22,7 +22,8 @@ with the same weights, bit for bit, as one that never stopped
 
 **Stopping.** Ctrl-C (SIGINT) or SIGTERM sets a flag; the loop finishes the
 current step, writes a checkpoint and returns; a second signal aborts at
-once (``Interrupted``, naming the checkpoint that is kept). ``max_steps``
+once (``Interrupted``, naming the checkpoint that is kept), or, during a
+checkpoint write, as soon as the write is done. ``max_steps``
 stops the same way after that many steps in total. A NaN or inf loss raises
 ``Diverged`` naming the step; nothing is written then, so the last
 checkpoint on disk is the last good one.
@@ -51,6 +52,7 @@ checkpoint, metrics.csv and the curves; every rank reads a checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -102,12 +104,19 @@ def top5_text(value, num_classes):
 
 
 class StopRequest:
-    """SIGINT/SIGTERM handler that asks the loop to stop at the next step boundary."""
+    """SIGINT/SIGTERM handler that asks the loop to stop at the next step boundary.
+
+    A second signal aborts at once (``Interrupted``), except during a
+    checkpoint write (``holding()``): that finishes first (about a second),
+    so an abort never throws away a checkpoint that was nearly on disk, and
+    the message names the checkpoint that is.
+    """
 
     def __init__(self, kept="the last checkpoint written is kept"):
         self.signum = None
-        self.kept = kept                          # what the abort message says is kept
+        self.kept = kept                          # what the abort message says is kept (text or callable)
         self._old = {}
+        self._hold, self._pending = False, None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -121,10 +130,28 @@ class StopRequest:
         self._old = {}
         return False
 
+    @contextlib.contextmanager
+    def holding(self):
+        """Defer a second signal's abort to the end of this block (a checkpoint write)."""
+        self._hold = True
+        try:
+            yield
+        finally:
+            self._hold = False
+        if self._pending is not None:
+            self._abort(self._pending)
+
+    def _abort(self, signum):
+        kept = self.kept() if callable(self.kept) else self.kept
+        raise Interrupted(f"{signal.Signals(signum).name} received a second time: stopped at once, "
+                          f"without a checkpoint of this step; {kept}")
+
     def _handle(self, signum, frame):
         if self.signum is not None:               # second signal: do not wait
-            raise Interrupted(f"{signal.Signals(signum).name} received a second time: stopped at once, "
-                              f"without a checkpoint of this step; {self.kept}")
+            if self._hold:
+                self._pending = signum
+                return
+            self._abort(signum)
         self.signum = signum
         print(f"\n{signal.Signals(signum).name} received: finishing this step, then writing a "
               "checkpoint (signal again to abort without one)", file=sys.stderr, flush=True)
@@ -215,6 +242,7 @@ class Trainer:
         # position: epochs completed, batches done in the current epoch, steps in total
         self.epoch, self.batch, self.step = 0, 0, 0
         self.restored = False                       # True after restore(): fit() continues, never starts anew
+        self.saved_step = None                      # the step of the checkpoint on disk, once one is written
         self.acc = _new_acc()                       # running sums of the current epoch
         self.wall = 0.0                             # seconds spent in earlier segments of the run
         self.last = {}                              # the last metrics row
@@ -248,8 +276,12 @@ class Trainer:
                 raise Diverged(f"weights {name} are not finite at step {self.step}; "
                                f"the last good checkpoint {self.checkpoint_path} is kept")
         path = Path(path) if path is not None else self.checkpoint_path
-        if self.writer:                             # data parallel: the weights are the same on every rank
-            save_checkpoint(path, self.model, self.optimizer, self.schedule, extra=self.state())
+        stop = getattr(self, "_stop", None)
+        with stop.holding() if stop is not None else contextlib.nullcontext():
+            if self.writer:                         # data parallel: the weights are the same on every rank
+                save_checkpoint(path, self.model, self.optimizer, self.schedule, extra=self.state())
+            if path == self.checkpoint_path:
+                self.saved_step = self.step         # what a second Ctrl-C leaves on disk
         return path
 
     def restore(self, path):
@@ -271,6 +303,7 @@ class Trainer:
             self.model.scaler.load_state_dict(extra["loss_scaler"])
         self.epoch, self.batch, self.step = int(extra["epoch"]), int(extra["batch"]), int(extra["step"])
         self.restored = True                        # fit() continues this run, even from step 0
+        self.saved_step = self.step
         self.acc, self.wall, self.last = {**_new_acc(), **extra["acc"]}, extra["wall_s"], extra.get("last_metrics", {})
         if self.writer:
             self.metrics.truncate(self.epoch)       # rows the interrupted run wrote later are redone
@@ -342,10 +375,14 @@ class Trainer:
                 self.metrics.truncate(0)
             self.save()                            # a good checkpoint exists before the first step
         stopped = "done"
-        with StopRequest(kept=f"the last checkpoint {self.checkpoint_path} (step {self.step} or later) "
-                              "is kept; --resume continues from it") as stop:
-            while self.epoch < self.epochs and stopped == "done":
-                stopped = self._run_epoch(stop)
+        with StopRequest(kept=lambda: f"the last checkpoint {self.checkpoint_path} (step {self.saved_step}) "
+                                      "is kept; --resume continues from it") as stop:
+            self._stop = stop                      # save() holds a second signal while it writes
+            try:
+                while self.epoch < self.epochs and stopped == "done":
+                    stopped = self._run_epoch(stop)
+            finally:
+                self._stop = None
         wall = self.wall + self._elapsed()
         # the last metrics row first: its "epoch"/"step" are those of the last completed epoch,
         # the run's own position (where it stopped) must win

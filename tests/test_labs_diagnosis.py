@@ -149,3 +149,22 @@ def test_every_variant_builds_on_every_case():
             for v in got:
                 assert v.part in ("forward", "backward") and v.step[0] == case.lab and v.cause, v.code
                 assert set(v.tensors) <= {"out", "loss", "dx", "w", "b"}, v.code
+
+
+def test_a_gradient_consistent_with_an_unknown_wrong_forward_is_said_to_follow_from_it():
+    import numpy as np
+
+    def softmax_cross_entropy(x, y):          # softmax at temperature 2: loss and dx agree with each other
+        N = x.shape[0]
+        z = x / 2 - (x / 2).max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        dx = np.exp(log_p)
+        dx[np.arange(N), y] -= 1
+        return -log_p[np.arange(N), y].mean(), dx / N / 2
+
+    res = grade({"softmax_cross_entropy": softmax_cross_entropy}, names="softmax")
+    loss_line, dx_line = res.rows[0].hints
+    assert "no known mistake matches this" in loss_line
+    assert "x the right value" not in loss_line
+    assert "right gradient of your own forward" in dx_line and "fix the forward first" in dx_line
+    assert not res.rows[0].codes                   # no cause is named that is not known

@@ -52,7 +52,8 @@ def main(argv=None):
     ap.add_argument("--visibility", default="visible",
                     choices=("visible", "hidden", "after_due_date", "after_published"),
                     help="with --format gradescope: the tests' visibility (default visible)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="print each full report")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="print each full report (with --lab: all that the module printed)")
     args = ap.parse_args(argv)
 
     if args.list:

@@ -162,13 +162,17 @@ def _student_layer(case, obj, inp):
                                 "untouched (another layer may still need it): work on a copy",
                                 "mutates_input", "an in-place operation on dout"))
     tensors = {"out": out, "dx": _array(dx, "dx")}
+    fwd = (lambda a: layer.forward(a, train=True)) if _accepts_train(layer.forward) else layer.forward
+
+    def probe(a):                          # <your forward(a), dout>: its gradient is your forward's dx
+        return float(np.sum(np.asarray(fwd(a.copy()), dtype=np.float64) * dout))
     if name == "Conv2D":
         grads = getattr(layer, "grads", None) or {}
         for key in ("w", "b"):
             if key not in grads or grads[key] is None:
                 raise StudentError(key, f"your backward did not fill grads[{key!r}]")
             tensors[key] = _array(grads[key], f"grads[{key!r}]")
-    return tensors, problems, dout
+    return tensors, problems, dout, probe
 
 
 def _student_col2im(case, fn, inp):
@@ -179,7 +183,7 @@ def _student_col2im(case, fn, inp):
     if not np.array_equal(cols, inp["cols"]):
         problems.append(Failure("cols", "your col2im modified its input cols in place; it must leave "
                                 "it untouched: work on a copy", "mutates_input", "an in-place operation"))
-    return {"dx": _array(dx, "dx")}, problems, None
+    return {"dx": _array(dx, "dx")}, problems, None, None
 
 
 def _student_softmax(case, fn, inp):
@@ -201,7 +205,10 @@ def _student_softmax(case, fn, inp):
         raise StudentError("loss", f"your loss has shape {loss.shape}; it must be a scalar, the mean "
                            f"over the batch of the {x.shape[0]} per-sample losses (np.mean, or .mean())",
                            "loss_not_scalar", "per-sample losses returned instead of their mean")
-    return {"loss": loss, "dx": _array(dx, "dx")}, problems, None
+
+    def probe(a):                          # your loss at a: its gradient is your loss's dx
+        return float(np.asarray(fn(a.copy(), inp["y"].copy())[0], dtype=np.float64))
+    return {"loss": loss, "dx": _array(dx, "dx")}, problems, None, probe
 
 
 def _reference(case, inp, dout):
@@ -258,7 +265,7 @@ def run_case(case, obj, threshold=None):
         if not callable(obj):
             raise StudentError("out", f"`{case.name}` is a {type(obj).__name__}, not a function or class")
         with np.errstate(all="ignore"):       # an overflow shows up as a non-finite result instead
-            mine, problems, dout = runner(case, obj, inp)
+            mine, problems, dout, probe = runner(case, obj, inp)
     except StudentError as e:
         e.failure.step = default_step(case, e.failure.tensor)
         if e.failure.code == "interface" and not e.failure.cause:
@@ -267,7 +274,7 @@ def run_case(case, obj, threshold=None):
     ref = _reference(case, inp, dout)
     failures, errors = _compare(case, mine, ref, threshold)
     if failures:
-        failures = _diagnose(case, inp, dout, mine, ref, failures, threshold, obj)
+        failures = _diagnose(case, inp, dout, mine, ref, failures, threshold, probe)
     for f in problems:
         f.step = default_step(case, f.tensor)
     failures = problems + failures
@@ -338,7 +345,7 @@ def _value_text(key, m, r, err):
             f"{float(m[idx]):.6g}, reference {float(r[idx]):.6g})")
 
 
-def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
+def _diagnose(case, inp, dout, mine, ref, failures, threshold, probe=None):
     """Name the variant each failing tensor matches; say where the errors sit otherwise."""
     variants = []
     try:
@@ -382,6 +389,9 @@ def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
                                   + v.cause.replace("your forward ", "one "), v.step)
             if v is not None:
                 f.code, f.cause, f.step = v.code, v.cause, v.step
+        if not f.code and fwd_fail and f.tensor == "dx" and _follows(probe, inp["x"], m):
+            f.cause = ("it is the right gradient of your own forward, so it follows from the forward's "
+                       "mistake (above): fix the forward first")
         found = _where(case, f.tensor, m, ref[f.tensor], threshold, inp)
         specific = [d for d in found if d.code != "where"]
         promoted = None
@@ -394,6 +404,21 @@ def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
             f.step = default_step(case, f.tensor)
         out.append(f)
     return out
+
+
+def _follows(probe, x, dx, eps=1e-6):
+    """Is ``dx`` the gradient of the student's own forward? One directional derivative, 2 calls."""
+    if probe is None or dx.shape != x.shape:
+        return False
+    v = np.random.default_rng(7).standard_normal(x.shape)
+    v /= np.linalg.norm(v)
+    try:
+        with np.errstate(all="ignore"):
+            num = (probe(x + eps * v) - probe(x - eps * v)) / (2 * eps)
+    except Exception:      # noqa: BLE001 - the forward raising here proves nothing
+        return False
+    ana = float(np.sum(dx * v))
+    return bool(np.isfinite(num)) and abs(num - ana) <= 1e-5 * (abs(num) + abs(ana)) + 1e-9
 
 
 def _matches(m, v):

@@ -27,8 +27,10 @@ PRINT_LINES, PRINT_CHARS = 12, 1500
 def failure_line(row, f):
     """One line: lab, name, tensor, case, what is wrong, the likely cause and the notebook step."""
     head = f"{row.lab} / {row.name} / {f.tensor} [{row.check}]: {f.what}"
-    if f.cause:
+    if f.cause and f.code:
         cause = f"most likely cause [{f.code}]: {f.cause}"
+    elif f.cause:
+        cause = f.cause
     elif f.code:
         cause = f"[{f.code}]"
     else:
@@ -138,7 +140,7 @@ def format_text(result, verbose=False, weights=None):
     if result.summaries:
         lines += ["", "which cases fail:"] + [f"  - {s}" for s in result.summaries]
     lines += [f"note: {n}" for n in result.notes]
-    shown = printed_text(result)
+    shown = printed_text(result, *((10 ** 9, 10 ** 9) if verbose else ()))   # -v: all of it
     if shown:
         lines += ["", shown]
     _, got, best = scores(result, weights)
