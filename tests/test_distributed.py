@@ -444,3 +444,56 @@ def test_a_hung_rank_ends_the_job_through_the_watchdog(tmp_path):
     assert time.monotonic() - t < 30
     assert p.returncode != 0
     assert "error: rank 0 waited more than 3 s in" in stderr and "another rank has died or stopped" in stderr
+
+
+# ------------------------------------------------------------------ on real GPUs (marker gpu)
+def _cuda_devices():
+    from minialex.backend import cupy_available
+
+    if not cupy_available():
+        return 0
+    import cupy
+
+    return cupy.cuda.runtime.getDeviceCount()
+
+
+def _need_gpus(n):
+    if _MISSING is not None:
+        pytest.skip(f"needs mpi4py and mpiexec: {_MISSING}")
+    if _cuda_devices() < n:
+        pytest.skip(f"needs CuPy and {n} CUDA device{'s' if n > 1 else ''} (found {_cuda_devices()})")
+    try:
+        from cupy.cuda import nccl  # noqa: F401
+    except ImportError:
+        pytest.skip("this CuPy has no NCCL (cupy.cuda.nccl)")
+
+
+@pytest.mark.gpu
+def test_nccl_communicator_with_one_rank_on_a_real_gpu():
+    """Real NCCL, one member (one GPU is one rank): the calls work and the sum is the rank's own share."""
+    _need_gpus(1)
+    import cupy as cp
+
+    from minialex.distributed import MPICommunicator
+    from minialex.distributed.nccl import NCCLCommunicator
+
+    comm = NCCLCommunicator(MPICommunicator(timeout=60), devices=(0,))
+    with cp.cuda.Device(0):
+        grads = [("w", cp.arange(6, dtype=cp.float32).reshape(2, 3)), ("b", cp.full(3, 4.0, dtype=cp.float64))]
+    comm.average_grads(grads, weight=0.5)
+    assert np.array_equal(grads[0][1].get(), np.arange(6, dtype=np.float32).reshape(2, 3) * 0.5)
+    assert np.array_equal(grads[1][1].get(), np.full(3, 2.0))
+    assert comm.grad_bytes == 6 * 4 + 3 * 8
+    comm.close()
+
+
+@pytest.mark.gpu
+def test_two_gpu_ranks_match_one_gpu_process(tmp_path):
+    """mpiexec -n 2 --backend cupy (NCCL, one GPU per rank) against one process on one GPU, 6 steps."""
+    _need_gpus(2)
+    _train(1, tmp_path / "one", "--backend", "cupy", "--max-steps", "6")
+    log = _train(2, tmp_path / "two", "--backend", "cupy", "--max-steps", "6")
+    assert "data parallel: NCCL on CUDA devices (0,)" in log
+    _, w1 = _weights(tmp_path / "one")
+    _, w2 = _weights(tmp_path / "two")
+    assert max(np.abs(w2[k] - w1[k]).max() / max(np.abs(w1[k]).max(), 1e-12) for k in w1) < 1e-4
