@@ -114,8 +114,7 @@ def test_watchdog_ends_a_process_stuck_in_a_collective():
     """A guarded call past the limit: one line naming the rank and the call, exit status 4, quickly."""
     code = ("import time, sys; sys.path.insert(0, %r)\n"
             "from minialex.distributed import Watchdog\n"
-            "dog = Watchdog(timeout=0.5, rank=3, period=0.1)\n"
-            "dog.step = 12\n"
+            "dog = Watchdog(timeout=0.5, rank=3, period=0.1, step=lambda: 12)\n"
             "with dog.guard('the gradient all-reduce'):\n"
             "    time.sleep(30)\n" % str(ROOT))
     t = time.monotonic()
@@ -444,6 +443,7 @@ def test_a_hung_rank_ends_the_job_through_the_watchdog(tmp_path):
     assert time.monotonic() - t < 30
     assert p.returncode != 0
     assert "error: rank 0 waited more than 3 s in" in stderr and "another rank has died or stopped" in stderr
+    assert re.search(r"waited more than 3 s in [a-z '-]+ at step \d+", stderr), stderr
 
 
 # ------------------------------------------------------------------ on real GPUs (marker gpu)
