@@ -24,6 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import minialex.checkpoint  # noqa: F401  (imported before the CuPy stand-in patches, see fake_cupy)
+import minialex.kernels._cuda  # noqa: F401
+import minialex.optim  # noqa: F401
+import minialex.towers  # noqa: F401
 from minialex.checkpoint import read_checkpoint
 from minialex.distributed import (EXIT_COMM, RankRNG, SingleProcess, SliceRNG, Watchdog, rank_devices,
                                   shard_range, use_rank_dropout)
@@ -239,6 +243,62 @@ def test_nccl_two_towers_per_rank_reduce_each_tower_on_its_own_gpus(fake_gpus):
     assert reduces == sorted((r, d, n, dt) for r, devs in ((0, (0, 1)), (1, (2, 3))) for d in devs
                              for n, dt in ((4, "float32"), (2, "float64")))     # per rank, GPU and dtype
     assert sum(1 for c in nccl.calls if c[0] == "get_unique_id") == 2       # one group per tower
+
+
+@pytest.fixture
+def fake_gpus_with_kernels(tmp_path_factory, monkeypatch):
+    from cuda_cpu_harness import CXX, build_library
+    from fake_cupy import FakeCupy, patch_minialex
+    from fake_nccl import FakeNccl
+
+    if CXX is None:
+        pytest.skip("no C++ compiler to build minialex/kernels/_cuda.py's kernels for the stand-in")
+    fake = FakeCupy(n_devices=4, kernel_lib=build_library(tmp_path_factory.mktemp("dist_fake_gpu")))
+    patch_minialex(monkeypatch, fake)
+    FakeNccl(fake).install(monkeypatch)
+    return fake
+
+
+def test_two_tower_pairs_data_parallel_match_one_process(fake_gpus_with_kernels):
+    """--gpus 0,1 under 2 ranks: towers on GPUs (0, 1) and (2, 3), NCCL per tower; one SGD step on
+    4 + 4 images equals one step of the one-device net on the 8 (float64, to 1e-10)."""
+    from minialex.layers import SoftmaxCrossEntropy
+    from minialex.model import AlexNet, AlexNetConfig
+    from minialex.optim import SGD
+    from minialex.towers import TwoTowerAlexNet
+
+    fake = fake_gpus_with_kernels
+    from minialex.distributed.nccl import NCCLCommunicator
+
+    cfg = AlexNetConfig.tiny(dtype="float64", dropout=0.0)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8,) + AlexNet(cfg).input_shape)
+    y = rng.integers(0, cfg.num_classes, 8)
+    ref = AlexNet(cfg)
+    loss = SoftmaxCrossEntropy()
+    loss.forward(ref.forward(x), y)
+    ref.backward(loss.backward())
+    SGD(ref, lr=0.1).step()
+
+    def rank(host):
+        comm = NCCLCommunicator(host, devices=rank_devices(host.local_rank, (0, 1)))
+        net = TwoTowerAlexNet(AlexNet(cfg), devices=comm.devices, xp=fake)
+        lo, hi = comm.shard(len(y))
+        with fake.cuda.Device(comm.devices[0]):          # as train.py makes tower 0's GPU current
+            xb, yb = fake.asarray(x[lo:hi]), fake.asarray(y[lo:hi])
+            fn = SoftmaxCrossEntropy()
+            fn.forward(net.forward(xb), yb)
+            net.backward(fn.backward())
+        comm.average_grads(net.named_grads(), weight=(hi - lo) / len(y))
+        SGD(net, lr=0.1).step()
+        params = {k: np.array(getattr(v, "get", lambda: v)()) for k, v in net.unsplit_params().items()}
+        return params, {p.device.id for _, p in net.named_params()}
+
+    (p0, devs0), (p1, devs1) = _run_ranks(2, rank)
+    assert devs0 == {0, 1} and devs1 == {2, 3}
+    for k, w in ref.named_params():
+        assert np.abs(p0[k] - w).max() <= 1e-10 * max(np.abs(w).max(), 1), k
+        np.testing.assert_array_equal(p0[k], p1[k])      # the ranks hold the same weights
 
 
 def test_nccl_refuses_a_device_the_machine_lacks(fake_gpus):
