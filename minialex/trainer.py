@@ -58,7 +58,6 @@ from .backend import device_of, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed.comm import SingleProcess, format_bytes
 from .evaluation import errors_from_sums, evaluate_sums
-from .layers import SoftmaxCrossEntropy
 from .metrics import MetricsLog, correct_topk
 from .progress import Progress
 from .tricks import Objective, Tricks, warmup_factor
@@ -236,8 +235,10 @@ class Trainer:
             raise Diverged(f"loss is {loss} at step {self.step + 1} (epoch {self.epoch + 1}, "
                            f"batch {self.batch + 1}){why}")
         self.model.backward(self.loss_fn.backward())
-        overflow = not getattr(self.model, "grads_finite", True)     # fp16: an overflow skips the step,
-        if not self.comm.any(overflow):                              # on every rank if on one
+        overflow = self.comm.any(not getattr(self.model, "grads_finite", True))   # fp16: an overflow on
+        if hasattr(self.model, "scaler"):                            # any rank skips the step on all, and
+            self.model.scaler.update(not overflow)                   # every rank's loss scale moves alike
+        if not overflow:
             t = time.perf_counter()
             self.comm.average_grads(self.model.named_grads(), weight=len(yh) / n)   # sum_r (n_r/n) g_r
             self.acc["comm_s"] += time.perf_counter() - t
@@ -373,4 +374,5 @@ def _new_acc():
 
 
 def _num_classes(model):
-    return model.config.num_classes            # AlexNet, TwoTowerAlexNet, MixedPrecisionNet
+    cfg = getattr(model, "config", None)       # AlexNet, TwoTowerAlexNet, MixedPrecisionNet
+    return cfg.num_classes if cfg is not None else model.num_classes   # e.g. cuda_convnet nets

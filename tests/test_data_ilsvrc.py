@@ -154,7 +154,18 @@ def test_list_source_reads_tar_members_in_place(tmp_path):
     ls = list_source(tmp_path / "src" / "train", max_per_class=2)
     assert len(ls) == 4 and ls.labels.tolist() == [0, 0, 1, 1]
     w = sorted(tr)[0]
-    assert ls.sources[0] == f"{w}.tar:{tr[w][0][0]}"
-    with open(ls.paths[0], "rb") as f:   # the byte range is the member's data
+    assert ls.source(0) == f"{w}.tar:{tr[w][0][0]}"
+    with open(ls.path(0), "rb") as f:   # the byte range is the member's data
         f.seek(ls.offsets[0])
         assert f.read(ls.sizes[0]) == tr[w][0][1]
+
+
+def test_one_split_is_labelled_against_train(tmp_path):
+    import shutil
+    tr, va = ilsvrc_tree(tmp_path / "src", train="folders", val="folders")
+    wnids = sorted(tr)
+    shutil.rmtree(tmp_path / "src" / "val" / wnids[0])   # val lacks the first class
+    assert main(["prepare", str(tmp_path / "src"), str(tmp_path / "val"), "--split", "val", "--short-side", "16",
+                 "--crop", "16", "--workers", "1", "--quiet"]) == 0
+    ps = open_prepared(tmp_path / "val")
+    assert ps.classes == wnids and sorted(set(ps.labels.tolist())) == [1, 2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -109,7 +110,7 @@ def main(argv=None):
 
 
 def _prepare(args):
-    from .ilsvrc import read_val_labels
+    from .ilsvrc import read_val_labels, source_classes
     from .preparer import prepare, prepare_splits
 
     t0 = time.perf_counter()
@@ -118,8 +119,10 @@ def _prepare(args):
         kw = dict(short_side=args.short_side, crop=args.crop, synsets=args.synsets, val_labels=val_labels,
                   max_per_class=args.max_per_class, workers=args.workers, progress=not args.quiet,
                   overwrite=args.overwrite, chunk=args.chunk)
-        if args.split:
-            sets = {args.split: prepare(args.src, args.dst, split=args.split, **kw)}
+        if args.split:   # labelled against SRC/train's classes when there is one, as prepare_splits does
+            train = Path(args.src) / "train"
+            classes = source_classes(train, args.synsets) if args.split != "train" and train.is_dir() else None
+            sets = {args.split: prepare(args.src, args.dst, split=args.split, classes=classes, **kw)}
         else:
             sets = prepare_splits(args.src, args.dst, **kw)
     except (ValueError, FileExistsError, OSError) as e:

@@ -299,7 +299,7 @@ def _run_chunks(listing, work, state, short_side, crop, chunk, workers, progress
 
     def task(k):
         lo, hi = k * chunk, min(N, (k + 1) * chunk)
-        items = [(listing.paths[i], int(listing.offsets[i]), int(listing.sizes[i]), listing.reasons.get(i))
+        items = [(listing.path(i), int(listing.offsets[i]), int(listing.sizes[i]), listing.reasons.get(i))
                  for i in range(lo, hi)]
         return (images_path, lo, items, short_side, crop)
 
@@ -342,7 +342,7 @@ def _finish(listing, work, dst, state, src, split, short_side, crop, plan):
     row_bytes = 3 * S * S
     ok = np.flatnonzero(state.status == OK)
     k = len(ok)
-    skipped = [(listing.sources[i], state.reasons.get(i, "")) for i in np.flatnonzero(state.status == SKIPPED)]
+    skipped = [(listing.source(i), state.reasons.get(i, "")) for i in np.flatnonzero(state.status == SKIPPED)]
     warn_skipped(skipped, src)
     if k == 0:
         shutil.rmtree(work, ignore_errors=True)
@@ -393,7 +393,7 @@ def _write_files(listing, work, state, row, ok, k, S, skipped) -> dict:
     text("classes.txt", [f"{c}\t{n}\n" for c, n in zip(listing.classes, listing.names)])
     status_name = {OK: "ok", SKIPPED: "skipped"}
     text("manifest.tsv", itertools.chain(["source\tlabel\tclass\tstatus\trow\treason\n"], (
-        f"{listing.sources[i]}\t{listing.labels[i]}\t"
+        f"{listing.source(i)}\t{listing.labels[i]}\t"
         f"{listing.classes[listing.labels[i]] if listing.labels[i] >= 0 else ''}\t"
         f"{status_name[state.status[i]]}\t{row[i]}\t{state.reasons.get(i, '')}\n" for i in range(N))))
     text("skipped.tsv", ["source\treason\n"] + [f"{s}\t{r}\n" for s, r in skipped])

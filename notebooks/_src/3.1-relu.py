@@ -187,3 +187,17 @@ print(f"conv1 pre-activation std {pre.std():.2f}; fraction with |x| > 2 (tanh' <
 # meet weights of standard deviation 0.01 (the cell above measures how many conv1 units start
 # saturated). With inputs scaled to unit variance and fan-in-scaled weights, tanh saturates less
 # and the gap can shrink or vanish in a net this small.
+
+
+# %% [markdown]
+# ## Full scale, beside this miniature
+#
+# Everything above is this notebook's **miniature**, run live in about a minute. Below is the
+# **full-scale** result, read from `docs/results/fig1/` (not computed here): Figure 1 at full scale: the same comparison on all 45,000 training images (cuda-convnet's four-layer net, each nonlinearity's learning rate from a sweep, training until 25% training error, two seeds).
+# `docs/results.md` has every claim; `python -m minialex.reproduce fig1 --quick` runs the same
+# experiment's own miniature, and without `--quick` the full run (hours on a CPU).
+
+# %%
+from minialex.reproduce.published import show
+
+show("fig1")
