@@ -114,6 +114,23 @@ def test_pack_unpack_and_single_process():
     assert rank_devices(3) == (3,) and rank_devices(1, (0, 0)) == (1, 1)
 
 
+def test_launched_without_mpi4py_is_a_clear_error(monkeypatch, capsys, tmp_path):
+    """mpiexec started 2 ranks but mpi4py is missing: one line saying what to install, status 4."""
+    from minialex import train
+    from minialex.distributed import CommError, launched_ranks, world
+
+    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE", raising=False)
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setitem(sys.modules, "mpi4py", None)             # import mpi4py now fails
+    assert launched_ranks() == 2
+    with pytest.raises(CommError, match=r"launched with 2 ranks, but mpi4py is not installed: pip install"):
+        world()
+    assert train.main(["--config", "tiny", "--out", str(tmp_path)]) == EXIT_COMM
+    err = capsys.readouterr().err
+    assert err.startswith("error: launched with 2 ranks") and "Traceback" not in err
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
 def test_watchdog_ends_a_process_stuck_in_a_collective():
     """A guarded call past the limit: one line naming the rank and the call, exit status 4, quickly."""
     code = ("import time, sys; sys.path.insert(0, %r)\n"
