@@ -484,7 +484,7 @@ def test_sigterm_to_the_job_stops_every_rank_with_a_checkpoint(tmp_path):
     assert "stopped (Ctrl-C/SIGTERM)" in stdout and "continue with --resume" in stdout
     assert "Traceback" not in stderr
     ck = read_checkpoint(tmp_path / "checkpoint.npz")
-    assert ck["extra"]["step"] > 4 and ck["extra"]["args"]["ranks"] == 2
+    assert ck["extra"]["step"] >= 4 and ck["extra"]["args"]["ranks"] == 2    # at least the first epoch
 
 
 @mpi
