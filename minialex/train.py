@@ -19,8 +19,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from .data.datasets import check_data_folder
 from .distributed.comm import EXIT_COMM, CommError, format_bytes
-from .experiment import CONFIG_DEFAULTS, SCHEDULES, make_comm, model_config, run
+from .errors import OneLineParser, UserError, describe, run_cli
+from .experiment import (CONFIG_DEFAULTS, SCHEDULES, check_out, check_shapes, make_comm, merge_resume_args,
+                         model_config, resume_path, run)
 from .trainer import Diverged
 
 DESCRIPTION = __doc__.split("\n\n")[0] + """
@@ -48,6 +51,11 @@ the default run's schedule (cosine) does not look at it.
 
 files in --out: checkpoint.npz (atomic; every epoch, at --max-steps, on Ctrl-C/SIGTERM),
 metrics.csv (per epoch: lr, train loss, train/val top-1/top-5 error, images/s), curves.png.
+A folder that already holds a run is never replaced silently: --resume continues it,
+--overwrite starts again in it.
+
+errors: one line on stderr and exit code 2 for bad input (1 out of memory, 3 diverged,
+130 interrupted); --debug (or MINIALEX_DEBUG=1) shows the full traceback instead.
 
 data parallel (docs/distributed.md): mpiexec -n N python -m minialex.train ... runs N ranks
 (pip install -e ".[mpi]"). --batch-size is per rank: each rank takes its part of every global
@@ -71,15 +79,28 @@ def _positive_int(name):
     return parse
 
 
+def _nonnegative_int(name):
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 0, got {s!r}") from None
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 0, got {v}")
+        return v
+    return parse
+
+
 def _float_in(name, lo, hi, lo_open=False, hi_open=False):
+    """A finite float in the interval (inf and nan are refused even where hi is inf)."""
     def parse(s):
         try:
             v = float(s)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
         ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-        if not ok or v != v:
-            lb, hb = "(" if lo_open else "[", ")" if hi_open else "]"
+        if not ok or v != v or v in (float("inf"), float("-inf")):
+            lb, hb = "(" if lo_open else "[", ")" if hi_open or hi == float("inf") else "]"
             raise argparse.ArgumentTypeError(f"{name} must be in {lb}{lo}, {hi}{hb}, got {s}")
         return v
     return parse
@@ -108,7 +129,7 @@ def _drop_conv(s):
 
 def build_parser():
     inf = float("inf")
-    p = argparse.ArgumentParser(prog="python -m minialex.train", description=DESCRIPTION, epilog=EPILOG,
+    p = OneLineParser(prog="python -m minialex.train", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("run")
     g.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
@@ -128,13 +149,18 @@ def build_parser():
     g.add_argument("--download", action="store_true", help="with --data cifar10: download it if missing")
     g.add_argument("--limit", type=_positive_int("--limit"), default=None,
                    help="use a random subset of N training and N validation images (quick tests)")
-    g.add_argument("--seed", type=int, default=0,
+    g.add_argument("--seed", type=_nonnegative_int("--seed"), default=0,
                    help="seeds the initial weights, dropout masks, batch order and augmentation (default 0)")
     g.add_argument("--out", default="runs/default",
                    help="run directory for checkpoint.npz, metrics.csv, curves.png (default runs/default)")
     g.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="continue from CKPT (default: OUT/checkpoint.npz) exactly where it stopped; the "
                         "run's other options come from the checkpoint, except --epochs and --max-steps")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start a new run in an --out that already holds one, replacing its checkpoint and "
+                        "metrics (without it, such an --out is refused; --resume continues it)")
+    g.add_argument("--debug", action="store_true",
+                   help="on an error, show the full Python traceback (also: MINIALEX_DEBUG=1)")
     g.add_argument("--max-steps", type=_positive_int("--max-steps"), default=None,
                    help="stop after this many SGD steps in total (a checkpoint is written)")
     g.add_argument("--loader-workers", type=_positive_int("--loader-workers"), default=1,
@@ -235,11 +261,30 @@ def build_parser():
 
 
 def parse_args(argv=None):
-    """Parse and validate; every error is reported before any work starts."""
+    """Parse and validate; every error is reported before any work starts (data loading included).
+
+    With --resume the checkpoint is read (and checked) here, and its options
+    replace the defaults, so the checks below see the run as it will continue.
+    """
     p = build_parser()
     args = p.parse_args(argv)
     explicit = _explicit(p, argv)
     args.explicit = sorted(explicit)
+    if args.resume is not None and args.overwrite:
+        p.error("--resume continues the run in --out, --overwrite replaces it: pass only one")
+    if args.resume not in (None, "auto") and not Path(args.resume).is_file():
+        p.error(f"--resume {args.resume}: no such checkpoint file")
+    if args.resume == "auto" and not (Path(args.out) / "checkpoint.npz").is_file():
+        p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
+                "continue or --resume CKPT")
+    if args.resume is not None:
+        try:
+            args = merge_resume_args(args, resume_path(args))
+        except UserError as e:                    # CheckpointError too: a corrupt or foreign file
+            p.error(str(e))
+        for k, v in vars(p.parse_args([])).items():   # options added since the checkpoint was written
+            if not hasattr(args, k):
+                setattr(args, k, v)
     defaults = CONFIG_DEFAULTS[args.config]
     for k, v in defaults.items():
         if getattr(args, k, None) is None:
@@ -249,14 +294,11 @@ def parse_args(argv=None):
         p.error(f"--pad must be >= 0, got {args.pad}")
     if args.gpus is not None and args.backend != "cupy":
         p.error(f"--gpus {args.gpus} needs --backend cupy (the numpy backend runs on the CPU)")
-    if args.data not in ("default", "cifar10") and not Path(args.data).exists():
-        p.error(f"--data {args.data!r}: no such folder; expected default, cifar10 or a folder with train/ "
-                "and val/ (or test/)")
-    if args.resume not in (None, "auto") and not Path(args.resume).is_file():
-        p.error(f"--resume {args.resume}: no such checkpoint file")
-    if args.resume == "auto" and not (Path(args.out) / "checkpoint.npz").is_file():
-        p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
-                "continue or --resume CKPT")
+    if args.data not in ("default", "cifar10"):
+        try:
+            check_data_folder(args.data, need_train=True)
+        except UserError as e:
+            p.error(str(e))
     if args.distill_t is not None and args.distill is None:
         p.error(f"--distill-t {args.distill_t} needs --distill TEACHER.npz")
     if args.distill is not None and not Path(args.distill).is_file():
@@ -269,8 +311,12 @@ def parse_args(argv=None):
         p.error(f"--config paper takes 224x224 crops of 256x256 images (Sec. 2, 4.1), but --data {args.data} "
                 "is 32x32 CIFAR-10; use --config cifar, or --data PATH with ImageNet-style images")
     try:
-        model_config(args)                        # the config's own checks (sizes, towers, ...)
+        check_shapes(model_config(args))          # the config's own checks (sizes, towers, pools, ...)
     except ValueError as e:
+        p.error(str(e))
+    try:
+        check_out(args.out, resume=args.resume is not None, overwrite=args.overwrite)
+    except UserError as e:
         p.error(str(e))
     if args.backend == "cupy":
         from .backend import get_backend
@@ -305,6 +351,11 @@ def _explicit(parser, argv):
 
 
 def main(argv=None):
+    """The command line; every error is one line on stderr and an exit code (minialex.errors)."""
+    return run_cli(_main, argv)
+
+
+def _main(argv=None):
     args = parse_args(argv)
     try:
         comm = make_comm(args)                  # one process, or the ranks of mpiexec -n N
@@ -322,6 +373,10 @@ def main(argv=None):
         if comm.rank == 0:
             raise
         return e.code if isinstance(e.code, int) else 2
+    except BaseException as e:                  # an error every rank meets: rank 0 reports it (run_cli)
+        if comm.rank == 0:
+            raise
+        return describe(e)[1]
     finally:
         comm.close()
     if comm.rank == 0:
@@ -330,18 +385,23 @@ def main(argv=None):
 
 
 def print_summary(s):
+    from .trainer import position_text
+
     print("-" * 60)
-    if s["stopped"] != "done":
-        print(f"stopped at step {s['step']} ({s['stopped']}); the figures below are from the last "
-              "completed epoch")
+    where = position_text(s["step"], s["epoch"], s.get("batch", 0), s.get("steps_per_epoch", 0))
+    name = s.get("val_name", "val")
+    if s["stopped"] != "done" and "val_top1" in s:
+        print(f"stopped at {where} ({s['stopped']}); the figures below are from the last completed epoch")
     if "val_top1" in s:
-        print(f"summary after epoch {s['epoch']} (step {s['step']}):")
+        k = s.get("num_classes")
+        top5 = (f"top-5 n/a ({k} classes)" if k is not None and k <= 5 else f"top-5 {100 * s['val_top5']:.2f}%")
+        print(f"summary after epoch {s['last_epoch']} (step {s['last_epoch_step']}):")
         print(f"  train top-1 error  {100 * s['train_top1']:.2f}%  (running average over the last "
               "epoch's augmented training batches, training mode)")
-        print(f"  test  top-1 error  {100 * s['val_top1']:.2f}%  top-5 {100 * s['val_top5']:.2f}%  "
-              f"(centre crop; test accuracy {100 * (1 - s['val_top1']):.2f}%)")
+        print(f"  {name:5} top-1 error  {100 * s['val_top1']:.2f}%  {top5}  "
+              f"(centre crop; {name} accuracy {100 * (1 - s['val_top1']):.2f}%)")
     else:
-        print(f"stopped at step {s['step']} before the first epoch ended: no metrics yet")
+        print(f"stopped at {where} before the first epoch ended: no metrics yet")
     print(f"  wall time          {s['wall_s']:.1f} s training + evaluation, {s['setup_s']:.1f} s set-up")
     if s.get("ranks", 1) > 1:
         print(f"  data parallel      {s['ranks']} ranks; {format_bytes(s['allreduce_bytes_per_step'])} of "

@@ -112,7 +112,7 @@ def test_labels_follow_the_synset_file_order(tmp_path):
 def test_flat_val_without_ground_truth_and_unknown_classes(tmp_path, capsys):
     tr, va = ilsvrc_tree(tmp_path / "src", train="folders", val="loc")
     (tmp_path / "src" / "LOC_val_solution.csv").rename(tmp_path / "solution.csv")
-    assert main(["prepare", str(tmp_path / "src"), str(tmp_path / "out"), "--quiet", "--workers", "1"]) == 1
+    assert main(["prepare", str(tmp_path / "src"), str(tmp_path / "out"), "--quiet", "--workers", "1"]) == 2   # bad input: exit 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--val-labels" in err and "Traceback" not in err
     # a ground truth naming a class that train lacks: that file is skipped, with the reason listed

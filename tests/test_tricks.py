@@ -306,11 +306,12 @@ def test_every_trick_resumes_bit_for_bit(tmp_path, teacher, precision_arg):
     assert init["extra"]["tricks"]["mixup"] == 0.2
 
 
-def test_resume_refuses_a_changed_trick(tmp_path):
+def test_resume_refuses_a_changed_trick(tmp_path, capsys):
     assert run(tmp_path, "--epochs", "2", "--max-steps", "2", "--label-smoothing", "0.1") == 0
     with pytest.raises(SystemExit) as e:
         run(tmp_path, "--resume", "--label-smoothing", "0.2")
-    assert "--label-smoothing" in str(e.value.code)
+    assert e.value.code == 2                          # a usage error, reported before any work (issue 15)
+    assert "--label-smoothing differ from it" in capsys.readouterr().err
 
 
 def test_help_names_bag_of_tricks_sections(capsys):

@@ -10,7 +10,7 @@ The net is ``minialex.cuda_convnet.build("fig1")`` (after cuda-convnet's
 layers-18pct/-80sec: conv 32-32-64 with 5x5 kernels, max pools, fc10).
 No regularisation: weight decay 0, no dropout, no augmentation (the whole
 32x32 image, no flips). SGD batch 128, momentum 0.9, a constant learning
-rate. Each net's learning rate is chosen from {0.005, 0.01, 0.02, 0.04}
+rate. Each net's learning rate is chosen from {0.0025, 0.005, 0.01, 0.02, 0.04}
 by the training error after 2 epochs on 10,000 training images (seed 0):
 the criterion of the figure is training speed. Each run then trains one
 epoch at a time until its training error (the running error over the
@@ -27,7 +27,7 @@ NAME = "fig1"
 SECTION = "Sec. 3.1, Figure 1"
 CLAIM = "ReLU reaches 25% training error on CIFAR-10 six times faster than tanh (four-layer CNN)"
 
-FULL = dict(target=0.25, max_epochs=40, lrs=(0.005, 0.01, 0.02, 0.04), sweep_epochs=2, sweep_images=10000,
+FULL = dict(target=0.25, max_epochs=40, lrs=(0.0025, 0.005, 0.01, 0.02, 0.04), sweep_epochs=2, sweep_images=10000,
             seeds=(0, 1), train_limit=None)
 QUICK = dict(target=0.75, max_epochs=3, lrs=(0.01, 0.02), sweep_epochs=1, sweep_images=400, seeds=(0,),
              train_limit=500)
