@@ -244,6 +244,8 @@ def run(args, log=print, comm=None):
     if args.gpus is not None:                       # Sec. 3.2: tower 0 on one GPU, tower 1 on another
         from .towers import TwoTowerAlexNet, parse_gpus, transfer_plan
         devices = rank_devices(comm.local_rank, parse_gpus(args.gpus, args.backend))   # this rank's pair
+        if xp is not np:                            # the logits, the loss and fc8 live on tower 0's GPU
+            xp.cuda.Device(devices[0]).use()
         net = TwoTowerAlexNet(model, devices=devices, xp=xp)
         plan = transfer_plan(model, args.batch_size)
         log(f"two towers on CUDA devices {net.devices}: {plan['between_towers'] / 2**20:.1f} MiB cross "

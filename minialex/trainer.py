@@ -319,6 +319,7 @@ class Trainer:
         Data parallel: x, y are this rank's part; the loss and hits are summed
         over the ranks and the gradients averaged before the update.
         """
+        self.comm.step = self.step + 1                               # named if a collective hangs
         xb, targets = self.objective.inputs(x, y, self.loader.seed, self.epoch, self.batch)   # mixup etc.
         logits = self.model.forward(xb, train=True)                  # (B, K); B: this rank's images
         yh = to_numpy(y)
@@ -454,7 +455,7 @@ class Trainer:
                                  xp=self.xp)
         except ValueError:                          # non-finite logits on the validation set
             sums = (math.nan, 0, 0, max(hi - lo, 1))  # reduced with the others, so every rank stops
-        val_loss, val1, val5 = errors_from_sums(self.comm.allreduce_sum(sums))
+        val_loss, val1, val5 = errors_from_sums(self.comm.allreduce_sum(sums, "the validation all-reduce"))
         if not math.isfinite(val_loss):
             raise Diverged(f"validation loss is {val_loss} after step {self.step}")
         lr = self.optimizer.lr
