@@ -437,7 +437,7 @@ def dropout_mask(shape, p, seed, dtype, device=None):
     with ctx:
         mask = cp.empty(shape, dtype=dtype)
         _check_index_range(mask.shape)
-        if isinstance(seed, cp.ndarray):
+        if hasattr(seed, "shape"):                            # a device buffer, not a number
             _kernel("dropout_mask_buf")(seed, float(p), mask)
         else:
             _kernel("dropout_mask")(_uint64(seed), float(p), mask)
