@@ -287,10 +287,17 @@ def run(args, log=print, comm=None):
             teacher = load_teacher(tricks.distill, data.class_names, prep, xp=xp)
         except ValueError as e:
             raise SystemExit(f"error: --distill: {e}") from None
+    graph_step = None
+    if getattr(args, "cuda_graphs", False):         # one CUDA graph per batch shape and lr (docs/gpu.md)
+        from .kernels.graphs import CapturedStep
+        from .layers import SoftmaxCrossEntropy
+        graph_step = CapturedStep(net, SoftmaxCrossEntropy(check_finite=False, check_labels=False), opt)
+        log("CUDA graphs: the training step is captured once per batch shape and learning rate")
     trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
                       progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log,
-                      tricks=tricks, teacher=teacher, comm=comm, val_name=data.held_name, overwrite=overwrite)
+                      tricks=tricks, teacher=teacher, comm=comm, val_name=data.held_name, overwrite=overwrite,
+                      graph_step=graph_step)
     if ckpt is not None:
         m = trainer.restore(ckpt)
         log(f"resumed {ckpt} at {position_text(m['step'], m['epoch'], m['batch'], len(loader))}")

@@ -139,6 +139,10 @@ def build_parser():
                    help="with --backend cupy: place the two towers (Sec. 3.2) on these CUDA devices: "
                         "0,1 puts tower 0 on GPU 0 and tower 1 on GPU 1; 0 runs both towers on GPU 0. "
                         "The log reports the bytes that cross between the towers per step")
+    g.add_argument("--cuda-graphs", action="store_true",
+                   help="with --backend cupy: capture the training step (forward, backward, SGD) as a CUDA "
+                        "graph once per batch shape and learning rate and replay it (fewer kernel launches "
+                        "from Python; fp32/tf32, no tricks, one GPU; docs/gpu.md)")
     g.add_argument("--config", choices=tuple(CONFIG_DEFAULTS), default="cifar",
                    help="network: paper = Sec. 3.5 exactly (224x224 input, 60,965,224 parameters); "
                         "cifar = the same structure for 32x32 CIFAR-10 (default); cifar-wide = cifar with twice "
@@ -310,6 +314,16 @@ def parse_args(argv=None):
         p.error(f"--warmup {args.warmup:g} epochs must be shorter than the run (--epochs {args.epochs})")
     if args.precision in ("fp16", "bf16") and args.gpus is not None:
         p.error(f"--precision {args.precision} with --gpus (two towers on two devices) is not supported yet")
+    if getattr(args, "cuda_graphs", False):
+        on = [o for o, v in (("--precision " + args.precision, args.precision in ("fp16", "bf16")),
+                             ("--gpus", args.gpus is not None), ("--warmup", bool(args.warmup)),
+                             ("--label-smoothing", bool(args.label_smoothing)), ("--mixup", bool(args.mixup)),
+                             ("--distill", args.distill is not None), ("--lr-scaling linear", args.lr_scaling != "none"),
+                             ("--no-bias-decay", args.no_bias_decay)) if v]
+        if args.backend != "cupy":
+            p.error("--cuda-graphs needs --backend cupy (CUDA graphs replay GPU kernels)")
+        if on:
+            p.error(f"--cuda-graphs captures the paper's plain step (fp32 or tf32, one GPU); not with {', '.join(on)}")
     if args.precision == "tf32" and args.backend != "cupy":
         p.error("--precision tf32 needs --backend cupy: TF32 is a tensor-core mode of NVIDIA GPUs; on the CPU "
                 "use fp32")

@@ -46,7 +46,7 @@ def capture_executes_nothing(monkeypatch, step, model, opt):
     begin, end = _Stream.begin_capture, _Stream.end_capture
 
     def begin_capture(self, mode=None):
-        arrays = [v for _, v in model.named_params()] + list(opt.velocity.values()) + [step.pending[2]]
+        arrays = [v for _, v in model.named_params()] + list(opt.velocity.values()) + list(step.pending[2:])
         saved.extend((a, a.copy()) for a in arrays)
         return begin(self, mode)
 
@@ -112,3 +112,51 @@ def test_refuses_what_a_graph_cannot_replay(cp):
     net = MixedPrecisionNet(model)
     with pytest.raises(ValueError, match="fp16 .* host decision"):
         CapturedStep(net, SoftmaxCrossEntropy(check_finite=False), SGD(net))
+
+
+class _Loader:
+    seed = 0
+
+    def __len__(self):
+        return 1
+
+
+def test_the_trainer_with_a_graph_step_trains_as_without(cp, monkeypatch, tmp_path):
+    """Trainer(graph_step=...) (train --cuda-graphs): the same losses, hits and weights as its eager step."""
+    from minialex.trainer import Trainer
+    from minialex.tricks import Tricks
+
+    cfg = AlexNetConfig.tiny(dtype="float32", dropout=0.0, seed=5)
+    data = batches(cfg, [8, 8, 8])
+    runs = []
+    for graphs in (False, True):
+        model = AlexNet(cfg).to(cp)
+        opt = SGD(model, lr=0.05)
+        step = None
+        if graphs:
+            step = CapturedStep(model, SoftmaxCrossEntropy(check_finite=False, check_labels=False), opt)
+            capture_executes_nothing(monkeypatch, step, model, opt)
+            cp.replay = lambda graph, s=step: next(s._eager(*b) for g, *b in s.graphs.values() if g is graph)
+        t = Trainer(model, opt, None, _Loader(), (None, None, None), tmp_path / str(graphs), epochs=1,
+                    log=lambda *a: None, graph_step=step)
+        losses = [t._train_step(cp.asarray(x), cp.asarray(y)) for x, y in data]
+        runs.append((losses, dict(t.acc), [p.get() for _, p in model.named_params()]))
+    (l0, a0, p0), (l1, a1, p1) = runs
+    assert l0 == l1 and all(a0[k] == a1[k] for k in ("loss", "c1", "c5", "n"))
+    assert all(np.array_equal(a, b) for a, b in zip(p0, p1))
+    with pytest.raises(ValueError, match="paper's plain step .* got tricks \\['mixup'\\]"):
+        Trainer(model, opt, None, _Loader(), (None, None, None), tmp_path / "m", epochs=1, log=lambda *a: None,
+                tricks=Tricks(mixup=0.2), graph_step=step)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--cuda-graphs"], "--cuda-graphs needs --backend cupy"),
+    (["--cuda-graphs", "--backend", "cupy", "--precision", "fp16"], "not with --precision fp16"),
+    (["--cuda-graphs", "--backend", "cupy", "--mixup", "0.2", "--warmup", "1"], "not with --warmup, --mixup"),
+])
+def test_train_refuses_cuda_graphs_where_a_graph_cannot_replay_the_step(tmp_path, capsys, argv, needle):
+    from minialex.train import parse_args
+
+    with pytest.raises(SystemExit) as e:
+        parse_args([*argv, "--out", str(tmp_path / "run"), "--epochs", "2"])
+    assert e.value.code == 2 and needle in capsys.readouterr().err

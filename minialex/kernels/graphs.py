@@ -75,7 +75,8 @@ class CapturedStep:
         cp = self.xp
         self.stream = cp.cuda.Stream(non_blocking=True)
         self.pool = cp.cuda.MemoryPool()                     # private: only the captured steps allocate here
-        self.graphs = {}                                     # key -> (graph, x_buf, y_buf, loss_buf)
+        self.graphs = {}                                     # key -> (graph, x_buf, y_buf, loss_buf, logits_buf)
+        self.logits = None                                   # the last call's (N, K) logits buffer
         self.captures = 0
         self.dropouts = [layer for layer in model.layers if type(layer).__name__ == "Dropout" and layer.p > 0]
 
@@ -83,9 +84,11 @@ class CapturedStep:
         o = self.optimizer
         return (tuple(x.shape), str(x.dtype), tuple(y.shape), float(o.lr), float(o.momentum), float(o.weight_decay))
 
-    def _eager(self, x, y, out):
-        """The step as the trainer runs it, its loss written into ``out`` (no host sync)."""
-        value = self.loss.forward(self.model.forward(x, train=True), y)
+    def _eager(self, x, y, out, logits_out):
+        """The step as the trainer runs it, its loss and logits written into ``out``, ``logits_out``."""
+        logits = self.model.forward(x, train=True)            # (N, K)
+        logits_out[...] = logits
+        value = self.loss.forward(logits, y)
         self.model.backward(self.loss.backward())
         self.optimizer.step()
         out[...] = value
@@ -101,6 +104,7 @@ class CapturedStep:
         with cp.cuda.using_allocator(self.pool.malloc), self.stream:
             x_buf, y_buf = cp.empty_like(x), cp.empty_like(y)
             loss_buf = cp.zeros((), dtype=np.float32)
+            logits_buf = cp.zeros((x.shape[0], self.model.config.num_classes), dtype=np.float32)
             for layer in self.dropouts:
                 if getattr(layer, "seed_buffer", None) is None:
                     layer.seed_buffer = cp.zeros((1,), dtype=np.uint64)
@@ -108,16 +112,17 @@ class CapturedStep:
             y_buf[...] = y
             for _ in range(self.warmup):                     # eager steps on the buffers: allocations cached
                 self._draw_seeds()
-                self._eager(x_buf, y_buf, loss_buf)
+                self._eager(x_buf, y_buf, loss_buf, logits_buf)
             self.stream.synchronize()
-            self.pending = (x_buf, y_buf, loss_buf)           # the buffers being captured (tests look)
+            self.pending = (x_buf, y_buf, loss_buf, logits_buf)   # the buffers being captured (tests look)
             self.stream.begin_capture()
             try:
-                self._eager(x_buf, y_buf, loss_buf)
+                self._eager(x_buf, y_buf, loss_buf, logits_buf)
             finally:
                 graph = self.stream.end_capture()
         self.captures += 1
-        self.graphs[key] = (graph, x_buf, y_buf, loss_buf)
+        self.graphs[key] = (graph, x_buf, y_buf, loss_buf, logits_buf)
+        self.logits = logits_buf
         return loss_buf
 
     def __call__(self, x, y):
@@ -126,7 +131,7 @@ class CapturedStep:
         entry = self.graphs.get(key)
         if entry is None:
             return self._capture(key, x, y)                  # its warm-up steps trained on this batch
-        graph, x_buf, y_buf, loss_buf = entry
+        graph, x_buf, y_buf, loss_buf, self.logits = entry
         with self.stream:
             x_buf[...] = x                                    # device-to-device, ordered on the stream
             y_buf[...] = y
