@@ -259,9 +259,10 @@ def run(args, log=print, comm=None):
         # towers keep it, as they count its bytes.
         model.layers[0].input_grad = False
     tricks = tricks_of(args)
-    if tricks.precision == "fp16":                  # Bag of Tricks Sec. 3.2: float16 copy, float32 master
-        from .precision import MixedPrecisionNet
-        net = MixedPrecisionNet(model)
+    from .precision import MIXED, MixedPrecisionNet, configure_matmul
+    log(configure_matmul(xp, tricks.precision))     # cuBLAS compute type: fp32, TF32 (docs/gpu.md)
+    if tricks.precision in MIXED:                   # Bag of Tricks Sec. 3.2: half copy, float32 master
+        net = MixedPrecisionNet(model, dtype=MIXED[tricks.precision])
     tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                                pca=data.pca if args.pca_color else None), args.input_scale)
     et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)

@@ -69,6 +69,7 @@ from .errors import CheckpointError, RunExistsError
 from .evaluation import errors_from_sums, evaluate_sums
 from .metrics import MetricsLog, correct_topk
 from .progress import Progress
+from .precision import MIXED
 from .tricks import Objective, Tricks, warmup_factor
 
 CHECKPOINT = "checkpoint.npz"
@@ -229,9 +230,9 @@ class Trainer:
         self.meta = dict(meta or {})
         self.progress, self.plot, self.xp, self.log = progress, plot, xp, log
         self.tricks = tricks if tricks is not None else Tricks()
-        if (self.tricks.precision == "fp16") != hasattr(model, "scaler"):
+        if (self.tricks.precision in MIXED) != hasattr(model, "scaler"):
             raise ValueError(f"Trainer: precision {self.tricks.precision} needs "
-                             f"{'a' if self.tricks.precision == 'fp16' else 'no'} MixedPrecisionNet as the model")
+                             f"{'a' if self.tricks.precision in MIXED else 'no'} MixedPrecisionNet as the model")
         self.objective = Objective(self.tricks, _num_classes(model), teacher)
         self.loss_fn = self.objective.loss
         self.warmup_steps = int(round(self.tricks.warmup_epochs * len(loader)))
@@ -471,7 +472,7 @@ class Trainer:
                  f"{self.val_name} loss {val_loss:.4f} top-1 {100 * val1:.1f}% {top5_text(val5, self.num_classes)} | "
                  f"lr {lr:g} | "
                  f"{row['images_per_s']:.0f} img/s, data wait {100 * a['wait'] / max(a['seconds'], 1e-9):.0f}%"
-                 + (f" | fp16: {a['skipped']} steps skipped (overflow), loss scale {self.model.scaler.scale:g}"
+                 + (f" | {self.tricks.precision}: {a['skipped']} steps skipped (overflow), loss scale {self.model.scaler.scale:g}"
                     if hasattr(self.model, "scaler") else "") + self._comm_note(a))
         if self.plot and self.writer:
             from .figures import plot_curves       # matplotlib: only when drawing

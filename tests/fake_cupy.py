@@ -144,7 +144,7 @@ class FakeCupy:
 
     __name__ = "cupy"
     __version__ = "fake"
-    float32, float64, int32, int64 = np.float32, np.float64, np.int32, np.int64
+    float16, float32, float64, int32, int64 = np.float16, np.float32, np.float64, np.int32, np.int64
 
     def __init__(self, n_devices=2, kernel_lib=None):
         self.n_devices = n_devices
@@ -172,6 +172,23 @@ class FakeCupy:
                 return fake.wrap(np.random.default_rng().standard_normal(size).astype(dtype))
 
         self.random = random
+
+        class _routines_linalg:
+            """cupy._core._routines_linalg's compute-type switch: records what was asked, per dtype."""
+            COMPUTE_TYPE_TBD, COMPUTE_TYPE_DEFAULT, COMPUTE_TYPE_PEDANTIC = 0, 1, 2
+            COMPUTE_TYPE_FP16, COMPUTE_TYPE_FP32, COMPUTE_TYPE_FP64 = 3, 4, 5
+            COMPUTE_TYPE_BF16, COMPUTE_TYPE_TF32 = 6, 7
+            compute_types = {}
+
+            @classmethod
+            def set_compute_type(cls, dtype, compute_type):
+                cls.compute_types[np.dtype(dtype).name] = compute_type
+
+        class _core:
+            pass
+
+        _core._routines_linalg = _routines_linalg
+        self._core = _core
         self.transfers = []            # (from device, to device, bytes) of every cross-device copy
 
     # -- current device, per thread as in CUDA -----------------------------
