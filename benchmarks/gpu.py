@@ -83,6 +83,9 @@ def parse_args(argv=None):
     p.add_argument("--configs", default="paper,cifar", help="--suite: the nets, comma-separated")
     p.add_argument("--precisions", default="fp32,tf32,fp16", help="--suite: the modes, comma-separated")
     p.add_argument("--json", default=None, metavar="FILE", help="--suite: also write the rows as JSON")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="--suite: also time minialex fp32/tf32 with the step captured as a CUDA graph "
+                        "(minialex.kernels.graphs; rows named fp32+graph, tf32+graph)")
     p.add_argument("--peak-tflops", default=None, metavar="FP32,TF32,FP16",
                    help="--suite: the GPU's dense peaks, if it is not in PEAK_TFLOPS")
     p.add_argument("--profile", action="store_true",
@@ -460,8 +463,9 @@ def torch_peer(torch, model):
     return nn.Sequential(*mods)
 
 
-def suite_minialex(cp, cfg, mode, batch, steps, warmup):
-    """images/s and peak pool bytes of minialex's training step in ``mode`` (fp32, tf32, fp16)."""
+def suite_minialex(cp, cfg, mode, batch, steps, warmup, graphs=False):
+    """images/s and peak pool bytes of minialex's training step in ``mode`` (fp32, tf32, fp16);
+    ``graphs``: the step captured once as a CUDA graph and replayed (fp32/tf32 only)."""
     from minialex.precision import MIXED, MixedPrecisionNet, configure_matmul
 
     pool = cp.get_default_memory_pool()
@@ -475,8 +479,15 @@ def suite_minialex(cp, cfg, mode, batch, steps, warmup):
     x = cp.asarray(rng.standard_normal((batch, *model.input_shape)).astype(np.float32))
     y = cp.asarray(rng.integers(0, cfg.num_classes, batch))
     loss = SoftmaxCrossEntropy(check_finite=False)
+    captured = None
+    if graphs:
+        from minialex.kernels.graphs import CapturedStep
+
+        captured = CapturedStep(net, SoftmaxCrossEntropy(check_finite=False, check_labels=False), opt)
 
     def step():
+        if captured is not None:
+            return captured(x, y)
         value = loss(net.forward(x, train=True), y)
         net.backward(loss.backward())
         if getattr(net, "grads_finite", True):          # fp16: one host sync, as the trainer
@@ -493,9 +504,10 @@ def suite_minialex(cp, cfg, mode, batch, steps, warmup):
         value = step()
     cp.cuda.Device().synchronize()
     dt = time.perf_counter() - t
-    out = {"images_per_s": steps * batch / dt, "peak_bytes": pool.total_bytes(), "loss": float(value),
+    held = pool.total_bytes() + (captured.pool.total_bytes() if captured is not None else 0)
+    out = {"images_per_s": steps * batch / dt, "peak_bytes": held, "loss": float(value),
            "flops_per_image": train_flops_per_image(model)}
-    del net, model, opt, x, y, step
+    del net, model, opt, x, y, step, captured
     pool.free_all_blocks()
     return out
 
@@ -546,7 +558,7 @@ def suite_row(config, mode, batch, mini, ref, peaks):
     """One table row: rates, memory, the ratios and the physical limit (images/s at peak FLOP/s)."""
     limit = None
     if peaks is not None:
-        limit = peaks[mode] * 1e12 / mini["flops_per_image"]
+        limit = peaks[mode.split("+")[0]] * 1e12 / mini["flops_per_image"]
     return {"config": config, "precision": mode, "batch": batch,
             "minialex_img_s": mini["images_per_s"], "torch_img_s": ref["images_per_s"] if ref else None,
             "speed_ratio": mini["images_per_s"] / ref["images_per_s"] if ref else None,
@@ -584,6 +596,10 @@ def run_suite(cp, torch, args, gpu_name):
                 if torch is not None else None
             rows.append(suite_row(name, mode, args.batch, mini, ref, peaks))
             print(format_suite(rows[-1:]).splitlines()[-1], flush=True)
+            if args.cuda_graphs and mode in ("fp32", "tf32"):
+                mini = suite_minialex(cp, cfg, mode, args.batch, args.steps, args.warmup, graphs=True)
+                rows.append(suite_row(name, mode + "+graph", args.batch, mini, ref, peaks))
+                print(format_suite(rows[-1:]).splitlines()[-1], flush=True)
     print("\n" + format_suite(rows))
     if peaks is None:
         print(f"(no peak FLOP/s known for {gpu_name}: pass --peak-tflops FP32,TF32,FP16 for the limits)")

@@ -62,7 +62,7 @@ if [ "$SMOKE" = 1 ]; then      # the CPU: a few images, two steps, the same comm
 else
   TRAIN_ARGS=(--epochs "$EPOCHS" --loader-workers 8)
   EVAL_ARGS=(--batch-size 256)
-  BENCH_ARGS=(--suite --steps 20 --warmup 5)
+  BENCH_ARGS=(--suite --cuda-graphs --steps 20 --warmup 5)
   PREP_ARGS=(--workers "$(nproc 2>/dev/null || echo 4)")
   TEST_LIMIT=150 BENCH_LIMIT=150 PREP_LIMIT=120 EVAL_LIMIT=60
   TRAIN_LIMIT=$(awk "BEGIN { print int($TRAIN_MIN * 60) }")

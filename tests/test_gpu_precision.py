@@ -73,3 +73,29 @@ def test_fp16_training_step_on_the_gpu_matches_float32(config):
     g32, g16 = dict(ref.named_grads()), dict(net.named_grads())
     worst = max(rel_error(cp.asnumpy(g16[k]), cp.asnumpy(g32[k])) for k in g32)
     assert worst < 5e-2, worst            # float16 rounding; pool winners may flip (test_tricks' note)
+
+
+def test_cuda_graph_replays_equal_the_eager_steps_with_dropout():
+    """A captured step of the cifar net (dropout 0.5) replayed on a GPU: same losses and weights as
+    the eager loop (same kernels, same seeds from each Dropout's generator), to float32 round-off."""
+    from minialex.kernels.graphs import CapturedStep
+    from minialex.optim import SGD
+
+    precision.configure_matmul(cp, "fp32")
+    cfg = AlexNetConfig.cifar(seed=4)
+    rng = np.random.default_rng(4)
+    data = [(cp.asarray(rng.standard_normal((32, *AlexNet(cfg).input_shape)).astype(np.float32)),
+             cp.asarray(rng.integers(0, cfg.num_classes, 32))) for _ in range(4)]
+    ref, model = AlexNet(cfg).to(cp), AlexNet(cfg).to(cp)
+    ref_opt, opt = SGD(ref, lr=0.01), SGD(model, lr=0.01)
+    loss = SoftmaxCrossEntropy(check_finite=False)
+    step = CapturedStep(model, SoftmaxCrossEntropy(check_finite=False, check_labels=False), opt)
+    for x, y in data:
+        a = float(loss.forward(ref.forward(x), y))
+        ref.backward(loss.backward())
+        ref_opt.step()
+        b = float(step(x, y))
+        assert abs(a - b) <= 1e-5 * max(1.0, abs(a))
+    assert step.captures == 1
+    for (k, a), (_, b) in zip(ref.named_params(), model.named_params()):
+        assert rel_error(cp.asnumpy(a), cp.asnumpy(b)) < 1e-5, k
