@@ -131,6 +131,18 @@ def test_launched_without_mpi4py_is_a_clear_error(monkeypatch, capsys, tmp_path)
     assert not (tmp_path / "checkpoint.npz").exists()
 
 
+def test_ranks_on_one_machine_share_its_cores_unless_told():
+    code = "import os, minialex; print(os.environ['NUMBA_NUM_THREADS'], os.environ['OPENBLAS_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("NUM_THREADS")}
+    env.update(PYTHONPATH=str(ROOT), MPI_LOCALNRANKS="2")
+    share = str(max(1, os.cpu_count() // 2))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [share, share]
+    env["NUMBA_NUM_THREADS"] = "7"                                 # the user's choice stands
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["7", share]
+
+
 def test_watchdog_ends_a_process_stuck_in_a_collective():
     """A guarded call past the limit: one line naming the rank and the call, exit status 4, quickly."""
     code = ("import time, sys; sys.path.insert(0, %r)\n"
