@@ -22,7 +22,8 @@ with the same weights, bit for bit, as one that never stopped
 
 **Stopping.** Ctrl-C (SIGINT) or SIGTERM sets a flag; the loop finishes the
 current step, writes a checkpoint and returns; a second signal aborts at
-once (``Interrupted``, naming the checkpoint that is kept). ``max_steps``
+once (``Interrupted``, naming the checkpoint that is kept), or, during a
+checkpoint write, as soon as the write is done. ``max_steps``
 stops the same way after that many steps in total. A NaN or inf loss raises
 ``Diverged`` naming the step; nothing is written then, so the last
 checkpoint on disk is the last good one.
@@ -51,6 +52,7 @@ checkpoint, metrics.csv and the curves; every rank reads a checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -67,6 +69,7 @@ from .errors import CheckpointError, RunExistsError
 from .evaluation import errors_from_sums, evaluate_sums
 from .metrics import MetricsLog, correct_topk
 from .progress import Progress
+from .precision import MIXED
 from .tricks import Objective, Tricks, warmup_factor
 
 CHECKPOINT = "checkpoint.npz"
@@ -101,12 +104,19 @@ def top5_text(value, num_classes):
 
 
 class StopRequest:
-    """SIGINT/SIGTERM handler that asks the loop to stop at the next step boundary."""
+    """SIGINT/SIGTERM handler that asks the loop to stop at the next step boundary.
+
+    A second signal aborts at once (``Interrupted``), except during a
+    checkpoint write (``holding()``): that finishes first (about a second),
+    so an abort never throws away a checkpoint that was nearly on disk, and
+    the message names the checkpoint that is.
+    """
 
     def __init__(self, kept="the last checkpoint written is kept"):
         self.signum = None
-        self.kept = kept                          # what the abort message says is kept
+        self.kept = kept                          # what the abort message says is kept (text or callable)
         self._old = {}
+        self._hold, self._pending = False, None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -120,10 +130,28 @@ class StopRequest:
         self._old = {}
         return False
 
+    @contextlib.contextmanager
+    def holding(self):
+        """Defer a second signal's abort to the end of this block (a checkpoint write)."""
+        self._hold = True
+        try:
+            yield
+        finally:
+            self._hold = False
+        if self._pending is not None:
+            self._abort(self._pending)
+
+    def _abort(self, signum):
+        kept = self.kept() if callable(self.kept) else self.kept
+        raise Interrupted(f"{signal.Signals(signum).name} received a second time: stopped at once, "
+                          f"without a checkpoint of this step; {kept}")
+
     def _handle(self, signum, frame):
         if self.signum is not None:               # second signal: do not wait
-            raise Interrupted(f"{signal.Signals(signum).name} received a second time: stopped at once, "
-                              f"without a checkpoint of this step; {self.kept}")
+            if self._hold:
+                self._pending = signum
+                return
+            self._abort(signum)
         self.signum = signum
         print(f"\n{signal.Signals(signum).name} received: finishing this step, then writing a "
               "checkpoint (signal again to abort without one)", file=sys.stderr, flush=True)
@@ -191,7 +219,7 @@ class Trainer:
 
     def __init__(self, model, optimizer, schedule, loader, val, out, epochs, max_steps=None,
                  meta=None, progress=True, plot=True, xp=np, log=print, tricks=None, teacher=None, comm=None,
-                 val_name="val", overwrite=False):
+                 val_name="val", overwrite=False, graph_step=None):
         self.model, self.optimizer, self.schedule, self.loader = model, optimizer, schedule, loader
         self.val_x, self.val_y, self.val_transform = val
         self.val_name = val_name                    # what the held-out split is called: "val" or "test"
@@ -202,9 +230,15 @@ class Trainer:
         self.meta = dict(meta or {})
         self.progress, self.plot, self.xp, self.log = progress, plot, xp, log
         self.tricks = tricks if tricks is not None else Tricks()
-        if (self.tricks.precision == "fp16") != hasattr(model, "scaler"):
+        if (self.tricks.precision in MIXED) != hasattr(model, "scaler"):
             raise ValueError(f"Trainer: precision {self.tricks.precision} needs "
-                             f"{'a' if self.tricks.precision == 'fp16' else 'no'} MixedPrecisionNet as the model")
+                             f"{'a' if self.tricks.precision in MIXED else 'no'} MixedPrecisionNet as the model")
+        self.graph_step = graph_step                # a kernels.graphs.CapturedStep: the step as a CUDA graph
+        tricks_on = [t for t in self.tricks.active() if t != "precision" or self.tricks.precision in MIXED]
+        if graph_step is not None and (tricks_on or (comm is not None and comm.size > 1)):
+            raise ValueError("Trainer: a CUDA graph step runs the paper's plain step (fp32 or tf32) on one "
+                             f"process; got tricks {tricks_on or 'none'} and "
+                             f"{comm.size if comm is not None else 1} process(es)")
         self.objective = Objective(self.tricks, _num_classes(model), teacher)
         self.loss_fn = self.objective.loss
         self.warmup_steps = int(round(self.tricks.warmup_epochs * len(loader)))
@@ -214,6 +248,7 @@ class Trainer:
         # position: epochs completed, batches done in the current epoch, steps in total
         self.epoch, self.batch, self.step = 0, 0, 0
         self.restored = False                       # True after restore(): fit() continues, never starts anew
+        self.saved_step = None                      # the step of the checkpoint on disk, once one is written
         self.acc = _new_acc()                       # running sums of the current epoch
         self.wall = 0.0                             # seconds spent in earlier segments of the run
         self.last = {}                              # the last metrics row
@@ -247,8 +282,12 @@ class Trainer:
                 raise Diverged(f"weights {name} are not finite at step {self.step}; "
                                f"the last good checkpoint {self.checkpoint_path} is kept")
         path = Path(path) if path is not None else self.checkpoint_path
-        if self.writer:                             # data parallel: the weights are the same on every rank
-            save_checkpoint(path, self.model, self.optimizer, self.schedule, extra=self.state())
+        stop = getattr(self, "_stop", None)
+        with stop.holding() if stop is not None else contextlib.nullcontext():
+            if self.writer:                         # data parallel: the weights are the same on every rank
+                save_checkpoint(path, self.model, self.optimizer, self.schedule, extra=self.state())
+            if path == self.checkpoint_path:
+                self.saved_step = self.step         # what a second Ctrl-C leaves on disk
         return path
 
     def restore(self, path):
@@ -270,6 +309,7 @@ class Trainer:
             self.model.scaler.load_state_dict(extra["loss_scaler"])
         self.epoch, self.batch, self.step = int(extra["epoch"]), int(extra["batch"]), int(extra["step"])
         self.restored = True                        # fit() continues this run, even from step 0
+        self.saved_step = self.step
         self.acc, self.wall, self.last = {**_new_acc(), **extra["acc"]}, extra["wall_s"], extra.get("last_metrics", {})
         if self.writer:
             self.metrics.truncate(self.epoch)       # rows the interrupted run wrote later are redone
@@ -285,6 +325,9 @@ class Trainer:
         Data parallel: x, y are this rank's part; the loss and hits are summed
         over the ranks and the gradients averaged before the update.
         """
+        self.comm.step = self.step + 1                               # named if a collective hangs
+        if self.graph_step is not None:
+            return self._graph_train_step(x, y)
         xb, targets = self.objective.inputs(x, y, self.loader.seed, self.epoch, self.batch)   # mixup etc.
         logits = self.model.forward(xb, train=True)                  # (B, K); B: this rank's images
         yh = to_numpy(y)
@@ -321,6 +364,27 @@ class Trainer:
         self.acc["n"] += int(n)
         return loss, int(n)
 
+    def _graph_train_step(self, x, y):
+        """``_train_step`` as one CUDA graph replay (kernels/graphs.py): the paper's step, no tricks.
+
+        The loss and the hits are read after the replay, so a non-finite loss
+        is seen after its update (the checkpoint on disk stays the last good one).
+        """
+        yh = to_numpy(y)
+        if yh.min() < 0 or yh.max() >= self.num_classes:             # the graph's loss does not check
+            raise ValueError(f"label {yh.min() if yh.min() < 0 else yh.max()} out of range, expected "
+                             f"0 <= label < {self.num_classes}")
+        loss = float(self.graph_step(x, y))                          # one sync per step
+        logits = self.graph_step.logits
+        if not math.isfinite(loss):
+            raise Diverged(f"loss is {loss} at step {self.step + 1} (epoch {self.epoch + 1}, "
+                           f"batch {self.batch + 1})")
+        self.acc["loss"] += loss * len(yh)
+        self.acc["c1"] += int(correct_topk(logits, yh, 1).sum())
+        self.acc["c5"] += int(correct_topk(logits, yh, 5).sum())
+        self.acc["n"] += len(yh)
+        return loss, len(yh)
+
     def fit(self):
         """Train until ``epochs`` are done, ``max_steps`` is reached or a signal arrives.
 
@@ -341,10 +405,14 @@ class Trainer:
                 self.metrics.truncate(0)
             self.save()                            # a good checkpoint exists before the first step
         stopped = "done"
-        with StopRequest(kept=f"the last checkpoint {self.checkpoint_path} (step {self.step} or later) "
-                              "is kept; --resume continues from it") as stop:
-            while self.epoch < self.epochs and stopped == "done":
-                stopped = self._run_epoch(stop)
+        with StopRequest(kept=lambda: f"the last checkpoint {self.checkpoint_path} (step {self.saved_step}) "
+                                      "is kept; --resume continues from it") as stop:
+            self._stop = stop                      # save() holds a second signal while it writes
+            try:
+                while self.epoch < self.epochs and stopped == "done":
+                    stopped = self._run_epoch(stop)
+            finally:
+                self._stop = None
         wall = self.wall + self._elapsed()
         # the last metrics row first: its "epoch"/"step" are those of the last completed epoch,
         # the run's own position (where it stopped) must win
@@ -416,7 +484,7 @@ class Trainer:
                                  xp=self.xp)
         except ValueError:                          # non-finite logits on the validation set
             sums = (math.nan, 0, 0, max(hi - lo, 1))  # reduced with the others, so every rank stops
-        val_loss, val1, val5 = errors_from_sums(self.comm.allreduce_sum(sums))
+        val_loss, val1, val5 = errors_from_sums(self.comm.allreduce_sum(sums, "the validation all-reduce"))
         if not math.isfinite(val_loss):
             raise Diverged(f"validation loss is {val_loss} after step {self.step}")
         lr = self.optimizer.lr
@@ -433,7 +501,7 @@ class Trainer:
                  f"{self.val_name} loss {val_loss:.4f} top-1 {100 * val1:.1f}% {top5_text(val5, self.num_classes)} | "
                  f"lr {lr:g} | "
                  f"{row['images_per_s']:.0f} img/s, data wait {100 * a['wait'] / max(a['seconds'], 1e-9):.0f}%"
-                 + (f" | fp16: {a['skipped']} steps skipped (overflow), loss scale {self.model.scaler.scale:g}"
+                 + (f" | {self.tricks.precision}: {a['skipped']} steps skipped (overflow), loss scale {self.model.scaler.scale:g}"
                     if hasattr(self.model, "scaler") else "") + self._comm_note(a))
         if self.plot and self.writer:
             from .figures import plot_curves       # matplotlib: only when drawing

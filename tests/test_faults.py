@@ -264,11 +264,12 @@ def test_out_that_cannot_be_written_fails_before_the_data_loads(case, tmp_path, 
     elif case == "below a file":
         out, words = blocker / "run", ["is a file"]
     else:
-        if os.geteuid() == 0:
-            pytest.skip("running as root: permission bits do not stop root from writing")
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o555)
+        if os.geteuid() == 0:                     # root writes through permission bits: make access() say no
+            real = os.access
+            monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == ro else real(p, mode))
         out, words = ro / "run", ["not writable"]
     code, err = call(train.main, [*TINY, "--out", str(out)], capsys)
     assert_one_line_error(code, err, 2, str(out), *words)
@@ -520,9 +521,12 @@ def test_a_second_signal_aborts_in_one_line_and_keeps_the_checkpoint(tmp_path):
     proc.send_signal(signal.SIGINT)                           # Ctrl-C, and at once a second signal
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert_one_line_error(proc.returncode, err, 130, "received a second time", "checkpoint.npz", "--resume")
+    line = assert_one_line_error(proc.returncode, err, 130, "received a second time", "checkpoint.npz", "--resume")
     ck = read_checkpoint(out / "checkpoint.npz")               # whole and loadable
-    assert ck["extra"]["step"] >= 4
+    step = ck["extra"]["step"]                 # 4 or more; 0 when the abort cut the epoch-end write short
+    assert f"(step {step}) is kept" in line    # the message names the checkpoint that is on disk
+    assert train.main(["--out", str(out), "--resume", "--max-steps", str(step + 1)]) == 0
+    assert read_checkpoint(out / "checkpoint.npz")["extra"]["step"] == step + 1
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -562,3 +566,30 @@ def test_stale_temp_files_of_dead_writers_go_live_ones_stay(tmp_path):
     assert removed == {stale: 10, old_style: 10}
     assert dict(remove_stale(tmp_path, ".cifar10-extract.")) == {stale_dir: 7}
     assert keep_own.exists() and keep_parent.exists() and other.read_bytes() == b"keep"
+
+
+def test_a_damaged_metrics_csv_is_named(run_copy, capsys):
+    metrics = run_copy / "metrics.csv"
+    lines = metrics.read_text().splitlines()
+    metrics.write_text("\n".join([lines[0], lines[1].replace(lines[1].split(",")[0], "one", 1), *lines[2:]]) + "\n")
+    before = snapshot(run_copy)
+    code, err = call(viz.main, ["curves", str(run_copy), "-o", str(run_copy / "c.png")], capsys)
+    assert_one_line_error(code, err, 2, "metrics.csv, line 2, column 'epoch'", "'one' is not a number")
+    code, err = call(train.main, ["--out", str(run_copy), "--resume", "--epochs", "3"], capsys)
+    assert_one_line_error(code, err, 2, "metrics.csv, line 2")
+    assert snapshot(run_copy) == before
+
+
+def test_a_second_signal_during_a_checkpoint_write_waits_for_the_write():
+    from minialex.trainer import Interrupted, StopRequest
+
+    written = []
+    with StopRequest(kept=lambda: f"step {written[-1]} is kept") as stop:
+        stop._handle(signal.SIGINT, None)             # first: stop at the next step boundary
+        assert stop
+        with pytest.raises(Interrupted, match="SIGTERM received a second time.*step 8 is kept"):
+            with stop.holding():
+                stop._handle(signal.SIGTERM, None)    # second, mid-write: held
+                written.append(8)                     # the write completes
+        with pytest.raises(Interrupted, match="step 8 is kept"):
+            stop._handle(signal.SIGINT, None)         # outside a write: at once
