@@ -244,6 +244,8 @@ def run(args, log=print, comm=None):
     if args.gpus is not None:                       # Sec. 3.2: tower 0 on one GPU, tower 1 on another
         from .towers import TwoTowerAlexNet, parse_gpus, transfer_plan
         devices = rank_devices(comm.local_rank, parse_gpus(args.gpus, args.backend))   # this rank's pair
+        if xp is not np:                            # the logits, the loss and fc8 live on tower 0's GPU
+            xp.cuda.Device(devices[0]).use()
         net = TwoTowerAlexNet(model, devices=devices, xp=xp)
         plan = transfer_plan(model, args.batch_size)
         log(f"two towers on CUDA devices {net.devices}: {plan['between_towers'] / 2**20:.1f} MiB cross "
@@ -257,9 +259,10 @@ def run(args, log=print, comm=None):
         # towers keep it, as they count its bytes.
         model.layers[0].input_grad = False
     tricks = tricks_of(args)
-    if tricks.precision == "fp16":                  # Bag of Tricks Sec. 3.2: float16 copy, float32 master
-        from .precision import MixedPrecisionNet
-        net = MixedPrecisionNet(model)
+    from .precision import MIXED, MixedPrecisionNet, configure_matmul
+    log(configure_matmul(xp, tricks.precision))     # cuBLAS compute type: fp32, TF32 (docs/gpu.md)
+    if tricks.precision in MIXED:                   # Bag of Tricks Sec. 3.2: half copy, float32 master
+        net = MixedPrecisionNet(model, dtype=MIXED[tricks.precision])
     tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                                pca=data.pca if args.pca_color else None), args.input_scale)
     et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
@@ -284,10 +287,17 @@ def run(args, log=print, comm=None):
             teacher = load_teacher(tricks.distill, data.class_names, prep, xp=xp)
         except ValueError as e:
             raise SystemExit(f"error: --distill: {e}") from None
+    graph_step = None
+    if getattr(args, "cuda_graphs", False):         # one CUDA graph per batch shape and lr (docs/gpu.md)
+        from .kernels.graphs import CapturedStep
+        from .layers import SoftmaxCrossEntropy
+        graph_step = CapturedStep(net, SoftmaxCrossEntropy(check_finite=False, check_labels=False), opt)
+        log("CUDA graphs: the training step is captured once per batch shape and learning rate")
     trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
                       progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log,
-                      tricks=tricks, teacher=teacher, comm=comm, val_name=data.held_name, overwrite=overwrite)
+                      tricks=tricks, teacher=teacher, comm=comm, val_name=data.held_name, overwrite=overwrite,
+                      graph_step=graph_step)
     if ckpt is not None:
         m = trainer.restore(ckpt)
         log(f"resumed {ckpt} at {position_text(m['step'], m['epoch'], m['batch'], len(loader))}")

@@ -132,3 +132,18 @@ def test_published_headline_reads_a_result_and_says_when_there_is_none(tmp_path)
     text = headline("fig1", root=tmp_path)
     assert "| x | 6x | 5.0x |" in text and "## Runs" not in text and "![fig1]" not in text
     assert figure("fig1", root=tmp_path) == d / "fig1.png"
+
+
+def test_until_stops_at_the_target_and_a_resumed_run_does_not_train_past_it(tmp_path):
+    """Figure 1's runs train epoch by epoch until a target; a run cut off after reaching it only tests."""
+    from minialex.reproduce.runner import RunSpec, load_splits, train_run
+
+    data = load_splits(quick=True)
+    spec = RunSpec("until", net="fig1", epochs=5, lr=0.01, train_limit=128, seed=0, weight_decay=0.0,
+                   schedule="constant", pad=0, flip=False)
+    two = lambda m: len(m.get("epoch") or []) >= 2                      # "target reached" after 2 epochs
+    r = train_run(spec, data, tmp_path / "r", extra_epochs_until=two, log=lambda *_: None)
+    assert r["epochs"] == 2 and len(r["metrics"]["epoch"]) == 2
+    (tmp_path / "r" / "run.json").unlink()
+    again = train_run(spec, data, tmp_path / "r", resume=True, extra_epochs_until=two, log=lambda *_: None)
+    assert again["epochs"] == 2 and again["test_top1"] == r["test_top1"]

@@ -63,14 +63,14 @@ class Conv2D(Layer):
     Backward derivation: docs/derivations.md#convolution.
 
     Two paths compute the same thing. ``forward``/``backward`` below are the
-    readable one: im2col of the whole batch, one GEMM per group, kept columns
-    for backward. On NumPy arrays with numba active (``impl``, env
+    readable one: im2col of the whole batch, one GEMM per group; backward
+    keeps only x and rebuilds the columns (one more im2col, much less memory). On NumPy arrays with numba active (``impl``, env
     ``MINIALEX_KERNELS``; see ``minialex.im2col``) the fast path runs instead:
     it walks the batch in chunks of about ``CHUNK_BYTES`` of columns, reuses
     one set of scratch buffers (``WORKSPACE``) across layers and steps, fuses
-    the (F, N) -> (N, F) transpose with the bias add, and recomputes the
-    columns in backward instead of keeping them (the columns of conv2 at
-    batch 128 alone would take 900 MB). Where a group has few kernels
+    the (F, N) -> (N, F) transpose with the bias add, and, like the readable
+    path, recomputes the columns in backward instead of keeping them (the
+    columns of conv2 at batch 128 alone would take 900 MB). Where a group has few kernels
     (``fast_conv``, below) the direct kernels skip the column matrix
     altogether: ``minialex.kernels._numba.conv2d_direct`` builds each image's patches
     in cache and multiplies them there; for stride 1, dw is computed the same
@@ -147,18 +147,24 @@ class Conv2D(Layer):
         out = xp.matmul(w_g, cols_g)                                # (G, Fg, N*OH*OW)
         out = out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3)       # (N, F, OH, OW)
         out = out + b.reshape(1, F, 1, 1)
-        self.cache = (x.shape, cols_g)
+        # Keep x, not the columns: they hold K*K/s^2 times x's bytes (conv2 at
+        # batch 128: 896 MB against 36 MB), and backward rebuilds them with
+        # one im2col. On a GPU this is what keeps the paper net's peak memory
+        # near PyTorch's (docs/gpu.md, "Memory").
+        self.cache = (x.shape, x)
         return out
 
     def backward(self, dout):
         xp = get_array_module(dout)
         if self.cache[0] == "fast":
             return self._backward_fast(dout)
-        x_shape, cols_g = self.cache
+        x_shape, x = self.cache
         w = self.params["w"]
         N, C, H, W = x_shape
         F, G, K, s, p = self.out_channels, self.groups, self.kernel_size, self.stride, self.padding
         OH, OW = dout.shape[2], dout.shape[3]
+        cols = im2col(x, K, K, s, p, impl=self.im2col_impl)                   # (C*K*K, N*OH*OW), recomputed
+        cols_g = cols.reshape(G, C // G * K * K, N * OH * OW)                  # (G, Cg*K*K, N*OH*OW)
         dout_g = dout.transpose(1, 0, 2, 3).reshape(G, F // G, N * OH * OW)  # (G, Fg, N*OH*OW)
         self.grads["b"] = dout.sum(axis=(0, 2, 3))                            # (F,)
         # dW_g = dout_g cols_g^T, one 2-D product per group: the BLAS (cuBLAS on
@@ -167,6 +173,7 @@ class Conv2D(Layer):
         # against 1.2 ms).
         dw = xp.stack([dout_g[g] @ cols_g[g].T for g in range(G)])            # (G, Fg, Cg*K*K)
         self.grads["w"] = dw.reshape(w.shape)                                 # (F, Cg, K, K)
+        del cols, cols_g                    # freed before dcols (the same size) is allocated
         if not self.input_grad:
             self.cache = None
             return None

@@ -38,6 +38,7 @@ class Dropout(Layer):
         self.p, self.mode = p, mode
         self.rng = make_rng(rng)
         self.frozen_mask = None
+        self.seed_buffer = None      # a CUDA graph's (1,) uint64 device seed (kernels/graphs.py)
 
     def freeze(self, mask):
         """Use ``mask`` (0/1, x's shape) on every training forward until unfreeze()."""
@@ -63,7 +64,9 @@ class Dropout(Layer):
             # the host-drawn masks on the GPU too.
             from ..kernels import _cuda
 
-            seed = int(self.rng.integers(0, 2 ** 63))
+            seed = self.seed_buffer                   # set by a CUDA graph (kernels/graphs.py), else
+            if seed is None:                          # drawn here, once per mask
+                seed = int(self.rng.integers(0, 2 ** 63))
             return _cuda.dropout_mask(x.shape, self.p, seed, x.dtype, device=x.device.id)
         keep = self.rng.random(x.shape, dtype="float32") >= self.p   # drawn on the host: reproducible
         return xp.asarray(keep, dtype=x.dtype)

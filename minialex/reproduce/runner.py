@@ -253,15 +253,18 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
             f"{spec.epochs} epochs, batch {spec.batch_size}, lr {spec.lr} ({spec.schedule}); {run_dir}")
     load0 = load_average()
     while True:
-        if until is not None:
-            trainer.epochs = min(trainer.epoch + 1, spec.epochs)   # the (unfinished) next epoch
+        if until is not None:                       # one epoch at a time, until the target is reached
+            at_boundary = trainer.batch == 0 and trainer.epoch > 0
+            if trainer.epoch >= spec.epochs or (at_boundary and until(read_metrics(run_dir / "metrics.csv"))):
+                break                               # (also when a resumed run had reached it already)
+            trainer.epochs = trainer.epoch + 1
         summary = trainer.fit()
         trainer.wall = summary["wall_s"]            # fit() again continues the run's clock
         trainer._t0 = None
         if summary["stopped"] != "done":
             return {"spec": spec.to_dict(), "status": "stopped",
                     "metrics": read_metrics(run_dir / "metrics.csv")}
-        if until is None or trainer.epoch >= spec.epochs or until(read_metrics(run_dir / "metrics.csv")):
+        if until is None:
             break
     _, test1, test5 = evaluate_batches(model, data.x_test, data.y_test, et)
     # the training error in test mode (centre crop, no dropout) on a fixed sample of the training
@@ -272,14 +275,14 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     result = {"spec": spec.to_dict(), "status": "done", "epochs": trainer.epoch, "steps": trainer.step,
               "test_top1": test1, "test_top5": test5, "val_top1": m["val_top1"][-1],
               "train_eval_top1": clean1, "train_eval_images": len(ys),
-              "train_top1": m["train_top1"][-1], "wall_s": summary["wall_s"], "machine": machine(),
+              "train_top1": m["train_top1"][-1], "wall_s": trainer.wall, "machine": machine(),
               "load_avg": f"{load0} at the start, {load_average()} at the end", "data": data.name,
               "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     tmp = done_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, done_file)
     log(f"{spec.name}: done, {trainer.epoch} epochs, test top-1 error {100 * test1:.2f}% "
-        f"(val {100 * result['val_top1']:.2f}%), {summary['wall_s'] / 60:.1f} min")
+        f"(val {100 * result['val_top1']:.2f}%), {trainer.wall / 60:.1f} min")
     result["metrics"] = m
     return result
 
