@@ -8,7 +8,7 @@ What it prints (issue 8):
      the conv1 and conv2 shapes of the paper net, batch 16.
   2. Per layer, forward and backward, at the paper net's shapes (batch 16;
      ``--layers-config cifar --layers-batch 128`` for the cifar net's):
-     minialex fast path (numba kernels, ``MINIALEX_KERNELS=numba``), minialex
+     minialex fast path (numba kernels, ``MINIALEX_KERNELS=fast``), minialex
      readable path (``MINIALEX_KERNELS=reference``) and PyTorch CPU on the same
      layer, and the ratios fast/PyTorch.
   3. The whole training step (forward, softmax loss, backward, SGD with
@@ -194,7 +194,7 @@ def step_gflop(model, N):
 def child_net(spec):
     """One training-step configuration: {"config", "batch", "impl", "steps", "warmup", "threads"}."""
     impl = spec["impl"]
-    os.environ["MINIALEX_KERNELS"] = "numba" if impl == "fast" else "reference"
+    os.environ["MINIALEX_KERNELS"] = "fast" if impl == "fast" else "reference"   # read when the model is built
     import numpy as np
     setup_threads(spec["threads"], impl)
     if impl == "torch":
@@ -239,7 +239,7 @@ def child_net(spec):
     out = summary(ts)
     out.update(cpu_min=min(cpu), peak_mb=rss_mb("VmHWM") - rss0, gflop=gflop,
                info={k: v for k, v in minialex.backend.info().items()
-                     if k in ("kernels_cpu", "numba_threads")})
+                     if k in ("kernels", "numba_threads")})
     if impl == "torch":
         out["torch_threads"] = torch.get_num_threads()
     return out
@@ -283,6 +283,7 @@ def child_layers(spec):
     setup_threads(spec["threads"], "torch" if "torch" in impls else "fast")
     if "torch" in impls:
         import torch
+    from minialex.kernels import accelerate
     from minialex.layers import Dropout, Flatten, ReLU
     N = spec["batch"]
     rows = []
@@ -314,7 +315,7 @@ def child_layers(spec):
                     xt.grad = None
                     return t1 - t0, t2 - t1
             else:
-                layer.im2col_impl = layer.impl = "numba" if impl == "fast" else "reference"
+                accelerate(layer, np, "fast" if impl == "fast" else "reference")
                 d = None
 
                 def fwd_bwd():

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import get_array_module, to_device
+from .kernels import accelerate
 from .layers import (Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D, ReLU,
                      Sequential, Tanh)
 
@@ -256,16 +257,20 @@ class AlexNet(Sequential):
     ----------
     config : AlexNetConfig
     names, layers : lists, as in ``Sequential``; ``model["conv1"]`` is a layer.
+    Layers run the fast kernels or the readable code as ``kernels`` says ("fast" or
+    "reference"; default ``MINIALEX_KERNELS``), chosen here and again by ``to``;
+    ``minialex.backend.kernel_paths(model)`` lists each layer's path.
     Each Conv2D/Linear layer has ``tower_slices``: a list of ``(start, stop)``
     output-kernel ranges, one per tower (``[(0, F)]`` for a shared layer).
     """
 
-    def __init__(self, config=None):
+    def __init__(self, config=None, kernels=None):
         config = AlexNetConfig() if config is None else config
         if not isinstance(config, AlexNetConfig):
             raise ValueError(f"AlexNet: config must be an AlexNetConfig, got {type(config).__name__}")
         self.config = config
         super().__init__(*self._build(config))
+        accelerate(self, np, kernels)      # the fast twins or the readable layers, chosen once here
 
     # ------------------------------------------------------------------
     @staticmethod
@@ -461,10 +466,13 @@ class AlexNet(Sequential):
             if n in state:
                 l.rng.bit_generator.state = state[n]
 
-    def to(self, xp):
+    def to(self, xp, kernels=None):
         """Move every parameter to ``xp`` (``numpy``, ``cupy`` or their names), in place; returns self.
 
-        Create the optimizer after moving: it holds references to the arrays.
+        The layers become the fast twins for that device, or the readable ones
+        (``kernels``: "fast" or "reference"; default ``MINIALEX_KERNELS``, see
+        ``minialex.kernels.accelerate``). Create the optimizer after moving: it
+        holds references to the arrays.
         """
         if isinstance(xp, str):
             from .backend import get_backend
@@ -474,7 +482,7 @@ class AlexNet(Sequential):
                 layer.params[k] = to_device(layer.params[k], xp)
             layer.grads = {k: None for k in layer.params} if layer.params else layer.grads
             layer.cache = None
-        return self
+        return accelerate(self, xp, kernels)
 
     @property
     def xp(self):

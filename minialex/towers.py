@@ -66,6 +66,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from .backend import device_of, get_array_module, to_device, to_numpy
+from .kernels import accelerate
 from .layers import Conv2D, Dropout, Flatten, Linear, LocalResponseNorm
 
 # Counter names, in the order they are printed.
@@ -187,8 +188,9 @@ class _TowerDropout:
 
     kind = "dropout"
 
-    def __init__(self, name, source, layers, slices):
+    def __init__(self, name, source, drawer, layers, slices):
         self.name, self.source, self.layers, self.slices = name, source, layers, slices
+        self.drawer = drawer        # source's twin on the towers' device, sharing its rng
 
 
 class TwoTowerAlexNet:
@@ -253,6 +255,10 @@ class TwoTowerAlexNet:
 
     def set_rng_state(self, state):
         self.model.set_rng_state(state)
+
+    def kernel_paths(self):
+        """{stage name: the path its layers run} ("numba", "cuda", "reference", ...); tower 0's layer."""
+        return {st.name: (st.layers[0] if hasattr(st, "layers") else st.layer).kernel_path for st in self.stages}
 
     def predict(self, x):
         """Logits in test mode, without keeping backward caches. Shapes: (N, C, S, S) -> (N, K)."""
@@ -387,7 +393,8 @@ class TwoTowerAlexNet:
                 stages.append(_HaloLRN(name, parts, 0 if layer.groups == 2 else layer.size // 2))
             elif isinstance(layer, Dropout):
                 parts = [Dropout(layer.p, mode=layer.mode, rng=0) for _ in (0, 1)]
-                stages.append(_TowerDropout(name, layer, parts, fc_slices))
+                drawer = accelerate(copy.copy(layer), self.xp)     # shallow: the same rng object
+                stages.append(_TowerDropout(name, layer, drawer, parts, fc_slices))
             elif layer.params:
                 raise ValueError(f"TwoTowerAlexNet: do not know how to split {name} ({type(layer).__name__})")
             else:                     # ReLU, Tanh, MaxPool2D, Flatten: per tower, stateless
@@ -396,6 +403,9 @@ class TwoTowerAlexNet:
                 stages.append(_PerTower(name, [copy.deepcopy(layer) for _ in (0, 1)]))
         if not stages or stages[-1].kind != "head":
             raise ValueError("TwoTowerAlexNet: the model must end in a shared output layer (fc8)")
+        for st in stages:                    # the fast twins (or readable layers) for the towers' device
+            for layer in (st.layers if hasattr(st, "layers") else [st.layer]):
+                accelerate(layer, self.xp)
         return stages
 
     # ------------------------------------------------------------------
@@ -528,7 +538,7 @@ class TwoTowerAlexNet:
                 # gives it the shape, dtype and device for free.
                 with self._on(0):
                     dummy = self.xp.broadcast_to(self.xp.zeros((), dtype=acts[0].dtype), (N, D))
-                    mask = src._draw_mask(dummy)                                 # (N, D) 0/1
+                    mask = st.drawer._draw_mask(dummy)                           # (N, D) 0/1
             for t, (a, b) in enumerate(st.slices):
                 with self._on(t):
                     st.layers[t].freeze(self._move(mask[:, a:b], t))                # (N, b-a)

@@ -114,14 +114,14 @@ def test_maxpool_ties_and_overlapping_windows(cuda_on_cpu):
 def test_lrn(cuda_on_cpu, dtype, size, alpha, beta, k, conv, C):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, C, 4, 5)).astype(dtype)
-    layer = LocalResponseNorm(size, alpha, beta, k, alpha_convention=conv, impl="reference")  # readable path keeps scale
+    layer = LocalResponseNorm(size, alpha, beta, k, alpha_convention=conv)  # the readable layer keeps scale
     out = layer.forward(x)
     _, scale, _ = layer.cache
-    got, got_scale = cuda_on_cpu.lrn_forward(x, size, layer.coeff, beta, k)
+    got, got_scale = cuda_on_cpu.lrn_forward(x, size, k, layer.coeff, beta)
     assert rel_error(out, got) < TOL[dtype] and rel_error(scale, got_scale) < TOL[dtype]
     dout = rng.standard_normal(x.shape).astype(dtype)
     dx = layer.backward(dout)
-    got_dx = cuda_on_cpu.lrn_backward(dout, x, got_scale, got, size, layer.coeff, beta)
+    got_dx = cuda_on_cpu.lrn_backward(dout, x, got_scale, got, size, k, layer.coeff, beta)
     assert rel_error(dx, got_dx) < TOL[dtype]
 
 

@@ -16,7 +16,12 @@ class Layer:
         Same keys as ``params``, filled by ``backward``.
     cache : tuple or None
         What ``backward`` needs from ``forward``; released after ``backward``.
+    kernel_path : str
+        Which code runs: "reference" for the readable layers here; the fast
+        twins in ``minialex.kernels`` say "numba" or "cuda".
     """
+
+    kernel_path = "reference"
 
     def __init__(self):
         self.params = {}
