@@ -92,7 +92,7 @@ def filter_grid(w, tower_slices, cols=None, pad=1, gap=4):
 def plot_filters(model, path, width_px=800, height_px=600):
     """Figure 3: the learned conv1 kernels, tower 1 above tower 2. Writes a PNG."""
     conv1 = model["conv1"]
-    slices = getattr(conv1, "tower_slices", [(0, conv1.params["w"].shape[0])])
+    slices = conv1.tower_slices                                 # Sec. 3.2: one range per tower
     grid = filter_grid(conv1.params["w"], slices)
     fig = plt.figure(figsize=(width_px / DPI, height_px / DPI))
     ax = fig.add_axes([0.02, 0.02, 0.96, 0.9])

@@ -14,6 +14,9 @@ class Conv2D(Layer):
     ``groups=2`` is the paper's "same GPU only" connectivity: output kernels
     0..F/2-1 (tower 0) see only input channels 0..C/2-1, the rest see only
     the other half. conv2, conv4 and conv5 of AlexNet use it; conv3 does not.
+    ``towers=2`` declares that two towers share out the output kernels, half
+    each (``tower_slices``; ``minialex.towers`` places them), with or without
+    groups: conv1 and conv3 are split too, but read every input map.
 
     Shapes:  x: (N, C, H, W)  ->  out: (N, F, OH, OW)
              w: (F, C/G, KH, KW),  b: (F,)
@@ -32,6 +35,8 @@ class Conv2D(Layer):
     GEMM and the col2im; dw and db are computed as usual.
     """
 
+    tower_axes = {"w": 0, "b": 0}     # Sec. 3.2: towers divide the output kernels
+
     # The column functions: the readable ones of minialex/im2col.py. The GPU
     # twin (minialex.kernels.conv.CudaConv2D) runs this same code with CUDA's.
     im2col = staticmethod(im2col_reference)
@@ -39,7 +44,7 @@ class Conv2D(Layer):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  groups=1, rng=None, weight_std=0.01, bias_init=0.0, dtype=np.float32,
-                 input_grad=True):
+                 input_grad=True, towers=1):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("kernel_size", kernel_size), ("stride", stride), ("groups", groups)):
@@ -55,11 +60,24 @@ class Conv2D(Layer):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding, self.groups = kernel_size, stride, padding, groups
         self.input_grad = bool(input_grad)
+        if towers not in (1, 2) or out_channels % towers:
+            raise ValueError(f"Conv2D: towers must be 1 or 2 and divide out_channels={out_channels}, "
+                             f"got {towers!r}")
+        self.towers = towers
         K = kernel_size
         rng = make_rng(rng)
         self.params["w"] = normal((out_channels, in_channels // groups, K, K), weight_std, rng, dtype)
         self.params["b"] = constant((out_channels,), bias_init, dtype)
         self.grads = {"w": None, "b": None}
+
+    def split_for_tower(self, t):
+        """Tower t's kernels ``tower_slices[t]`` as one ungrouped Conv2D (Sec. 3.2): it reads
+        its own tower's maps when groups=2 (conv2, conv4, conv5), every map otherwise."""
+        part = super().split_for_tower(t)
+        a, b = self.tower_slices[t]
+        part.out_channels, part.groups = b - a, 1
+        part.in_channels = self.in_channels // self.groups
+        return part
 
     def output_shape(self, input_shape):
         """(C, H, W) -> (F, OH, OW), without running the layer."""
