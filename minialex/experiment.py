@@ -25,13 +25,15 @@ CONFIG_DEFAULTS = {
                   pca_color=True, dropout_mode="paper", input_scale=1.0),
     "cifar": dict(epochs=8, batch_size=64, lr=0.01, schedule="cosine", dropout=0.0, pad=4,
                   pca_color=False, dropout_mode="paper", input_scale=1 / 64),
+    "cifar-wide": dict(epochs=30, batch_size=128, lr=0.02, schedule="cosine", dropout=0.5, pad=4,
+                       pca_color=False, dropout_mode="paper", input_scale=1 / 64),
     "tiny": dict(epochs=2, batch_size=128, lr=0.01, schedule="constant", dropout=0.5, pad=1,
                  pca_color=False, dropout_mode="paper", input_scale=1 / 64),
 }
 SCHEDULES = ("plateau", "step", "cosine", "constant")
 
 # Options a resumed run may change; every other option comes from the checkpoint.
-RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out")
+RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "loader_workers")
 
 
 def model_config(args):
@@ -46,7 +48,7 @@ def model_config(args):
         over["init"] = args.init
     if args.config == "tiny":
         over["dtype"] = "float32"
-    return getattr(AlexNetConfig, args.config)(**over)
+    return getattr(AlexNetConfig, args.config.replace("-", "_"))(**over)
 
 
 def preprocessing(args, cfg, data):
@@ -88,11 +90,32 @@ class Scaled:
 
 
 # ---------------------------------------------------------------- schedule
-def build_optimizer(model, args):
-    """SGD (Sec. 5) and the learning-rate schedule chosen by --schedule."""
-    from . import optim, schedules
+def tricks_of(args):
+    """minialex.tricks.Tricks from the options (defaults for a checkpoint written before they existed)."""
+    from .tricks import Tricks
 
-    opt = optim.SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    def get(k, default):
+        v = getattr(args, k, None)
+        return default if v is None else v
+
+    return Tricks(lr_scaling=get("lr_scaling", "none"), warmup_epochs=get("warmup", 0.0),
+                  no_bias_decay=get("no_bias_decay", False), precision=get("precision", "fp32"),
+                  label_smoothing=get("label_smoothing", 0.0), mixup=get("mixup", 0.0),
+                  distill=get("distill", ""), distill_t=get("distill_t", 20.0))
+
+
+def build_optimizer(model, args):
+    """SGD (Sec. 5) and the learning-rate schedule chosen by --schedule.
+
+    --lr-scaling linear multiplies --lr by batch / 256, --no-bias-decay
+    exempts biases from weight decay (Bag of Tricks Sec. 3.1).
+    """
+    from . import optim, schedules
+    from .tricks import scaled_lr
+
+    tricks = tricks_of(args)
+    opt = optim.SGD(model, lr=scaled_lr(args.lr, args.batch_size, tricks), momentum=args.momentum,
+                    weight_decay=args.weight_decay, decay_bias=not tricks.no_bias_decay)
     if args.schedule == "plateau":
         sched = optim.ReduceOnPlateau(opt, factor=0.1, patience=args.patience, max_reductions=3)
     elif args.schedule == "step":
@@ -147,19 +170,32 @@ def run(args, log=print):
         # the CPU the rotated-kernel convolution, on the GPU the col2im). The
         # towers keep it, as they count its bytes.
         model.layers[0].input_grad = False
+    tricks = tricks_of(args)
+    if tricks.precision == "fp16":                  # Bag of Tricks Sec. 3.2: float16 copy, float32 master
+        from .precision import MixedPrecisionNet
+        net = MixedPrecisionNet(model)
     tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                                pca=data.pca if args.pca_color else None), args.input_scale)
     et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
-    loader = BatchLoader(xtr, ytr, args.batch_size, transform=tt, seed=args.seed, xp=xp)
+    loader = BatchLoader(xtr, ytr, args.batch_size, transform=tt, seed=args.seed, xp=xp,
+                         workers=getattr(args, "loader_workers", 1))   # older checkpoints lack it
     args.steps_per_epoch = len(loader)
     opt, sched = build_optimizer(net, args)
     run_args = {k: v for k, v in vars(args).items() if k not in ("explicit",)}
     prep["mean"] = mean.tolist()                    # (3, S, S) nested lists: JSON, exact for float32
     meta = {"format": "minialex-run-1", "args": _jsonable(run_args), "preprocess": prep,
             "class_names": list(data.class_names), "data": data.name}
+    teacher = None
+    if tricks.distill:                              # Bag of Tricks Sec. 5.3
+        from .tricks import load_teacher
+        try:
+            teacher = load_teacher(tricks.distill, data.class_names, prep, xp=xp)
+        except ValueError as e:
+            raise SystemExit(f"error: --distill: {e}") from None
     trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
-                      progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log)
+                      progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log,
+                      tricks=tricks, teacher=teacher)
     if resume_path is not None:
         m = trainer.restore(resume_path)
         log(f"resumed {resume_path}: epoch {m['epoch']}, batch {m['batch']}, step {m['step']}")
@@ -169,9 +205,11 @@ def run(args, log=print):
                 "(--resume continues a run instead)")
         log(f"{args.config} net, {model.num_params():,} parameters; data: {data.name}, "
             f"{len(ytr):,} train / {len(yval):,} val images; {args.epochs} epochs of {len(loader)} steps "
-            f"(batch {args.batch_size}), lr {args.lr} ({args.schedule}), backend {args.backend}; out {args.out}")
+            f"(batch {args.batch_size}), lr {opt.lr:g} ({args.schedule}), backend {args.backend}; out {args.out}")
+        if tricks.active():
+            log(f"Bag of Tricks: {', '.join(f'{k}={getattr(tricks, k)}' for k in tricks.active())}")
     summary = trainer.fit()
-    if net is not model:
+    if hasattr(net, "bytes_per_step"):
         summary["tower_bytes_per_step"] = dict(net.bytes_per_step())   # measured on the last step
     summary["setup_s"] = time.perf_counter() - t0 - (summary["wall_s"] - trainer.wall)
     return summary

@@ -26,7 +26,8 @@ from .backend import to_numpy
 # "data_wait_s" is the part of "epoch_s" the training loop spent waiting for the
 # loader: near 0 when loading overlaps with the steps, as it should.
 FIELDS = ("epoch", "step", "lr", "train_loss", "train_top1", "train_top5",
-          "val_loss", "val_top1", "val_top5", "images_per_s", "epoch_s", "wall_s", "data_wait_s")
+          "val_loss", "val_top1", "val_top5", "images_per_s", "epoch_s", "wall_s", "data_wait_s",
+          "skipped_steps")
 
 
 def correct_topk(scores, labels, k):

@@ -110,7 +110,8 @@ def build_parser():
                         "The log reports the bytes that cross between the towers per step")
     g.add_argument("--config", choices=tuple(CONFIG_DEFAULTS), default="cifar",
                    help="network: paper = Sec. 3.5 exactly (224x224 input, 60,965,224 parameters); "
-                        "cifar = the same structure for 32x32 CIFAR-10 (default); tiny = a toy net for tests")
+                        "cifar = the same structure for 32x32 CIFAR-10 (default); cifar-wide = cifar with twice "
+                        "the kernels and FC units (python -m minialex.reproduce cifar-best); tiny = a toy net for tests")
     g.add_argument("--data", default="default",
                    help="default | cifar10 | PATH (see 'data' below; default: the bundled CIFAR-10 subset)")
     g.add_argument("--data-root", default="data",
@@ -127,6 +128,9 @@ def build_parser():
                         "run's other options come from the checkpoint, except --epochs and --max-steps")
     g.add_argument("--max-steps", type=_positive_int("--max-steps"), default=None,
                    help="stop after this many SGD steps in total (a checkpoint is written)")
+    g.add_argument("--loader-workers", type=_positive_int("--loader-workers"), default=1,
+                   help="threads that prepare batches while the net trains (Sec. 4.1; same batches for any "
+                        "number); more keep a GPU fed, see benchmarks/RESULTS.md (default 1)")
     g.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines and summary stay)")
     g.add_argument("--no-plot", action="store_true", help="do not draw curves.png")
 
@@ -188,6 +192,31 @@ def build_parser():
                         "He-style (the cifar config's default, see minialex.model)")
     m.add_argument("--drop-conv", type=_drop_conv, default=(), metavar="L[,L]",
                    help="remove middle conv layer(s) 2, 3 or 4 (Sec. 7: depth matters)")
+
+    t = p.add_argument_group("Bag of Tricks (He et al. 2019, beyond the paper; docs/tricks.md)")
+    t.add_argument("--lr-scaling", choices=("none", "linear"), default="none",
+                   help="linear: the initial lr is --lr * batch / 256, so --lr is the lr of a 256-image "
+                        "batch (BoT Sec. 3.1)")
+    t.add_argument("--warmup", type=_float_in("--warmup", 0, inf), default=0.0, metavar="EPOCHS",
+                   help="linear learning-rate warm-up over this many epochs, step by step from lr/W to lr "
+                        "(BoT Sec. 3.1: 5 of 120 epochs); default 0, none")
+    t.add_argument("--no-bias-decay", action="store_true",
+                   help="weight decay on weights only, not on biases (BoT Sec. 3.1; Sec. 5 decays all)")
+    t.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+                   help="fp16: float16 activations and gradients, float32 master weights, dynamic loss "
+                        "scaling, overflowed steps skipped and counted (BoT Sec. 3.2). On numpy it runs the "
+                        "readable layers, about 100x slower: a correctness check, not a speed-up")
+    t.add_argument("--label-smoothing", type=_float_in("--label-smoothing", 0, 1, hi_open=True), default=0.0,
+                   metavar="EPS", help="targets 1-EPS for the true class, EPS/(K-1) for the others "
+                                       "(BoT Sec. 5.2: 0.1); default 0")
+    t.add_argument("--mixup", type=_float_in("--mixup", 0, inf, lo_open=True), default=None, metavar="ALPHA",
+                   help="mixup: train on lam*x_i + (1-lam)*x_j with targets mixed alike, "
+                        "lam ~ Beta(ALPHA, ALPHA) (BoT Sec. 5.4: 0.2)")
+    t.add_argument("--distill", default=None, metavar="TEACHER.npz",
+                   help="knowledge distillation from a trained minialex checkpoint with the same classes and "
+                        "inputs (BoT Sec. 5.3)")
+    t.add_argument("--distill-t", type=_float_in("--distill-t", 0, inf, lo_open=True), default=None, metavar="T",
+                   help="distillation temperature (BoT Sec. 5.3: 20, the default)")
     return p
 
 
@@ -214,6 +243,14 @@ def parse_args(argv=None):
     if args.resume == "auto" and not (Path(args.out) / "checkpoint.npz").is_file():
         p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
                 "continue or --resume CKPT")
+    if args.distill_t is not None and args.distill is None:
+        p.error(f"--distill-t {args.distill_t} needs --distill TEACHER.npz")
+    if args.distill is not None and not Path(args.distill).is_file():
+        p.error(f"--distill {args.distill}: no such checkpoint file")
+    if args.warmup and args.warmup >= args.epochs and args.resume is None:
+        p.error(f"--warmup {args.warmup:g} epochs must be shorter than the run (--epochs {args.epochs})")
+    if args.precision == "fp16" and args.gpus is not None:
+        p.error("--precision fp16 with --gpus (two towers on two devices) is not supported yet")
     if args.config == "paper" and args.data in ("default", "cifar10"):
         p.error(f"--config paper takes 224x224 crops of 256x256 images (Sec. 2, 4.1), but --data {args.data} "
                 "is 32x32 CIFAR-10; use --config cifar, or --data PATH with ImageNet-style images")

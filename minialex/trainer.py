@@ -25,6 +25,13 @@ current step, writes a checkpoint and returns; a second signal aborts at
 once. ``max_steps`` stops the same way after that many steps in total.
 A NaN or inf loss raises ``Diverged`` naming the step; nothing is written
 then, so the last checkpoint on disk is the last good one.
+
+**Tricks.** ``tricks`` (``minialex.tricks.Tricks``, Bag of Tricks 2019)
+changes the step: warm-up scales the lr of the first steps, label smoothing,
+mixup and distillation change the batch and the loss (``Objective``), and
+with ``precision="fp16"`` the model is a ``minialex.precision.MixedPrecisionNet``
+whose overflowed steps are skipped and counted (``skipped_steps`` in
+metrics.csv). The settings and the loss scale are saved in the checkpoint.
 """
 from __future__ import annotations
 
@@ -43,6 +50,7 @@ from .evaluation import evaluate_batches
 from .layers import SoftmaxCrossEntropy
 from .metrics import MetricsLog, correct_topk
 from .progress import Progress
+from .tricks import Objective, Tricks, warmup_factor
 
 CHECKPOINT = "checkpoint.npz"
 
@@ -104,17 +112,29 @@ class Trainer:
     out : run directory (checkpoint.npz, metrics.csv, curves.png)
     epochs : total epochs of the run; max_steps : stop after this many steps in total
     meta : JSON-able dict stored in every checkpoint (args, preprocessing, classes)
+    tricks : minialex.tricks.Tricks or None (the paper's recipe); warm-up, label
+        smoothing, mixup, distillation, fp16 (the model must then be a
+        MixedPrecisionNet). lr scaling and no bias decay act on the optimizer,
+        which the caller builds (``minialex.tricks.scaled_lr``, ``SGD(decay_bias=)``).
+    teacher : the distillation teacher (``minialex.tricks.load_teacher``) when
+        ``tricks.distill`` is set
     """
 
     def __init__(self, model, optimizer, schedule, loader, val, out, epochs, max_steps=None,
-                 meta=None, progress=True, plot=True, xp=np, log=print):
+                 meta=None, progress=True, plot=True, xp=np, log=print, tricks=None, teacher=None):
         self.model, self.optimizer, self.schedule, self.loader = model, optimizer, schedule, loader
         self.val_x, self.val_y, self.val_transform = val
         self.out = Path(out)
         self.epochs, self.max_steps = epochs, max_steps
         self.meta = dict(meta or {})
         self.progress, self.plot, self.xp, self.log = progress, plot, xp, log
-        self.loss_fn = SoftmaxCrossEntropy()
+        self.tricks = tricks if tricks is not None else Tricks()
+        if (self.tricks.precision == "fp16") != hasattr(model, "scaler"):
+            raise ValueError(f"Trainer: precision {self.tricks.precision} needs "
+                             f"{'a' if self.tricks.precision == 'fp16' else 'no'} MixedPrecisionNet as the model")
+        self.objective = Objective(self.tricks, _num_classes(model), teacher)
+        self.loss_fn = self.objective.loss
+        self.warmup_steps = int(round(self.tricks.warmup_epochs * len(loader)))
         self.metrics = MetricsLog(self.out / "metrics.csv")
         # position: epochs completed, batches done in the current epoch, steps in total
         self.epoch, self.batch, self.step = 0, 0, 0
@@ -132,7 +152,9 @@ class Trainer:
         extra = dict(self.meta)
         extra.update(epoch=self.epoch, batch=self.batch, step=self.step, acc=dict(self.acc),
                      wall_s=self.wall + self._elapsed(), loader_seed=int(self.loader.seed),
-                     last_metrics=self.last)
+                     last_metrics=self.last, tricks=self.tricks.to_dict())
+        if hasattr(self.model, "scaler"):
+            extra["loss_scaler"] = self.model.scaler.state_dict()
         return extra
 
     def save(self, path=None):
@@ -160,6 +182,12 @@ class Trainer:
         if extra["loader_seed"] != self.loader.seed:
             raise ValueError(f"{path}: data seed {extra['loader_seed']} differs from the loader's "
                              f"{self.loader.seed}")
+        saved = Tricks.from_dict(extra.get("tricks", {}))
+        if saved != self.tricks:
+            raise ValueError(f"{path} was trained with tricks {saved.active() or 'none'} ({saved}); "
+                             f"this trainer has {self.tricks}")
+        if hasattr(self.model, "scaler"):
+            self.model.scaler.load_state_dict(extra["loss_scaler"])
         self.epoch, self.batch, self.step = extra["epoch"], extra["batch"], extra["step"]
         self.acc, self.wall, self.last = {**_new_acc(), **extra["acc"]}, extra["wall_s"], extra.get("last_metrics", {})
         self.metrics.truncate(self.epoch)           # rows the interrupted run wrote later are redone
@@ -170,10 +198,11 @@ class Trainer:
         return time.perf_counter() - self._t0 if getattr(self, "_t0", None) else 0.0
 
     def _train_step(self, x, y):
-        """One SGD step (Sec. 5) on a batch; returns the loss as a float."""
-        logits = self.model.forward(x, train=True)                   # (B, K)
+        """One SGD step (Sec. 5) on a batch, with the tricks; returns the loss as a float."""
+        xb, targets = self.objective.inputs(x, y, self.loader.seed, self.epoch, self.batch)   # mixup etc.
+        logits = self.model.forward(xb, train=True)                  # (B, K)
         try:
-            loss = self.loss_fn.forward(logits, y)
+            loss = self.loss_fn.forward(logits, *targets)
         except ValueError as e:                                      # non-finite logits
             raise Diverged(f"non-finite loss at step {self.step + 1} (epoch {self.epoch + 1}, "
                            f"batch {self.batch + 1}): {e}") from None
@@ -182,7 +211,15 @@ class Trainer:
             raise Diverged(f"loss is {loss} at step {self.step + 1} (epoch {self.epoch + 1}, "
                            f"batch {self.batch + 1})")
         self.model.backward(self.loss_fn.backward())
-        self.optimizer.step()
+        if getattr(self.model, "grads_finite", True):                # fp16: an overflow skips the step
+            lr = self.optimizer.lr
+            self.optimizer.lr = lr * warmup_factor(self.step, self.warmup_steps)   # BoT Sec. 3.1
+            try:
+                self.optimizer.step()
+            finally:
+                self.optimizer.lr = lr                               # the schedule's lr stays as it was
+        else:
+            self.acc["skipped"] += 1
         yh = to_numpy(y)
         self.acc["loss"] += loss * len(yh)
         self.acc["c1"] += int(correct_topk(logits, yh, 1).sum())
@@ -273,12 +310,15 @@ class Trainer:
         row = {"epoch": self.epoch, "step": self.step, "lr": float(lr), "train_loss": a["loss"] / n,
                "train_top1": (n - a["c1"]) / n, "train_top5": (n - a["c5"]) / n, "val_loss": val_loss,
                "val_top1": val1, "val_top5": val5, "images_per_s": a["n"] / max(a["seconds"], 1e-9),
-               "epoch_s": a["seconds"], "data_wait_s": a["wait"], "wall_s": self.wall + self._elapsed()}
+               "epoch_s": a["seconds"], "data_wait_s": a["wait"], "wall_s": self.wall + self._elapsed(),
+               "skipped_steps": a["skipped"]}
         self.metrics.append(row)
         self.last = row
         self.log(f"epoch {self.epoch}: train loss {row['train_loss']:.4f} top-1 {100 * row['train_top1']:.1f}% | "
                  f"val loss {val_loss:.4f} top-1 {100 * val1:.1f}% top-5 {100 * val5:.1f}% | lr {lr:g} | "
-                 f"{row['images_per_s']:.0f} img/s, data wait {100 * a['wait'] / max(a['seconds'], 1e-9):.0f}%")
+                 f"{row['images_per_s']:.0f} img/s, data wait {100 * a['wait'] / max(a['seconds'], 1e-9):.0f}%"
+                 + (f" | fp16: {a['skipped']} steps skipped (overflow), loss scale {self.model.scaler.scale:g}"
+                    if hasattr(self.model, "scaler") else ""))
         if self.plot:
             from .figures import plot_curves       # matplotlib: only when drawing
             plot_curves(self.metrics.path, self.out / "curves.png")
@@ -288,4 +328,8 @@ class Trainer:
 
 
 def _new_acc():
-    return {"loss": 0.0, "c1": 0, "c5": 0, "n": 0, "seconds": 0.0, "wait": 0.0}
+    return {"loss": 0.0, "c1": 0, "c5": 0, "n": 0, "seconds": 0.0, "wait": 0.0, "skipped": 0}
+
+
+def _num_classes(model):
+    return model.config.num_classes            # AlexNet, TwoTowerAlexNet, MixedPrecisionNet

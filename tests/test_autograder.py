@@ -1,16 +1,22 @@
 """The lab autograder's command line: exit codes and messages a course's CI relies on.
 
     0  every check passes
-    1  a check fails, raises, is not implemented, or an agreed name is missing
+    1  a check fails, raises, is not implemented, times out, or an agreed name is missing
     2  the module cannot be used (missing file, syntax error, import raises)
+
+Also: the header and per-case progress, the time limit, the student's
+printing captured, and the JSON / Gradescope reports with weights (issue 16).
 """
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from minialex.gradcheck.lab import EXIT_FAIL, EXIT_PASS, EXIT_UNUSABLE, grade, main_lab
+from minialex.gradcheck.lab import EXIT_FAIL, EXIT_PASS, EXIT_UNUSABLE, grade
+from minialex.gradcheck.labrun import run_lab as main_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 WRONG = ROOT / "tests" / "labs_wrong"
@@ -31,7 +37,8 @@ def test_passing_module_exits_0_with_a_table():
     for name in ("LocalResponseNorm", "softmax_cross_entropy", "col2im"):
         assert name in out
     assert "FAIL" not in out and "Traceback" not in out + err
-    assert out.count("PASS") == 6                     # two cases per name
+    table = out[out.index("\nname "):]
+    assert table.count("PASS") == 11                  # 3 LRN + 3 softmax + 5 col2im cases
 
 
 def test_failing_module_exits_1_with_reason_and_hint():
@@ -39,7 +46,7 @@ def test_failing_module_exits_1_with_reason_and_hint():
     assert code == EXIT_FAIL, out + err
     assert "FAIL" in out and "[scale_factor]" in out
     assert "5 = N, the batch size" in out
-    assert "2 of 2 check(s) FAILED" in out
+    assert "3 of 3 check(s) FAILED" in out
 
 
 def test_syntax_error_exits_2_naming_file_and_line():
@@ -74,7 +81,7 @@ def test_missing_name_is_a_failure_row():
 def test_unknown_names_option_is_explained():
     code, out, err = autograde("--lab", SOLUTIONS, "--names", "lrm")
     assert code == EXIT_UNUSABLE
-    assert "unknown lab or name 'lrm'" in out
+    assert "unknown lab or name 'lrm'" in err and "Traceback" not in out + err
 
 
 def test_builtin_suite_still_passes():
@@ -97,9 +104,10 @@ def test_student_exceptions_become_error_rows(tmp_path):
         "def softmax_cross_entropy(x, y):\n"
         "    return x.sum(), x[:, 10]\n")          # IndexError on line 3
     res = grade(student, names=["softmax"])
-    assert [r.verdict for r in res.rows] == ["ERROR", "ERROR"]
+    assert [r.verdict for r in res.rows] == ["ERROR", "ERROR", "ERROR"]
     assert "IndexError" in res.rows[0].reason
     assert "student.py line 3" in res.rows[0].hints[0]
+    assert res.rows[0].hints[0].startswith("softmax / softmax_cross_entropy [N=5, K=7; x (5, 7)]")
     assert res.exit_code == EXIT_FAIL
 
 
@@ -149,3 +157,101 @@ def test_module_calling_exit_on_import_is_unusable(tmp_path):
     code, out, err = autograde("--lab", student)
     assert code == EXIT_UNUSABLE
     assert "SystemExit" in err and "exits.py line 2" in err
+
+
+SLOW = """import time
+import numpy as np
+
+
+def softmax_cross_entropy(x, y):
+    print("starting a very slow loop")
+    time.sleep(30)
+    return 0.0, np.zeros_like(x)
+"""
+
+
+def test_slow_module_stops_at_the_time_limit_with_a_clear_message(tmp_path):
+    student = tmp_path / "slow.py"
+    student.write_text(SLOW)
+    t0 = time.monotonic()
+    code, out, err = autograde("--lab", student, "--names", "softmax", "--timeout", "3")
+    assert time.monotonic() - t0 < 20
+    assert code == EXIT_FAIL, out + err
+    assert out.startswith(f"grading {student}: softmax_cross_entropy (3 cases; time limit 3 s)")
+    assert "TIMEOUT" in out and "the time limit of 3 s per module was reached" in out
+    assert "Traceback" not in out + err
+
+
+def test_header_comes_first_then_progress_per_case():
+    code, out, _ = autograde("--lab", SOLUTIONS, "--names", "softmax")
+    lines = out.splitlines()
+    assert code == EXIT_PASS
+    assert lines[0].startswith("grading ") and "(3 cases; time limit 60 s)" in lines[0]
+    assert all(ln.lstrip().startswith("[") for ln in lines[1:4]), out
+    assert "[ 3/3] softmax_cross_entropy" in out
+
+
+def test_students_printing_is_captured_and_truncated(tmp_path):
+    student = tmp_path / "chatty.py"
+    student.write_text("import numpy as np\n"
+                       "print('hello from import')\n"
+                       "def softmax_cross_entropy(x, y):\n"
+                       "    for i in range(50):\n"
+                       "        print('debug line', i)\n"
+                       "    z = x - x.max(axis=1, keepdims=True)\n"
+                       "    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)\n"
+                       "    n = len(y)\n"
+                       "    d = p.copy(); d[np.arange(n), y] -= 1\n"
+                       "    return -np.log(p[np.arange(n), y]).mean(), d / n\n")
+    code, out, _ = autograde("--lab", student, "--names", "softmax")
+    assert code == EXIT_PASS, out
+    assert "hello from import" in out and "debug line 0" in out
+    assert "debug line 49" not in out and "truncated; 151 lines in all" in out
+    head = out[:out.index("\nname ")]
+    assert "debug line" not in head                 # nothing leaks between the progress lines
+
+
+def test_json_report(tmp_path):
+    code, out, _ = autograde("--lab", ROOT / "tests" / "labs_wrong2" / "lrn_cross_sign.py", "--names", "lrn",
+                             "--format", "json")
+    assert code == EXIT_FAIL
+    data = json.loads(out)
+    assert data["score"] == 0 and data["max_score"] == 3 and not data["passed"]
+    f = data["rows"][0]["failures"][0]
+    assert f["tensor"] == "dx" and f["code"] == "lrn_cross_sign"
+    assert f["step"].startswith("notebooks/labs/lab-3.3-lrn-backward.ipynb, step 3")
+
+
+def test_gradescope_results_with_weights(tmp_path):
+    weights = tmp_path / "weights.json"
+    weights.write_text(json.dumps({"lrn": 2, "MaxPool2D": 0.5}))
+    results = tmp_path / "results.json"
+    code, out, err = autograde("--lab", ROOT / "tests" / "labs_wrong2" / "pool_ties_every.py",
+                               "--names", "lrn,maxpool", "--format", "gradescope", "--weights", weights,
+                               "--output", results, "--visibility", "after_due_date")
+    assert code == EXIT_FAIL
+    data = json.loads(results.read_text())
+    assert data["max_score"] == 3 * 2 + 4 * 0.5           # LRN missing: 0 of its 3 cases x 2
+    assert data["score"] == 3 * 0.5                       # three max-pool cases pass, the tie case fails
+    assert len(data["tests"]) == 1 + 4
+    for t in data["tests"]:
+        assert set(t) >= {"name", "score", "max_score", "output", "visibility"}
+        assert t["visibility"] == "after_due_date"
+    tie = [t for t in data["tests"] if "tied" in t["name"]][0]
+    assert tie["score"] == 0 and "pool_ties_every" in tie["output"]
+    assert "grading" in err                               # progress goes to stderr in this format
+
+
+def test_inline_weights_and_a_bad_weight_is_explained():
+    code, out, err = autograde("--lab", SOLUTIONS, "--names", "softmax", "--weights",
+                               "softmax_cross_entropy=2.5", "--format", "json")
+    assert code == EXIT_PASS and json.loads(out)["max_score"] == 7.5
+    code, out, err = autograde("--lab", SOLUTIONS, "--weights", "lrn:two")
+    assert code == EXIT_UNUSABLE and "--weights: cannot read 'lrn:two'" in err
+
+
+def test_grading_the_solutions_takes_well_under_10_s():
+    t0 = time.monotonic()
+    code, out, _ = autograde("--lab", SOLUTIONS)
+    assert code == EXIT_PASS, out
+    assert time.monotonic() - t0 < 10

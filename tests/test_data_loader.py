@@ -103,7 +103,7 @@ def test_early_break_shuts_down_cleanly():
     for i, _ in enumerate(ld):
         if i == 2:
             break
-    assert ld._thread is None and not loader_threads()
+    assert ld._threads == [] and not loader_threads()
     with BatchLoader(x, y, 4) as ld2:  # context manager form
         next(iter(ld2))
     assert not loader_threads()
@@ -148,3 +148,39 @@ def test_cupy_batches():
         assert isinstance(a, cupy.ndarray) and isinstance(ya, cupy.ndarray)
         np.testing.assert_array_equal(a.get(), b)
         np.testing.assert_array_equal(ya.get(), yb)
+
+
+def test_several_workers_give_the_same_batches_in_order():
+    """workers=3: batch b comes from thread b mod 3, and the stream equals one worker's."""
+    from minialex.data import TrainTransform
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (50, 3, 12, 12), dtype=np.uint8)
+    y = np.arange(50)
+    tf = TrainTransform(mean=np.zeros((3, 12, 12), np.float32), crop=8, flip=True,
+                        pca=(np.array([3.0, 2.0, 1.0]), np.eye(3)))
+    one = [(a.copy(), b.copy()) for a, b in BatchLoader(x, y, 7, transform=tf, seed=5)]
+    three = [(a.copy(), b.copy()) for a, b in BatchLoader(x, y, 7, transform=tf, seed=5, workers=3)]
+    assert len(one) == len(three) == 8
+    for (a1, b1), (a3, b3) in zip(one, three):
+        np.testing.assert_array_equal(b1, b3)
+        np.testing.assert_array_equal(a1, a3)
+
+
+def test_a_failing_worker_raises_at_its_batch():
+    calls = []
+
+    def tf(xb, rng):
+        calls.append(len(xb))
+        if xb[0, 0, 0, 0] == 30:   # the batch that starts at image 30 (no shuffle, batch 10: batch 3)
+            raise ValueError("bad batch")
+        return xb.astype(np.float32)
+
+    x = np.arange(60, dtype=np.uint8).reshape(60, 1, 1, 1)
+    ld = BatchLoader(x, np.zeros(60), 10, transform=tf, shuffle=False, workers=2)
+    got = []
+    with pytest.raises(ValueError, match="bad batch"):
+        for xb, _ in ld:
+            got.append(int(xb[0, 0, 0, 0]))
+    assert got == [0, 10, 20]
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        BatchLoader(x, np.zeros(60), 10, workers=0)

@@ -241,7 +241,7 @@ def test_cli_builtin_suite_in_process(capsys):
     assert "all layers pass" in capsys.readouterr().out
 
 
-def test_backward_that_modifies_dout_is_noted():
+def test_backward_that_modifies_dout_fails():
     class InPlace:
         params, grads = {}, {}
 
@@ -253,5 +253,106 @@ def test_backward_that_modifies_dout_is_noted():
             return dout
 
     rep = check_layer(InPlace(), np.random.default_rng(16).standard_normal((2, 3)))
-    assert rep.passed                      # the numbers are right ...
-    assert any("modified dout" in n for n in rep.notes)   # ... but the habit is reported
+    assert all(t.passed for t in rep.tensors)       # the numbers are right ...
+    assert not rep.passed                           # ... but modifying an input is a failure (issue 16)
+    assert any("modified dout" in n for n in rep.problems), str(rep)
+    assert "FAIL: backward modified dout" in str(rep)
+
+
+def test_forward_that_modifies_x_fails_and_the_reference_sees_the_original():
+    class ShiftsInPlace:
+        params, grads = {}, {}
+
+        def forward(self, x):
+            x -= x.max()                   # in place: the caller's x changes
+            return x.copy()
+
+        def backward(self, dout):
+            return dout - dout.sum() * (np.arange(dout.size).reshape(dout.shape) == self.arg)
+
+    class Shift:
+        params, grads = {}, {}
+
+        def forward(self, x):
+            return x - x.max()
+
+    x = np.random.default_rng(17).standard_normal((2, 3))
+    layer = ShiftsInPlace()
+    layer.arg = int(np.argmax(x))
+    rep = check_layer(layer, x, reference=Shift())
+    assert not rep.passed
+    assert any("modified its input x" in n for n in rep.problems), str(rep)
+    assert rep.forward.passed, str(rep)              # the reference ran on the untouched x
+    assert "kink" not in rep.codes, str(rep)
+
+
+def test_with_n_2_a_missing_mean_and_a_factor_2_are_both_named():
+    """Issue 16.1: with N = 2 the factor-2 hint used to overwrite the 1/N one."""
+    def forward(x):
+        return (x ** 2).sum() / 2, x           # the mean over N = 2 rows of ...
+
+    def backward(dout, x):
+        return dout * x                        # ... forgot the 1/N: twice the right value
+
+    x = np.random.default_rng(20).standard_normal((2, 3))
+    rep = check_functions(lambda x: ((x ** 2).sum() / 2 / 2, x), backward, x)
+    text = str(rep)
+    assert "scale_factor" in rep.codes
+    assert "2 = N, the batch size" in text and "twice the right value" in text
+    assert "cannot be told apart" in text
+    assert forward(x)[0] > 0
+
+
+def test_no_constant_factor_hint_on_a_scalar_loss():
+    """Issue 16.4: any wrong scalar is c x the right one; saying so teaches nothing."""
+    def loss(x):
+        return (x ** 2).sum() * 2.653, None
+
+    def backward(dout, cache):
+        return np.zeros(3)
+
+    x = np.random.default_rng(21).standard_normal(3)
+    rep = check_functions(loss, backward, x, reference=lambda x: (x ** 2).sum())
+    assert not rep.forward.passed
+    assert "x the right value" not in str(rep), str(rep)
+
+
+def test_hints_name_their_tensor_once_and_weight_axes_are_named_as_such():
+    """Issue 16.2."""
+    from minialex.layers import Conv2D
+    layer = Conv2D(2, 4, 3, rng=np.random.default_rng(22), weight_std=0.5, bias_init=0.1, dtype=np.float64)
+
+    class WrongDw:
+        params, grads = layer.params, layer.grads
+
+        def forward(self, x, train=True):
+            return layer.forward(x)
+
+        def backward(self, dout):
+            dx = layer.backward(dout)
+            self.grads["w"] = self.grads["w"].copy()
+            self.grads["w"][1, 0, 2, 2] += 1.0           # one wrong entry in dw
+            return dx
+
+    rep = check_layer(WrongDw(), np.random.default_rng(23).standard_normal((3, 2, 5, 5)))
+    hints = rep.hints()
+    assert len(hints) == len(set(hints))
+    assert all(h.split(":")[0] in ("dx", "w", "b") for h in hints), hints
+    assert any(h.startswith("w:") and "kernels [1] of 4" in h for h in hints), hints
+    assert not any("samples" in h for h in hints if h.startswith("w:")), hints
+
+
+def test_float32_arithmetic_is_not_called_a_kink():
+    """Issue 16.3: float32 round-off used to be reported as [kink]."""
+    class Float32Tanh:
+        params, grads = {}, {}
+
+        def forward(self, x, train=True):
+            self.out = np.tanh(x.astype(np.float32))
+            return self.out
+
+        def backward(self, dout):
+            return dout * (1 - self.out ** 2)
+
+    rep = check_layer(Float32Tanh(), np.random.default_rng(24).standard_normal((4, 5)))
+    assert "float32" in rep.codes and "kink" not in rep.codes, str(rep)

@@ -34,10 +34,14 @@ Batches (background thread, reshuffled every epoch, deterministic from seed)::
 
 ImageNet-style folders (``root/<class or wnid>/*.JPEG``)::
 
-    python -m minialex.data prepare SRC DST [--short-side 256] [--crop 256] [--split train]
-    ps = open_prepared(DST)         # images (N, 3, 256, 256) uint8 memmap, labels, mean, rgb_cov, pca
+    python -m minialex.data prepare SRC DST       # SRC/train, SRC/val -> DST/train, DST/val (processes, resumable)
+    prepare_splits(SRC, DST); prepare(SRC / "train", DST / "train", workers=16)
+    ps = open_prepared(DST / "train")         # images (N, 3, 256, 256) uint8 memmap, labels, mean, rgb_cov, pca
     BatchLoader(ps.images, ps.labels, 128, transform=TrainTransform(mean=ps.mean, crop=224, pca=ps.pca))
     x, y, folder = load_image_folder(root)    # decode into memory (equal-size images, e.g. CIFAR jpg)
+    imgs = FolderImages(root, 256, 256); x, y = imgs.load(idx)   # list now, decode only the files idx
+  Official ILSVRC-2012 layouts (per-class tars, flat val + devkit or LOC_val_solution.csv):
+  ``ilsvrc.list_source``; ``matfile.read_mat`` reads the devkit's meta.mat without SciPy.
 
 A run's data by name (``--data`` of the command lines)::
 
@@ -60,6 +64,8 @@ from .datasets import Dataset, load_dataset, subset  # noqa: F401
 from .default import DefaultData, default_subset, load_default  # noqa: F401
 from .folder import ImageFolder, list_image_folder, load_rgb, read_synsets  # noqa: F401
 from .loader import BatchLoader  # noqa: F401
-from .prepared import PreparedSet, load_image_folder, open_prepared, prepare  # noqa: F401
+from .folder_images import FolderImages  # noqa: F401
+from .prepared import PreparedSet, load_image_folder, open_prepared  # noqa: F401
+from .preparer import prepare, prepare_splits  # noqa: F401
 from .preprocess import (RunningStats, center_crop_hwc, image_statistics,  # noqa: F401
                          preprocess_image, resize_short_side, short_side_size)

@@ -13,18 +13,45 @@ import time
 import numpy as np
 
 PREPARE_HELP = """\
-Preprocess an image folder once, as in Sec. 2 of the paper: every image is
-converted to RGB, rescaled so that its shorter side is --short-side (256), and
-the central --crop x --crop (256x256) patch is kept. The result is written as a
-uint8 memory-mapped array (DST/images.u8, N x 3 x crop x crop) with labels.npy,
-so training epochs never decode JPEGs again. The same pass stores the set's
-mean image (mean.npy; Sec. 2 subtracts it from every pixel) and the 3x3
-covariance of the RGB pixel values with its eigenvalues/eigenvectors
-(rgb_cov.npy, eigvals.npy, eigvecs.npy; Sec. 4.1's PCA colour augmentation).
+Preprocess images once, as in Sec. 2 of the paper: every image is converted to
+RGB, rescaled so that its shorter side is --short-side (256), and the central
+--crop x --crop (256x256) patch is kept. Each split is written as a uint8
+memory-mapped array (images.u8, N x 3 x crop x crop) with labels.npy, so
+training epochs never decode JPEGs again. The same pass stores the split's
+mean image (mean.npy; Sec. 2 subtracts the training set's from every pixel)
+and the 3x3 covariance of the RGB pixel values with its eigenvalues and
+eigenvectors (rgb_cov.npy, eigvals.npy, eigvecs.npy; Sec. 4.1's PCA colour
+augmentation), plus manifest.tsv (every source file: label, status, row) and
+skipped.tsv (unreadable files and why).
 
-SRC is a folder in the ILSVRC layout, SRC/<class or wnid>/*.JPEG|jpg|png
-(classes in sorted order), or its parent when SRC/<split> exists.
-Unreadable images are skipped with one warning; non-image files are ignored.
+SRC layouts (ILSVRC-2012 as distributed, or any image folder):
+  SRC/train/<wnid>/*.JPEG        class folders (also Imagenette, CIFAR-10 jpg)
+  SRC/train/<wnid>.tar           the per-class tar files of ILSVRC2012_img_train.tar,
+                                 read in place (not extracted)
+  SRC/val/<wnid>/*.JPEG          class folders, or
+  SRC/val/ILSVRC2012_val_*.JPEG  the flat val folder, labelled by --val-labels:
+                                 LOC_val_solution.csv, or the devkit's
+                                 ILSVRC2012_validation_ground_truth.txt with
+                                 --devkit-meta data/meta.mat (or a text file, line k =
+                                 the wnid of ILSVRC2012_ID k); found automatically
+                                 in SRC or SRC/ILSVRC2012_devkit_t12/data/
+Labels follow the training split's wnids in sorted order, which is the order of
+imagenet-synsets.tsv (class 0 = n01440764), or the order of --synsets.
+
+One command prepares every split SRC holds (train, val, test) into DST/<split>:
+
+  python -m minialex.data prepare ILSVRC2012 DST
+  python -m minialex.train --config paper --data DST     # reads DST/train and DST/val
+
+SRC without split folders (SRC/<class>/...) is prepared into DST itself;
+--split NAME prepares only SRC/NAME into DST.
+
+Worker processes decode in chunks (--workers, default: all cores). Progress
+shows images/s and the ETA. A prepare that is killed (even kill -9) resumes
+when the same command is run again: finished chunks are kept in the hidden
+folder .DST.partial beside each output until the split is complete; the
+output folder appears only when it is complete (meta.json is written last).
+Unreadable images are skipped and listed; non-image files are ignored.
 """
 
 
@@ -35,14 +62,21 @@ def main(argv=None):
 
     p = sub.add_parser("prepare", help="preprocess an image folder (Sec. 2) into a prepared set",
                        description=PREPARE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("src", help="image folder (SRC/<class>/<images>), or its parent with --split")
-    p.add_argument("dst", help="output folder for the prepared set (must not exist)")
+    p.add_argument("src", help="folder holding train/ and val/ (or test/), or one split's folder")
+    p.add_argument("dst", help="output folder: DST/train, DST/val, ... (must not exist)")
     p.add_argument("--short-side", type=int, default=256, help="rescale the shorter side to this (Sec. 2: 256)")
     p.add_argument("--crop", type=int, default=256, help="central crop size (Sec. 2: 256)")
-    p.add_argument("--split", default=None, help="read SRC/SPLIT when it exists (e.g. train, val)")
-    p.add_argument("--synsets", default=None, help="wnid<TAB>name file for readable class names")
+    p.add_argument("--split", default=None, help="prepare only SRC/SPLIT (e.g. train, val) into DST")
+    p.add_argument("--synsets", default=None,
+                   help="wnid<TAB>name file (e.g. imagenet-synsets.tsv): readable names, class order")
+    p.add_argument("--val-labels", default=None, metavar="FILE",
+                   help="ground truth of a flat val/: LOC_val_solution.csv or ILSVRC2012_validation_ground_truth.txt")
+    p.add_argument("--devkit-meta", default=None, metavar="FILE",
+                   help="the devkit's data/meta.mat (ILSVRC2012_ID -> wnid), or its text form, for the ground truth")
     p.add_argument("--max-per-class", type=int, default=None, help="only the first N files of each class")
-    p.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPU count, <= 8)")
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
+    p.add_argument("--chunk", type=int, default=256,
+                   help="images per unit of work; a kill loses at most one chunk per worker (default 256)")
     p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -55,16 +89,7 @@ def main(argv=None):
 
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
-        from .prepared import prepare
-
-        t0 = time.perf_counter()
-        ps = prepare(args.src, args.dst, short_side=args.short_side, crop=args.crop, split=args.split,
-                     synsets=args.synsets, max_per_class=args.max_per_class, workers=args.workers,
-                     progress=not args.quiet, overwrite=args.overwrite)
-        dt = time.perf_counter() - t0
-        print(f"prepared {len(ps)} images, {len(ps.classes)} classes -> {ps.path} "
-              f"({dt:.1f} s, {len(ps) / dt:.1f} images/s)")
-        print(f"RGB eigenvalues {np.array2string(ps.eigvals, precision=2)}")
+        return _prepare(args)
     elif args.cmd == "info":
         from .prepared import open_prepared
 
@@ -80,6 +105,34 @@ def main(argv=None):
 
         xtr, ytr, xte, yte, classes = load_cifar10(args.root, download=args.download)
         print(f"CIFAR-10 in {args.root}: train {xtr.shape}, test {xte.shape}, classes {classes}")
+    return 0
+
+
+def _prepare(args):
+    from .ilsvrc import read_val_labels
+    from .preparer import prepare, prepare_splits
+
+    t0 = time.perf_counter()
+    try:
+        val_labels = read_val_labels(args.val_labels, args.devkit_meta) if args.val_labels else None
+        kw = dict(short_side=args.short_side, crop=args.crop, synsets=args.synsets, val_labels=val_labels,
+                  max_per_class=args.max_per_class, workers=args.workers, progress=not args.quiet,
+                  overwrite=args.overwrite, chunk=args.chunk)
+        if args.split:
+            sets = {args.split: prepare(args.src, args.dst, split=args.split, **kw)}
+        else:
+            sets = prepare_splits(args.src, args.dst, **kw)
+    except (ValueError, FileExistsError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    dt = time.perf_counter() - t0
+    n = sum(len(ps) for ps in sets.values())
+    for split, ps in sets.items():
+        print(f"prepared {len(ps)} images, {len(ps.classes)} classes -> {ps.path} "
+              f"({len(ps.meta['skipped'])} skipped; RGB eigenvalues {np.array2string(ps.eigvals, precision=2)})")
+    print(f"{n} images in {dt:.1f} s, {n / dt:.1f} images/s")
+    if "train" in sets and not any(s in sets for s in ("val", "test")):
+        print(f"note: python -m minialex.train --data {args.dst} also needs {args.dst}/val (or test)")
     return 0
 
 

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .cifar10 import load_cifar10, load_cifar10_jpg
+from .cifar10 import load_cifar10
 from .default import load_default
-from .prepared import load_image_folder, open_prepared
+from .folder_images import FolderImages
+from .prepared import open_prepared
 
 
 @dataclass
 class Dataset:
-    """Training and held-out images for a run (uint8 NCHW, arrays or memmaps)."""
+    """Training and held-out images for a run: uint8 NCHW arrays, memmaps (prepared sets) or
+    ``FolderImages`` (image folders, decoded by ``subset`` only where used)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -52,8 +54,10 @@ def load_dataset(spec, image_size=32, data_root="data", download=False, seed=0):
             if not jpg.is_dir():
                 raise
             print(f"no official CIFAR-10 in {root}; using the JPEG copy {jpg}", file=sys.stderr)
-            xtr, ytr, xte, yte, classes = load_cifar10_jpg(jpg, progress=True)
-            return Dataset(xtr, ytr, xte, yte, tuple(classes), f"CIFAR-10 JPEG copy ({jpg})")
+            tr, te = FolderImages(jpg / "train", progress=True), FolderImages(jpg / "test", progress=True)
+            if tr.classes != te.classes:
+                raise ValueError(f"{jpg}: train classes {tr.classes} differ from test classes {te.classes}")
+            return Dataset(tr, tr.labels, te, te.labels, tuple(tr.classes), f"CIFAR-10 JPEG copy ({jpg})")
     root = Path(spec)
     held = next((root / s for s in ("val", "test") if (root / s).is_dir()), None)
     if not (root / "train").is_dir() or held is None:
@@ -64,16 +68,22 @@ def load_dataset(spec, image_size=32, data_root="data", download=False, seed=0):
         return Dataset(tr.images, tr.labels, te.images, te.labels, names, f"prepared {root}", tr.mean, tr.pca)
     big = image_size > 64
     kw = dict(short_side=image_size, crop=image_size) if big else {}
-    xtr, ytr, folder = load_image_folder(root / "train", progress=True, **kw)
-    xte, yte, folder_te = load_image_folder(held, progress=True, **kw)
-    if folder.classes != folder_te.classes:
+    tr, te = FolderImages(root / "train", progress=True, **kw), FolderImages(held, progress=True, **kw)
+    if tr.classes != te.classes:
         raise ValueError(f"--data {spec}: classes of train/ and {held.name}/ differ")
-    return Dataset(xtr, ytr, xte, yte, tuple(folder.names), f"image folder {root}")
+    return Dataset(tr, tr.labels, te, te.labels, tuple(tr.names), f"image folder {root}")
 
 
 def subset(x, y, n, seed):
-    """A seeded random subset of n items (all when n >= len), in sorted index order."""
-    if n is None or n >= len(y):
-        return x, y
-    idx = np.sort(np.random.default_rng([seed, 12345]).choice(len(y), size=n, replace=False))
-    return x[idx], y[idx]
+    """A seeded random subset of n items (all when n >= len), in sorted index order.
+
+    For ``FolderImages`` the subset is chosen from the listing and only its
+    files are decoded (unreadable ones are skipped with a warning), so a
+    ``--limit N`` run's set-up grows with N, not with the folder.
+    """
+    idx = None
+    if n is not None and n < len(y):
+        idx = np.sort(np.random.default_rng([seed, 12345]).choice(len(y), size=n, replace=False))
+    if isinstance(x, FolderImages):
+        return x.load(idx)
+    return (x, y) if idx is None else (x[idx], y[idx])

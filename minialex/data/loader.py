@@ -19,6 +19,13 @@ module. An exception in the worker is re-raised in the main thread (same
 type, with the worker's traceback) at the batch where it happened; leaving
 the loop early (``break``) or ``close()`` stops the thread.
 
+``workers=W`` runs W such threads: thread w prepares batches w, w + W,
+w + 2W, ... into its own queue, and the loop takes batch b from queue
+b mod W, so the batches arrive in order and are the same as with one worker.
+The gather from the memmap and the fused numba transform (``nogil``) run
+without the GIL, so the threads use W cores; figures in benchmarks/RESULTS.md
+("the loader at ImageNet scale").
+
 On a GPU (``xp=cupy``) a transform that says so (``augments_on_device``,
 e.g. ``TrainTransform``) gets the uint8 batch already on the device and
 augments it there in one kernel: the copy is a quarter of the float32 bytes
@@ -35,7 +42,6 @@ import numpy as np
 
 from ..backend import get_backend, to_device
 
-_DONE = object()
 
 
 class BatchLoader:
@@ -53,7 +59,8 @@ class BatchLoader:
     seed : int, makes order and augmentation reproducible
     xp : "numpy", "cupy" or the module; batches are delivered there
     dtype : dtype of the images handed to the model (float32 by default)
-    prefetch : how many prepared batches may wait in the queue
+    prefetch : how many prepared batches may wait in each worker's queue
+    workers : background threads preparing batches (default 1)
     background : False runs everything in the calling thread (for debugging)
 
     Yields
@@ -62,20 +69,24 @@ class BatchLoader:
     """
 
     def __init__(self, images, labels, batch_size=128, *, transform=None, shuffle=True,
-                 drop_last=False, seed=0, xp="numpy", dtype=np.float32, prefetch=2, background=True):
+                 drop_last=False, seed=0, xp="numpy", dtype=np.float32, prefetch=2, background=True,
+                 workers=1):
         if len(images) != len(labels):
             raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) differ in length")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if prefetch < 1:
             raise ValueError(f"prefetch must be >= 1, got {prefetch}")
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
         self.batch_size, self.transform = batch_size, transform
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.xp = get_backend(xp) if isinstance(xp, str) else xp
         self.dtype, self.prefetch, self.background = dtype, prefetch, background
+        self.workers = workers
         self.epoch = 0
-        self._thread = None
+        self._threads = []
         self._stop = None
 
     def __len__(self):
@@ -121,11 +132,13 @@ class BatchLoader:
             for b, idx in self._batches(epoch):
                 yield self._batch(epoch, b, idx)
             return
-        self.close()  # a previous pass left early: stop its thread first
-        q = queue.Queue(maxsize=self.prefetch)
+        self.close()  # a previous pass left early: stop its threads first
+        W = self.workers
+        queues = [queue.Queue(maxsize=self.prefetch) for _ in range(W)]
         stop = threading.Event()
+        batches = list(self._batches(epoch))
 
-        def put(item):
+        def put(q, item):
             while not stop.is_set():
                 try:
                     q.put(item, timeout=0.05)
@@ -134,23 +147,22 @@ class BatchLoader:
                     continue
             return False
 
-        def work():
+        def work(w):
             try:
-                for b, idx in self._batches(epoch):
-                    if stop.is_set() or not put(self._batch(epoch, b, idx)):
+                for b, idx in batches[w::W]:   # this worker's share, in order
+                    if stop.is_set() or not put(queues[w], self._batch(epoch, b, idx)):
                         return
-                put(_DONE)
-            except BaseException as e:  # hand every failure to the main thread
-                put(e)
+            except BaseException as e:  # hand every failure to the main thread, at its batch
+                put(queues[w], e)
 
-        t = threading.Thread(target=work, name=f"BatchLoader-epoch{epoch}", daemon=True)
-        self._thread, self._stop = t, stop
-        t.start()
+        self._stop = stop
+        self._threads = [threading.Thread(target=work, args=(w,), name=f"BatchLoader-epoch{epoch}-{w}",
+                                          daemon=True) for w in range(W)]
+        for t in self._threads:
+            t.start()
         try:
-            while True:
-                item = q.get()
-                if item is _DONE:
-                    return
+            for b in range(len(batches)):
+                item = queues[b % W].get()
                 if isinstance(item, BaseException):
                     # the original exception, with the worker's traceback attached
                     raise item
@@ -159,13 +171,14 @@ class BatchLoader:
             self.close()
 
     def close(self):
-        """Stop the worker thread (if any) and wait for it to end."""
-        t, stop = self._thread, self._stop
-        if t is None:
+        """Stop the worker threads (if any) and wait for them to end."""
+        threads, stop = self._threads, self._stop
+        if not threads:
             return
         stop.set()
-        t.join(timeout=30)
-        self._thread = self._stop = None
+        for t in threads:
+            t.join(timeout=30)
+        self._threads, self._stop = [], None
 
     def __enter__(self):
         return self

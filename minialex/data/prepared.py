@@ -9,7 +9,12 @@ A prepared set is a folder:
     rgb_cov.npy   (3, 3) float64, covariance of the RGB values of all pixels
     eigvals.npy   (3,) float64, eigvecs.npy (3, 3): its PCA (Sec. 4.1)
     classes.txt   one line per class: folder name<TAB>readable name
-    meta.json     shape, dtype, source, short_side, crop, skipped files, ...
+    manifest.tsv  every listed source file: label, class, status (ok/skipped), row, reason
+    skipped.tsv   the skipped files and why
+    meta.json     shape, dtype, source, short_side, crop, skipped files, ...; written last
+
+``preparer.prepare`` writes it (resumably, in worker processes);
+``python -m minialex.data prepare`` is its command line.
 
 For a validation set, subtract the *training* set's mean (``train.mean``),
 not the validation set's own.
@@ -18,8 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import Progress
-from .augment import pca_eigen
 from .folder import list_image_folder, warn_skipped
-from .preprocess import RunningStats, pixel_moments, preprocess_image
+from .preprocess import pixel_moments, preprocess_image
 
 FORMAT_VERSION = 1
 
@@ -62,12 +64,14 @@ def _decode_all(paths, short_side, crop, workers, progress, desc, moments=False)
 
 
 def load_image_folder(root, short_side=None, crop=None, synsets=None, max_per_class=None,
-                      workers=None, progress=False):
-    """Decode a whole image folder into memory (e.g. the CIFAR-10 JPEG copy).
+                      workers=None, progress=False, folder=None, indices=None):
+    """Decode an image folder (or the files ``indices`` of it) into memory.
 
     With ``short_side=None, crop=None`` the images are kept at their size, and
     must all share it (CIFAR-10: 32x32). Unreadable files are skipped with one
-    warning.
+    warning. ``folder`` is a listing already made (``list_image_folder``);
+    ``indices`` (sorted ints) picks the files to decode, the rest are never
+    opened (``FolderImages`` decides which, e.g. for ``--limit``).
 
     Returns
     -------
@@ -75,9 +79,13 @@ def load_image_folder(root, short_side=None, crop=None, synsets=None, max_per_cl
     y : (N,) int64
     folder : ImageFolder (classes, names, paths)
     """
-    folder = list_image_folder(root, synsets=synsets, max_per_class=max_per_class)
+    if folder is None:
+        folder = list_image_folder(root, synsets=synsets, max_per_class=max_per_class)
+    pick = np.arange(len(folder)) if indices is None else np.asarray(indices)
     xs, ys, skipped = [], [], []
-    for i, a, err in _decode_all(folder.paths, short_side, crop, workers, progress, f"load {root}"):
+    for j, a, err in _decode_all([folder.paths[i] for i in pick], short_side, crop, workers, progress,
+                                 f"load {root}"):
+        i = pick[j]
         if a is None:
             skipped.append((folder.paths[i], err))
             continue
@@ -121,106 +129,6 @@ class PreparedSet:
     def pca(self):
         """``(eigvals, eigvecs)``, ready for ``TrainTransform(pca=...)``."""
         return self.eigvals, self.eigvecs
-
-
-def resolve_split(src, split):
-    """``SRC/split`` when that folder exists, else ``SRC`` itself."""
-    src = Path(src)
-    if split and (src / split).is_dir():
-        return src / split
-    return src
-
-
-def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_per_class=None,
-            workers=None, progress=True, overwrite=False) -> PreparedSet:
-    """Preprocess an image folder once and write a prepared set (Sec. 2).
-
-    Each image is converted to RGB, rescaled to a short side of
-    ``short_side``, centre-cropped to ``crop x crop`` and stored as uint8 in a
-    memory-mapped array. The mean image and the RGB covariance are
-    accumulated on the way. The set is written to a temporary folder beside
-    ``dst`` and renamed into place at the end, so an interrupted run leaves
-    no half-written set.
-
-    Parameters
-    ----------
-    src : folder in the ILSVRC layout, or its parent when ``split`` is given
-        and ``src/split`` exists (e.g. ``imagenette2-224`` with split "train")
-    dst : output folder (must not exist unless ``overwrite``)
-    short_side, crop : int, Sec. 2 uses 256 and 256
-    synsets : synset file mapping folder names to readable names
-    max_per_class : keep the first n files of each class (quick slices)
-    workers : decoding threads (default: number of CPUs, at most 8)
-    """
-    if crop is None or short_side is None:
-        raise ValueError("prepare needs both short_side and crop (the stored images share one size)")
-    if crop > short_side:
-        raise ValueError(f"crop ({crop}) must not exceed short_side ({short_side})")
-    src, dst = resolve_split(src, split), Path(dst)
-    if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst} exists; remove it or pass overwrite=True (--overwrite)")
-    folder = list_image_folder(src, synsets=synsets, max_per_class=max_per_class)
-    N = len(folder)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
-    try:
-        shape = (N, 3, crop, crop)
-        images = np.memmap(tmp / "images.u8", dtype=np.uint8, mode="w+", shape=shape)
-        labels = np.empty(N, dtype=np.int64)
-        stats = RunningStats()
-        skipped, k = [], 0
-        for i, item, err in _decode_all(folder.paths, short_side, crop, workers, progress,
-                                        f"prepare {src.name}", moments=True):
-            if item is None:
-                skipped.append((str(folder.paths[i]), err))
-                continue
-            a, mom = item
-            images[k] = a.transpose(2, 0, 1)  # (S, S, 3) -> (3, S, S)
-            labels[k] = folder.labels[i]
-            stats.add_image(a, mom)
-            k += 1
-        warn_skipped(skipped, src)
-        if k == 0:
-            raise ValueError(f"no readable images in {str(src)!r} ({N} files, all unreadable)")
-        images.flush()
-        del images
-        if k < N:  # drop the slots of skipped files
-            os.truncate(tmp / "images.u8", k * 3 * crop * crop)
-        eigvals, eigvecs = pca_eigen(stats.rgb_cov)
-        np.save(tmp / "labels.npy", labels[:k])
-        np.save(tmp / "mean.npy", stats.mean_image)
-        np.save(tmp / "rgb_cov.npy", stats.rgb_cov)
-        np.save(tmp / "eigvals.npy", eigvals)
-        np.save(tmp / "eigvecs.npy", eigvecs)
-        with open(tmp / "classes.txt", "w", encoding="utf-8") as f:
-            for c, name in zip(folder.classes, folder.names):
-                f.write(f"{c}\t{name}\n")
-        meta = {
-            "format": FORMAT_VERSION,
-            "shape": [k, 3, crop, crop],
-            "dtype": "uint8",
-            "layout": "NCHW",
-            "source": str(src.resolve()),
-            "split": split,
-            "short_side": short_side,
-            "crop": crop,
-            "num_classes": len(folder.classes),
-            "skipped": [p for p, _ in skipped],
-            "paper": "Sec. 2: short side rescaled, central crop; mean image and RGB covariance of this set",
-        }
-        with open(tmp / "meta.json", "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=1)
-        if dst.exists():  # overwrite: move the old set aside only now that the new one is complete
-            old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-            os.rename(dst, old)
-            os.rename(tmp, dst)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return open_prepared(dst)
 
 
 def open_prepared(path) -> PreparedSet:

@@ -4,13 +4,17 @@
     python -m minialex.gradcheck --layer lrn          # check one family
     python -m minialex.gradcheck --lab student.py     # grade a student's module
 
-Files:
-    core.py      centred differences, relative error, ``check_layer``,
-                 ``check_functions``, ``check_loss``, ``GradReport``
-    diagnose.py  where a failing gradient's errors sit and what that means
-    builtin.py   the suite of built-in layers (inputs away from kinks)
-    lab.py       the autograder (agreed names in ``minialex.labs``)
-    cli.py       the command line
+Files (imports point one way: numeric, report <- diagnose <- core <- the rest):
+    numeric.py    centred differences, relative error, the default threshold
+    report.py     ``TensorCheck``, ``Diagnosis``, ``GradReport``, ``CheckContext``
+    diagnose.py   where a failing gradient's errors sit and what that means
+    core.py       ``check_layer``, ``check_functions``, ``check_loss``
+    builtin.py    the suite of built-in layers (inputs away from kinks)
+    lab.py        the autograder: load a module, grade it case by case
+    labcase.py    one case: run the student's code, compare, name the mistake
+    labrun.py     ``--lab``: a child process with a time limit, progress
+    labreport.py  text, JSON and Gradescope reports, weights
+    cli.py        the command line
 
 See core.py for the error definition (relative to the tensor's scale) and
 the 1e-6 threshold.

@@ -5,7 +5,7 @@ import argparse
 
 from .builtin import builtin_cases
 from .core import DEFAULT_THRESHOLD
-from .lab import EXIT_UNUSABLE, main_lab
+from .labrun import DEFAULT_TIMEOUT, run_lab
 
 
 def _list_agreed_names():
@@ -24,11 +24,12 @@ def main(argv=None):
             "Without --lab: every built-in minialex layer (conv Sec. 3.2/3.5, ReLU Sec. 3.1,\n"
             "LRN Sec. 3.3, overlapping max-pool Sec. 3.4, dropout Sec. 4.2, softmax Sec. 3.5);\n"
             "prints a table, exits 1 if any fails.\n\n"
-            "With --lab FILE: the autograder for the teaching labs. Imports FILE, checks each\n"
-            "agreed name (--list) against minialex's own layer (gradients and forward pass),\n"
-            "prints a pass/fail table with hints on where the errors sit."),
-        epilog="exit codes: 0 all pass; 1 a check failed (or a name is missing); "
-               "2 the --lab module cannot be imported",
+            "With --lab FILE: the autograder for the teaching labs. Imports FILE in a child\n"
+            "process (with --timeout), grades each agreed name (--list) case by case against\n"
+            "minialex's own layer (forward, dx and every parameter gradient), names the most\n"
+            "likely mistake and the lab notebook step where it is derived."),
+        epilog="exit codes: 0 all pass; 1 a check failed (or a name is missing, or the time limit "
+               "was reached); 2 the --lab module cannot be imported",
     )
     ap.add_argument("--layer", choices=names, help="check only this built-in layer family")
     ap.add_argument("--lab", metavar="FILE", help="grade a student's module (a .py file)")
@@ -38,6 +39,18 @@ def main(argv=None):
     ap.add_argument("--list", action="store_true", help="print the agreed names and their signatures")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                     help=f"max relative error that passes (default {DEFAULT_THRESHOLD:g})")
+    ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                    help=f"with --lab: time limit per module (default {DEFAULT_TIMEOUT:g} s; 0: none)")
+    ap.add_argument("--format", choices=("text", "json", "gradescope"), default="text",
+                    help="with --lab: a table (default), JSON, or Gradescope's results.json")
+    ap.add_argument("--output", metavar="FILE", help="with --lab: write the report to FILE "
+                    "(e.g. /autograder/results/results.json) instead of stdout")
+    ap.add_argument("--weights", metavar="FILE|K=V,...",
+                    help="with --lab: points per case, by lab, agreed name or 'name:case' "
+                         "(a .json file or lrn=2,Conv2D=1; default 1 per case)")
+    ap.add_argument("--visibility", default="visible",
+                    choices=("visible", "hidden", "after_due_date", "after_published"),
+                    help="with --format gradescope: the tests' visibility (default visible)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each full report")
     args = ap.parse_args(argv)
 
@@ -45,11 +58,9 @@ def main(argv=None):
         _list_agreed_names()
         return 0
     if args.lab:
-        try:
-            return main_lab(args.lab, args.names, args.threshold, verbose=args.verbose)
-        except ValueError as e:          # an unknown --names entry
-            print(f"python -m minialex.gradcheck: {e}")
-            return EXIT_UNUSABLE
+        return run_lab(args.lab, args.names, args.threshold, verbose=args.verbose, fmt=args.format,
+                       timeout=args.timeout, weights=args.weights, output=args.output,
+                       visibility=args.visibility)
     if args.names:
         ap.error("--names needs --lab FILE")
 

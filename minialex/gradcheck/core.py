@@ -36,176 +36,14 @@ forward pass on the same inputs and parameters. Failing tensors are handed to
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..backend import to_numpy
-
-DEFAULT_THRESHOLD = 1e-6
-DEFAULT_EPS = 1e-6
-
-
-def rel_error(a, b):
-    """max_i |a_i - b_i| / max(1e-8, max_i (|a_i| + |b_i|)): error relative to the tensor's scale."""
-    a, b = np.asarray(to_numpy(a), dtype=np.float64), np.asarray(to_numpy(b), dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"rel_error: shapes differ, {a.shape} vs {b.shape}")
-    if a.size == 0:
-        return 0.0
-    return float(np.max(scaled_error_map(a, b)))
-
-
-def scaled_error_map(a, b):
-    """Per-entry |a_i - b_i| divided by the tensor's scale (so its max is ``rel_error``)."""
-    a, b = np.asarray(to_numpy(a), dtype=np.float64), np.asarray(to_numpy(b), dtype=np.float64)
-    return np.abs(a - b) / max(1e-8, float(np.max(np.abs(a) + np.abs(b), initial=0.0)))
-
-
-_rel_error_map = scaled_error_map  # the foundation's private name
-
-
-def rel_error_map(a, b):
-    """Per-entry relative error |a_i - b_i| / max(1e-8, |a_i| + |b_i|) (CS231n form)."""
-    a, b = np.asarray(to_numpy(a), dtype=np.float64), np.asarray(to_numpy(b), dtype=np.float64)
-    return np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))
-
-
-def numerical_gradient(f, x, eps=DEFAULT_EPS):
-    """Centred-difference gradient of the scalar function ``f()`` w.r.t. ``x``.
-
-    ``x`` is perturbed in place, one entry at a time, and restored exactly.
-    ``f`` takes no arguments: it closes over ``x`` (and whatever else).
-
-    Shapes:  x: any shape  ->  grad: x's shape, float64
-    """
-    grad = np.zeros(x.shape, dtype=np.float64)
-    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
-    while not it.finished:
-        i = it.multi_index
-        old = x[i].copy()
-        x[i] = old + eps
-        fp = float(f())
-        x[i] = old - eps
-        fm = float(f())
-        x[i] = old
-        grad[i] = (fp - fm) / (2 * eps)
-        it.iternext()
-    return grad
-
-
-@dataclass
-class TensorCheck:
-    """Result for one tensor (``dx``, a parameter, or ``out`` against a reference)."""
-
-    name: str
-    shape: tuple
-    max_rel_error: float
-    worst_index: tuple
-    passed: bool
-    analytic_at_worst: float = 0.0
-    numeric_at_worst: float = 0.0
-    worst: list = field(default_factory=list)   # up to 3 (index, yours, numeric), worst first
-
-    def where(self, idx=None):
-        """Human-readable location of an entry, the worst by default (channel/position for 4-D)."""
-        idx = self.worst_index if idx is None else idx
-        if len(self.shape) == 4 and len(idx) == 4:
-            axes = ("f", "c", "kh", "kw") if self.name in ("w", "dw") else ("n", "c", "h", "w")
-            return " ".join(f"{a}={i}" for a, i in zip(axes, idx))
-        return str(idx)
-
-
-@dataclass
-class Diagnosis:
-    """One plain-English finding about a check.
-
-    ``code`` is stable, for tests and autograders ("pool_overlap",
-    "lrn_window_edges", "scale_factor", "kink", "float32", ...); ``message``
-    names what to check. ``unreliable`` marks findings that make the verdict
-    itself untrustworthy (float32 arithmetic, an input sitting on a kink).
-    """
-
-    code: str
-    tensor: str
-    message: str
-    unreliable: bool = False
-
-    def __str__(self):
-        return f"[{self.code}] {self.tensor}: {self.message}"
-
-
-@dataclass
-class GradReport:
-    """Outcome of a gradient check: one ``TensorCheck`` per tensor.
-
-    ``forward`` holds the forward pass against ``reference=`` (None without
-    one); ``diagnoses`` what ``diagnose.py`` found.
-    """
-
-    layer: str
-    threshold: float
-    tensors: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
-    forward: TensorCheck | None = None
-    diagnoses: list = field(default_factory=list)
-
-    @property
-    def passed(self):
-        ok = all(t.passed for t in self.tensors)
-        return ok and (self.forward is None or self.forward.passed)
-
-    @property
-    def max_error(self):
-        """Largest gradient error (the forward mismatch is ``forward.max_rel_error``)."""
-        return max((t.max_rel_error for t in self.tensors), default=0.0)
-
-    @property
-    def codes(self):
-        """The diagnosis codes, e.g. ``["pool_overlap"]``."""
-        return [d.code for d in self.diagnoses]
-
-    @property
-    def reliable(self):
-        """False when float32 arithmetic or a kink makes the verdict untrustworthy."""
-        return not any(d.unreliable for d in self.diagnoses)
-
-    def hints(self):
-        """Diagnosis messages, most specific first (what an autograder prints)."""
-        return [d.message for d in self.diagnoses]
-
-    def __getitem__(self, name):
-        for t in self.tensors + ([self.forward] if self.forward else []):
-            if t.name == name:
-                return t
-        raise KeyError(name)
-
-    def __str__(self):
-        verdict = "PASS" if self.passed else "FAIL"
-        if not self.reliable:
-            verdict += " (UNRELIABLE, see below)"
-        lines = [f"gradient check of {self.layer} (float64, threshold {self.threshold:.0e}): {verdict}"]
-        rows = self.tensors + ([self.forward] if self.forward else [])
-        w = max([len(t.name) for t in rows] + [6])
-        lines.append(f"  {'tensor':<{w}}  {'shape':<18} {'max rel err':>11}  {'worst at':<26} result")
-        for t in rows:
-            label = t.name
-            lines.append(
-                f"  {label:<{w}}  {str(t.shape):<18} {t.max_rel_error:11.2e}  {t.where():<26} "
-                f"{'ok' if t.passed else 'FAIL'}"
-            )
-            if not t.passed and t.worst:
-                other = "reference" if t is self.forward else "numeric"
-                for idx, mine, theirs in t.worst:
-                    lines.append(f"  {'':<{w}}  at {t.where(idx)}: yours {mine:.6g}, {other} {theirs:.6g}")
-        if self.forward is not None:
-            lines.append("  (out = your forward pass against the reference on the same inputs and params)")
-        lines += [f"  note: {n}" for n in self.notes]
-        for d in self.diagnoses:
-            tag = "unreliable" if d.unreliable else "hint"
-            lines.append(f"  {tag} [{d.code}] {d.tensor}: {d.message}")
-        return "\n".join(lines)
-
+from .diagnose import diagnose as run_diagnosis
+from .numeric import (DEFAULT_EPS, DEFAULT_THRESHOLD, numerical_gradient, rel_error,  # noqa: F401
+                      rel_error_map, scaled_error_map)
+from .report import CheckContext, Diagnosis, GradReport, TensorCheck  # noqa: F401
 
 def _tensor_check(name, analytic, numeric, threshold):
     analytic = np.asarray(to_numpy(analytic), dtype=np.float64)
@@ -240,28 +78,6 @@ def _is_float_array(a):
     return dt is not None and getattr(a, "ndim", 0) > 0 and np.issubdtype(np.dtype(dt), np.floating)
 
 
-@dataclass
-class CheckContext:
-    """Everything ``diagnose.py`` may look at: the arrays, both gradients, the closure."""
-
-    kind: str                   # "lrn", "pool", "conv", "relu", "softmax", "col2im" or "generic"
-    info: dict                  # hyper-parameters: size, kernel_size, stride, padding, groups, ...
-    f: object                   # f() -> scalar, closes over ``arrays``
-    arrays: dict                # tensor name ("dx", "w", ...) -> the float64 array it differentiates
-    analytic: dict              # tensor name -> analytic gradient (float64)
-    numeric: dict               # tensor name -> centred-difference gradient
-    dout: object                # the upstream gradient used
-    threshold: float
-    eps: float
-    input_dtypes: dict          # tensor name -> dtype the caller passed
-    out_dtype: object = None    # dtype of the forward output
-    out: object = None          # the forward output (float64 copy)
-    ref_out: object = None      # the reference's forward output, if any
-    layer: object = None
-    reference: object = None
-    extra: dict = field(default_factory=dict)   # e.g. labels for a loss
-
-
 _HYPER = ("size", "alpha", "beta", "k", "coeff", "kernel_size", "stride", "padding", "groups",
           "in_channels", "out_channels", "alpha_convention")
 
@@ -293,7 +109,6 @@ def _hyper_of(*objs):
 
 def _finish(report, ctx, diagnose):
     if diagnose:
-        from .diagnose import diagnose as run_diagnosis
         report.diagnoses.extend(run_diagnosis(report, ctx))
     return report
 
@@ -325,8 +140,12 @@ def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, 
     must be made deterministic first (e.g. ``Dropout.freeze(mask)``).
 
     ``reference``: a layer computing the same function (e.g. minialex's own).
-    It receives float64 copies of ``layer``'s params, runs forward on the same
-    ``x``, and ``report.forward`` says how far the outputs are apart.
+    It receives float64 copies of ``layer``'s params, runs forward on an
+    untouched copy of ``x``, and ``report.forward`` says how far the outputs
+    are apart.
+
+    A forward that modifies ``x`` or a backward that modifies ``dout`` fails
+    the check (``report.problems``), whatever the numbers.
 
     ``info``: hyper-parameters for the diagnostics (``kind``, ``kernel_size``,
     ``stride``, ``groups``, ``size`` ...) when they cannot be read from the
@@ -340,58 +159,42 @@ def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, 
                             "expected an object with forward(x), backward(dout), params, grads")
     rng = np.random.default_rng(seed)
     x_dtype = getattr(x, "dtype", None)
-    x = _as_float64(x)
+    x0 = _as_float64(x)                      # untouched: the reference and the restore read it
+    x = x0.copy()
     p_dtypes = {k: getattr(v, "dtype", None) for k, v in (getattr(layer, "params", None) or {}).items()}
     _params_to_float64(layer)
     # Read params again: a container (Sequential, AlexNet) builds its dict from
     # its sub-layers on each access, so the float64 arrays live in those.
-    params = getattr(layer, "params", None)
-    if params is None:
-        params = {}
-
-    takes = {id(layer): _accepts_train(layer.forward)}
-    if reference is not None:
-        takes[id(reference)] = _accepts_train(reference.forward)
-
-    def fwd(obj, arr):
-        return obj.forward(arr, train=train) if takes[id(obj)] else obj.forward(arr)
-
+    params = getattr(layer, "params", None) or {}
+    fwd = _forward_caller(layer, reference, train)
     report = GradReport(name or type(layer).__name__, threshold)
-
     if reference is not None:
-        ref_params = getattr(reference, "params", {}) or {}
-        for k in list(ref_params):
-            if k not in params:
-                report.notes.append(f"your layer has no params[{k!r}] (the reference has one, "
-                                    f"shape {tuple(ref_params[k].shape)})")
-                continue
-            if tuple(np.shape(params[k])) != tuple(np.shape(ref_params[k])):
-                report.notes.append(f"params[{k!r}] has shape {tuple(np.shape(params[k]))}, the reference "
-                                    f"expects {tuple(np.shape(ref_params[k]))}")
-                continue
-            ref_params[k] = params[k].copy()
+        _share_params(params, reference, report)
 
     out = fwd(layer, x)
+    if not np.array_equal(x, x0):
+        report.problems.append("forward modified its input x in place; it must leave it untouched "
+                               "(work on a copy: `x = x - ...`, not `x -= ...`)")
+        x[...] = x0
     out_dtype = getattr(out, "dtype", None)
     out = _as_float64(out)                   # a copy: the layer may reuse its output buffer
     dout = rng.standard_normal(out.shape)
 
-    def f():
-        return np.sum(to_numpy(fwd(layer, x)) * dout)
+    def f():                                 # a copy: a forward that modifies x cannot corrupt the check
+        return np.sum(to_numpy(fwd(layer, x.copy())) * dout)
 
     fwd(layer, x)
     dout_given = dout.copy()
     dx = layer.backward(dout_given)
     if not np.array_equal(dout_given, dout):
-        report.notes.append("backward modified dout in place; it must leave it untouched "
-                            "(the layer below may still need it)")
+        report.problems.append("backward modified dout in place; it must leave it untouched "
+                               "(the layer below may still need it)")
     grads = {k: _as_float64(v) for k, v in (getattr(layer, "grads", None) or {}).items()
              if v is not None}
 
     analytic = {"dx": None if dx is None else _as_float64(dx)}
     numeric = {"dx": numerical_gradient(f, x, eps)}
-    arrays = {"dx": x}
-    dtypes = {"dx": x_dtype}
+    arrays, dtypes = {"dx": x}, {"dx": x_dtype}
     if analytic["dx"] is None:
         report.notes.append("backward returned None; it must return dx")
         report.tensors.append(TensorCheck("dx", tuple(x.shape), float("inf"), (), False))
@@ -408,15 +211,37 @@ def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, 
 
     ref_out = None
     if reference is not None:
-        ref_out = _as_float64(fwd(reference, x.copy()))
-        out64 = _as_float64(fwd(layer, x))
-        report.forward = _tensor_check("out", out64, ref_out, threshold)
+        ref_out = _as_float64(fwd(reference, x0.copy()))
+        report.forward = _tensor_check("out", _as_float64(fwd(layer, x)), ref_out, threshold)
     hyper = _hyper_of(layer, reference)
     hyper.update(info or {})
     ctx = CheckContext(_kind_of(reference, layer, info=info), hyper, f, arrays,
                        {k: v for k, v in analytic.items() if v is not None}, numeric, dout,
                        threshold, eps, dtypes, out_dtype, out, ref_out, layer, reference)
     return _finish(report, ctx, diagnose)
+
+
+def _forward_caller(layer, reference, train):
+    """fwd(obj, x): ``obj.forward(x, train=train)``, or ``obj.forward(x)`` where it takes no train."""
+    takes = {id(o): _accepts_train(o.forward) for o in (layer, reference) if o is not None}
+
+    def fwd(obj, arr):
+        return obj.forward(arr, train=train) if takes[id(obj)] else obj.forward(arr)
+    return fwd
+
+
+def _share_params(params, reference, report):
+    """Give ``reference`` float64 copies of the checked layer's params (a note where one is missing)."""
+    ref_params = getattr(reference, "params", {}) or {}
+    for k in list(ref_params):
+        if k not in params:
+            report.notes.append(f"your layer has no params[{k!r}] (the reference has one, "
+                                f"shape {tuple(ref_params[k].shape)})")
+        elif tuple(np.shape(params[k])) != tuple(np.shape(ref_params[k])):
+            report.notes.append(f"params[{k!r}] has shape {tuple(np.shape(params[k]))}, the reference "
+                                f"expects {tuple(np.shape(ref_params[k]))}")
+        else:
+            ref_params[k] = params[k].copy()
 
 
 def _accepts_train(fn):
@@ -462,14 +287,21 @@ def check_functions(forward_fn, backward_fn, *inputs, threshold=DEFAULT_THRESHOL
         dtypes[i] = getattr(args[i], "dtype", None)
         args[i] = _as_float64(args[i])
     names = _grad_names(forward_fn, len(args))
+    pristine = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    report = GradReport(name or getattr(forward_fn, "__name__", "function"), threshold)
 
     out, cache = _split_forward(forward_fn(*args))
+    for i, (a, a0) in enumerate(zip(args, pristine)):
+        if isinstance(a, np.ndarray) and not np.array_equal(a, a0, equal_nan=a.dtype.kind == "f"):
+            report.problems.append(f"forward modified its input {names[i][1:]} in place; it must "
+                                   "leave it untouched (work on a copy)")
+            a[...] = a0
     out_dtype = getattr(out, "dtype", None)
     scalar = np.ndim(out) == 0
     dout = 1.0 if scalar else rng.standard_normal(np.shape(out))
 
-    def f():
-        o, _ = _split_forward(forward_fn(*args))
+    def f():                                 # copies: a forward that modifies its inputs cannot corrupt the check
+        o, _ = _split_forward(forward_fn(*[a.copy() if isinstance(a, np.ndarray) else a for a in args]))
         return np.sum(to_numpy(o) * dout)
 
     out, cache = _split_forward(forward_fn(*args))
@@ -477,9 +309,8 @@ def check_functions(forward_fn, backward_fn, *inputs, threshold=DEFAULT_THRESHOL
     grads = backward_fn(dout_given, cache)
     if not isinstance(grads, (tuple, list)):
         grads = (grads,)
-    report = GradReport(name or getattr(forward_fn, "__name__", "function"), threshold)
     if not scalar and not np.array_equal(dout_given, dout):
-        report.notes.append("backward modified dout in place; it must leave it untouched")
+        report.problems.append("backward modified dout in place; it must leave it untouched")
     if len(grads) != len(diff):
         report.notes.append(f"backward returned {len(grads)} gradient(s) for {len(diff)} "
                             f"floating-point input(s) ({', '.join(names[i] for i in diff)})")
@@ -495,7 +326,7 @@ def check_functions(forward_fn, backward_fn, *inputs, threshold=DEFAULT_THRESHOL
 
     ref_out = None
     if reference is not None:
-        ref_args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        ref_args = [a.copy() if isinstance(a, np.ndarray) else a for a in pristine]
         ref_out = _as_float64(_split_forward(reference(*ref_args))[0])
         mine = _as_float64(_split_forward(forward_fn(*args))[0])
         report.forward = _tensor_check("out", mine, ref_out, threshold)
@@ -526,8 +357,13 @@ def check_loss(loss, x, y, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, name=No
         return float(to_numpy(loss.forward(x, y)))
 
     out = loss.forward(x, y)
-    dx = loss.backward()
     report = GradReport(name or type(loss).__name__, threshold)
+    if np.ndim(out) != 0:
+        report.problems.append(f"forward returned shape {np.shape(out)}; a loss must be a scalar "
+                               "(the mean over the batch)")
+        report.tensors.append(TensorCheck("dx", tuple(x.shape), float("inf"), (), False))
+        return report
+    dx = loss.backward()
     num = numerical_gradient(f, x, eps)
     report.tensors.append(_tensor_check("dx", dx, num, threshold))
     ctx = CheckContext(_kind_of(loss), {}, f, {"dx": x}, {"dx": _as_float64(dx)}, {"dx": num}, 1.0,

@@ -2,32 +2,42 @@
 
     python -m minialex.gradcheck --lab path/to/student_module.py
     python -m minialex.gradcheck --lab student.py --names lrn          # one lab
-    python -m minialex.gradcheck --lab student.py --names Conv2D,col2im
+    python -m minialex.gradcheck --lab student.py --format gradescope --output results.json
 
 The module is imported from its path; every agreed name (``minialex.labs``)
-is looked up and checked by the cases in ``minialex/labs/spec.py``. The
-output is a table (name, check, gradient error, forward error, verdict,
-reason) followed by the hints of every failing row.
+is looked up and graded on the cases of ``minialex/labs/spec.py``
+(``labcase.py`` runs one case and names the mistake). Each case is a row:
+PASS, FAIL (with one line per failure: lab, name, tensor, case, what is
+wrong, the most likely cause and the notebook step), ERROR (the student's
+code raised; its line is quoted), TODO (``NotImplementedError``), MISSING
+(the name is not defined) or TIMEOUT. Per name, a line says which cases
+fail when they share something ("fails only with stride 2").
+
+From the command line the module runs in a child process (``labrun.py``)
+with a time limit, its printing captured; ``grade()`` below runs in-process
+(a notebook's ``grade(globals(), names=["lrn"])``); ``labreport.py`` writes
+the text, JSON and Gradescope reports.
 
 Exit codes, for a course's CI:
     0  every check passes
-    1  some check fails, raises, is not implemented, or a name is missing
+    1  some check fails, raises, is not implemented, times out, or a name is missing
     2  the module cannot be used at all (file missing, syntax error, import
        raises); a one-paragraph message names the file and the line
-
-In a notebook, ``grade(globals(), names=["lrn"])`` returns the same result
-(``print(result)``, ``result.passed``).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import sys
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
+from ..labs.spec import LAB_OF, cases_for, expand_names
+from .labcase import ConstructorError, Failure, run_case
+from .labreport import case_summary, failure_line, format_text
 
 EXIT_PASS, EXIT_FAIL, EXIT_UNUSABLE = 0, 1, 2
 
@@ -98,28 +108,56 @@ def _is_library(path):
 
 @dataclass
 class LabRow:
-    """One line of the table."""
+    """One case of one agreed name (or one MISSING name)."""
 
     name: str
-    check: str
-    verdict: str                     # PASS, FAIL, MISSING, ERROR, TODO
+    check: str                       # the case: shapes, stride, padding, groups, constants
+    verdict: str                     # PASS, FAIL, MISSING, ERROR, TODO, TIMEOUT
     reason: str = ""
     grad_error: float | None = None
     forward_error: float | None = None
-    hints: list = field(default_factory=list)
-    report: object = None
+    hints: list = field(default_factory=list)       # one line per failure, complete
+    failures: list = field(default_factory=list)    # Failure objects (or their dicts)
+    tags: list = field(default_factory=list)
+    seconds: float = 0.0
+    printed: str = ""                # what the student's code printed during this case
+    n_cases: int = 1                 # a MISSING row stands for all of its name's cases
 
     @property
     def passed(self):
         return self.verdict == "PASS"
 
+    @property
+    def lab(self):
+        return LAB_OF.get(self.name, "")
+
+    @property
+    def codes(self):
+        return [f.code if isinstance(f, Failure) else f.get("code", "") for f in self.failures
+                if (f.code if isinstance(f, Failure) else f.get("code"))]
+
+    def to_dict(self):
+        d = asdict(self)
+        d["failures"] = [asdict(f) if isinstance(f, Failure) else f for f in self.failures]
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        d["failures"] = [Failure(**f) for f in d.get("failures", [])]
+        for f in d["failures"]:
+            f.step = tuple(f.step) if f.step else None
+        return cls(**d)
+
 
 @dataclass
 class LabResult:
-    """All rows; ``passed``, ``exit_code`` and a printable table."""
+    """All rows; ``passed``, ``exit_code``, per-name summaries and a printable report."""
 
     rows: list
     source: str = ""
+    printed: str = ""                # printed while importing the module
+    notes: list = field(default_factory=list)
 
     @property
     def passed(self):
@@ -129,121 +167,108 @@ class LabResult:
     def exit_code(self):
         return EXIT_PASS if self.passed else EXIT_FAIL
 
+    @property
+    def summaries(self):
+        return [s for s in (case_summary(self.rows, n) for n in dict.fromkeys(r.name for r in self.rows)) if s]
+
     def __str__(self):
-        return format_table(self)
+        return format_text(self)
 
     def _repr_pretty_(self, p, cycle):     # IPython display
         p.text(str(self))
 
 
-def _fmt(v):
-    return "-" if v is None else f"{v:.1e}"
+def _reason(outcome):
+    bad = list(dict.fromkeys(f.tensor for f in outcome.failures))
+    codes = ", ".join(dict.fromkeys(f.code for f in outcome.failures if f.code))
+    return ", ".join(bad) + " wrong" + (f" [{codes}]" if codes else "")
 
 
-def format_table(result):
-    rows = result.rows
-    wn = max([len(r.name) for r in rows] + [4])
-    wc = max([len(r.check) for r in rows] + [5])
-    head = f"{'name':<{wn}}  {'check':<{wc}}  {'grad err':>8}  {'fwd err':>8}  {'verdict':<7}  reason"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r.name:<{wn}}  {r.check:<{wc}}  {_fmt(r.grad_error):>8}  "
-                     f"{_fmt(r.forward_error):>8}  {r.verdict:<7}  {r.reason}")
-    failing = [r for r in rows if not r.passed and r.hints]
-    for r in failing:
-        lines.append("")
-        lines.append(f"{r.name}, {r.check}:")
-        lines += [f"  - {h}" for h in r.hints]
-    n_fail = sum(not r.passed for r in rows)
-    lines.append("")
-    lines.append("all checks pass" if not n_fail else f"{n_fail} of {len(rows)} check(s) FAILED")
-    return "\n".join(lines)
+@contextlib.contextmanager
+def captured():
+    """Collect what the student's code prints (stdout and stderr) instead of showing it."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        yield buf
 
 
-def _reason(report):
-    """Short reason for the table: the most specific diagnosis code, or what failed."""
-    specific = [d for d in report.diagnoses if d.code not in ("where", "float32")]
-    if not report.passed:
-        bad = [t.name for t in report.tensors if not t.passed]
-        fwd = report.forward is not None and not report.forward.passed
-        what = ", ".join(bad) + (" wrong" if bad else "")
-        if fwd:
-            what = "forward differs" + (f"; {what}" if what else "")
-        codes = ", ".join(dict.fromkeys(d.code for d in specific))
-        return what + (f" [{codes}]" if codes else "")
-    if not report.reliable:
-        return "passes, but UNRELIABLE: " + ", ".join(d.code for d in report.diagnoses if d.unreliable)
-    return ""
+def grade_case(case, obj, filename=None, threshold=None):
+    """One ``LabRow`` for one case; the student's exceptions become ERROR/TODO rows."""
+    with captured() as buf:
+        try:
+            out = run_case(case, obj, threshold)
+        except NotImplementedError as e:
+            where = _student_line(e, filename)
+            return LabRow(case.name, case.label, "TODO", "not implemented yet" + (f" ({where})" if where else ""),
+                          tags=sorted(case.tags), printed=buf.getvalue())
+        except Exception as e:                              # noqa: BLE001 - student code may raise anything
+            msg = f"{'TypeError' if isinstance(e, ConstructorError) else type(e).__name__}: {e}"
+            where = _student_line(e, filename)
+            if where is None and not isinstance(e, ConstructorError):
+                # no frame of the student's code: the grader itself failed, say so
+                return LabRow(case.name, case.label, "ERROR", "the autograder failed (not your code)",
+                              hints=[f"{LAB_OF[case.name]} / {case.name} [{case.label}]: the autograder "
+                                     f"itself raised {msg} outside your code; this is not your mistake, "
+                                     "please report it to your instructor"],
+                              tags=sorted(case.tags), printed=buf.getvalue())
+            return LabRow(case.name, case.label, "ERROR", f"raised {msg[:120]}",
+                          hints=[f"{LAB_OF[case.name]} / {case.name} [{case.label}]: your code raised {msg}"
+                                 + (f" at {where}" if where else "")],
+                          tags=sorted(case.tags), printed=buf.getvalue())
+    fwd = out.errors.get("out", out.errors.get("loss"))
+    grads = [v for k, v in out.errors.items() if k not in ("out", "loss")]
+    row = LabRow(case.name, case.label, out.verdict, "" if out.passed else _reason(out),
+                 max(grads) if grads else None, fwd, failures=out.failures, tags=sorted(case.tags),
+                 seconds=out.seconds, printed=buf.getvalue())
+    row.hints = [failure_line(row, f) + "".join(f"\n      {d}" for d in f.details) for f in out.failures]
+    return row
 
 
-def _run_case(case, obj, filename):
-    try:
-        with np.errstate(all="ignore"):    # overflow shows up as a "nonfinite" diagnosis instead
-            report = case.run(obj)
-    except NotImplementedError as e:
-        where = _student_line(e, filename)
-        return LabRow(case.name, case.check, "TODO", "not implemented yet" + (f" ({where})" if where else ""))
-    except Exception as e:                              # noqa: BLE001 - student code may raise anything
-        msg = f"{type(e).__name__}: {e}"
-        where = _student_line(e, filename)
-        return LabRow(case.name, case.check, "ERROR", f"raised {msg[:120]}",
-                      hints=[f"your code raised {msg}" + (f" at {where}" if where else "")])
-    fwd = None if report.forward is None else report.forward.max_rel_error
-    hints = report.hints() + [f"note: {n}" for n in report.notes]
-    return LabRow(case.name, case.check, "PASS" if report.passed else "FAIL", _reason(report),
-                  report.max_error, fwd, hints if not report.passed or not report.reliable else [],
-                  report)
+def planned_rows(names):
+    """(name, case) pairs that ``grade`` will run, in order."""
+    return [(n, c) for n in expand_names(_split_names(names)) for c in cases_for(n)]
 
 
-def grade(source, names=None, threshold=None):
-    """Grade a module, a path, or a namespace dict (a notebook's ``globals()``).
+def _split_names(names):
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    return names
+
+
+def grade(source, names=None, threshold=None, on_row=None):
+    """Grade a module, a path, or a namespace dict (a notebook's ``globals()``), in this process.
 
     ``names``: lab names ("lrn", "maxpool", "conv", "softmax") or agreed names;
     default all agreed names. A missing name is a MISSING row (a failure).
+    ``on_row(row, index, total)`` is called after each row (progress).
     Returns a ``LabResult``; raises ``StudentModuleError`` for an unusable path.
     """
-    from ..labs.spec import cases_for, expand_names
-
-    filename = None
+    names = expand_names(_split_names(names))
+    filename, printed = None, ""
     if isinstance(source, (str, os.PathLike)):
         filename = str(Path(source).resolve())
-        source = load_student_module(source)
+        with captured() as buf:
+            source = load_student_module(source)
+        printed = buf.getvalue()
     if isinstance(source, dict):
         ns, label = source, "namespace"
     else:
         ns, label = vars(source), getattr(source, "__file__", None) or getattr(source, "__name__", "")
         filename = filename or getattr(source, "__file__", None)
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    rows = []
-    for name in expand_names(names):
+    rows, total = [], len(planned_rows(names))
+    for name in names:
         obj = ns.get(name)
+        cases = cases_for(name)
         if obj is None:
-            rows.append(LabRow(name, "defined?", "MISSING",
-                               f"no `{name}` in your module (the agreed name, spelled exactly)",
-                               hints=[f"define `{name}` at the top level of your module; see "
-                                      "`python -m minialex.gradcheck --list` for its signature"]))
-            continue
-        for case in cases_for(name, threshold):
-            rows.append(_run_case(case, obj, filename))
-    return LabResult(rows, str(label))
-
-
-def main_lab(path, names=None, threshold=None, out=None, err=None, verbose=False):
-    """The CLI's ``--lab``: print the table and return the exit code (0, 1, 2).
-
-    ``verbose``: also print every check's full gradient report.
-    """
-    out, err = out or sys.stdout, err or sys.stderr
-    try:
-        result = grade(path, names, threshold)
-    except StudentModuleError as e:
-        print(str(e), file=err)
-        return EXIT_UNUSABLE
-    print(f"grading {path}", file=out)
-    print(result, file=out)
-    if verbose:
-        for r in result.rows:
-            if r.report is not None:
-                print(f"\n{r.name}, {r.check}:\n{r.report}", file=out)
-    return result.exit_code
+            new = [LabRow(name, "defined?", "MISSING",
+                          f"no `{name}` in your module (the agreed name, spelled exactly)",
+                          hints=[f"{LAB_OF[name]} / {name}: not defined; define `{name}` at the top level of "
+                                 "your module; see `python -m minialex.gradcheck --list` for its signature"],
+                          n_cases=len(cases))]
+        else:
+            new = [grade_case(case, obj, filename, threshold) for case in cases]
+        for row in new:
+            rows.append(row)
+            if on_row is not None:
+                on_row(row, sum(r.n_cases for r in rows), total)
+    return LabResult(rows, str(label), printed)

@@ -2,19 +2,24 @@
 
     python notebooks/labs/build_labs.py
 
-Each lab notebook (``notebooks/labs/lab-*.ipynb``) has a statement, a
-skeleton cell to fill in (tagged ``exercise``), and a check cell (tagged
-``check``) that calls the autograder API. Its solution notebook
+Each lab notebook (``notebooks/labs/lab-*.ipynb``) has a statement with
+numbered steps, a skeleton cell to fill in (tagged ``exercise``), and a check
+cell (tagged ``check``) that calls the autograder API. Its solution notebook
 (``notebooks/labs/solutions/*-solution.ipynb``) is the same notebook with the
-exercise cells replaced by the reference solution, read from
-``minialex/labs/solutions/<lab>.py`` so the two cannot drift apart
-(``tests/test_labs_notebooks.py`` checks that the committed files match this
-script). Outputs are never written.
+exercise cells replaced by the reference solution.
+
+Nothing is written twice: the solution code is read from
+``minialex/labs/solutions/<lab>.py``; the skeleton is that same file with the
+bodies of the functions a student writes (``EXERCISES``) replaced by a TODO;
+the steps are ``minialex.labs.spec.STEPS``, the ones the autograder's
+diagnoses point at. ``tests/test_labs_notebooks.py`` checks that the
+committed files match this script. Outputs are never written.
 """
 from __future__ import annotations
 
 import ast
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -22,15 +27,32 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SOLUTIONS = ROOT / "minialex" / "labs" / "solutions"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))       # this checkout's minialex, for the steps
+
+from minialex.labs.spec import NOTEBOOKS, STEPS  # noqa: E402
+
+# the functions a student writes, per lab, with the TODO that replaces each body
+EXERCISES = {
+    "lrn": {"LocalResponseNorm.backward": "the direct term dout_j * s_j^-beta (step 2) and the "
+                                          "cross-channel term (step 3) over the right window (step 4)"},
+    "maxpool": {"MaxPool2D.backward": "route each dout[:, :, i, j] to the arg-max of its window "
+                                      "(step 2), adding at overlaps (step 3)"},
+    "conv": {"col2im": "scatter-add every column onto its window of a zero padded image (step 1), "
+                       "then crop (step 2)",
+             "Conv2D.backward": "db, dw per group (step 3), then dx = col2im(w_g.T @ dout_g) (step 4)"},
+    "softmax": {"softmax_cross_entropy": "a stable log-softmax (step 1), the mean loss (step 2), and "
+                                         "its gradient (step 3)"},
+}
 
 IMPORTS = "import numpy as np\n\nimport minialex"
 
 LABS = {}
 
 
-def lab(stem, module, names, title, statement, skeleton, after=None):
-    LABS[stem] = dict(module=module, names=names, title=title, statement=statement,
-                      skeleton=skeleton, after=after)
+def lab(stem, module, names, title, statement):
+    assert NOTEBOOKS[module] == stem, (stem, module)
+    LABS[stem] = dict(module=module, names=names, title=title, statement=statement)
 
 
 def check_cell(names):
@@ -45,12 +67,14 @@ def check_cell(names):
 CHECK_TEXT = """## Check
 
 The cell below grades your code exactly as the course's autograder
-(`python -m minialex.gradcheck --lab your_file.py`) does: every gradient
-against centred differences in float64, relative error
-`max|a - b| / max(|a| + |b|)` against a threshold of **1e-6** (a correct
-implementation scores about 1e-10), and your forward pass against minialex's
-own layer on the same inputs and parameters. A failing row comes with a hint
-that says where the errors sit and what that usually means."""
+(`python -m minialex.gradcheck --lab your_file.py`) does: on several cases
+(shapes, strides, padding, groups, ties), your forward output and every
+gradient against minialex's own layer on the same float64 inputs and
+parameters (whose gradients are checked against centred differences),
+relative error `max|a - b| / max(|a| + |b|)` against a threshold of
+**1e-6** (a correct implementation scores about 1e-15). A failing case says
+which tensor is wrong, the most likely mistake, and the step above where
+that quantity is derived; modifying an input array in place is a failure too."""
 
 # ---------------------------------------------------------------------------
 
@@ -72,34 +96,7 @@ $s_i$ of **every** $i$ whose window contains $j$. Missing the second term
 (the cross-channel term) is the classic mistake; so is a window that is off
 by one or that does not clip at channels $0$ and $C-1$. The check runs with
 $\alpha=1, k=1$ as well as the paper's constants, because $\alpha=10^{-4}$
-makes those mistakes almost invisible.""",
-    '''class LocalResponseNorm:
-    """b_i = a_i / (k + alpha * sum_{j=max(0,i-n/2)}^{min(C-1,i+n/2)} a_j^2)^beta.
-
-    Shapes:  x, out: (N, C, H, W)
-    """
-
-    def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0):
-        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
-        self.params, self.grads, self.cache = {}, {}, None
-
-    def forward(self, x, train=True):
-        N, C, H, W = x.shape
-        half = self.size // 2
-        sq = x * x
-        s = np.empty_like(x)                                    # (N, C, H, W)
-        for i in range(C):
-            lo, hi = max(0, i - half), min(C - 1, i + half)     # inclusive, clipped
-            s[:, i] = self.k + self.alpha * sq[:, lo:hi + 1].sum(axis=1)
-        out = x * s ** (-self.beta)
-        self.cache = (x, s, out)
-        return out
-
-    def backward(self, dout):
-        """dout: (N, C, H, W) -> dx: (N, C, H, W). Do not modify dout."""
-        x, s, out = self.cache
-        # TODO: the direct term dout_j * s_j^-beta, and the cross-channel term
-        raise NotImplementedError''')
+makes those mistakes almost invisible.""")
 
 lab("lab-3.4-maxpool-backward", "maxpool", ["maxpool"],
     "Lab: the backward pass of overlapping max-pooling (Sec. 3.4)",
@@ -112,35 +109,14 @@ of its window's maximum. The forward pass is given.
 *Hint.* With $s < z$ one input pixel can be the maximum of up to four
 windows, so its gradient is the **sum** of theirs. Assigning
 (`dx[idx] = g`) or a fancy-indexed `dx[idx] += g` keeps only one of them;
-add window by window on a slice, or use `np.add.at`. The check's inputs
-have distinct values, so no window has a tie (a tie is a kink, where the
-numerical gradient is meaningless).""",
-    '''class MaxPool2D:
-    """Max over z x z windows every s pixels.
+add window by window on a slice, or use `np.add.at`.
 
-    Shapes:  x: (N, C, H, W)  ->  out: (N, C, OH, OW),  OH = (H - z) // s + 1
-    """
-
-    def __init__(self, kernel_size=3, stride=2):
-        self.kernel_size, self.stride = kernel_size, stride
-        self.params, self.grads, self.cache = {}, {}, None
-
-    def forward(self, x, train=True):
-        N, C, H, W = x.shape
-        z, s = self.kernel_size, self.stride
-        OH, OW = (H - z) // s + 1, (W - z) // s + 1
-        out = np.empty((N, C, OH, OW), dtype=x.dtype)
-        for i in range(OH):
-            for j in range(OW):
-                out[:, :, i, j] = x[:, :, i * s:i * s + z, j * s:j * s + z].max(axis=(2, 3))
-        self.cache = x
-        return out
-
-    def backward(self, dout):
-        """dout: (N, C, OH, OW) -> dx: (N, C, H, W)."""
-        x = self.cache
-        # TODO: route each dout[:, :, i, j] to the arg-max of its window, adding at overlaps
-        raise NotImplementedError''')
+*Ties.* After a ReLU, windows are full of equal values (zeros). A tie is a
+kink, where the derivative is not defined, so a convention is needed: the
+gradient goes to the **first** maximum in row-major order (what `np.argmax`
+returns, and what minialex's `MaxPool2D` does). The check includes such
+inputs; a mask `window == max` sends the gradient to every tied entry and
+fails there.""")
 
 lab("lab-3.2-conv-backward-col2im", "conv", ["conv"],
     "Lab: convolution backward via col2im, with groups (Sec. 3.2, 3.5)",
@@ -160,51 +136,7 @@ group's channels.
 *Hint.* No kernel flip is needed in this form: the textbook "full convolution
 with the flipped kernel" *is* `w.T @ dout` followed by col2im. Mixing the two
 forms (a flip too many or too few, or the kernel's $h$ and $w$ swapped) is a
-classic mistake, and the check will name it.""",
-    '''from minialex.im2col import im2col_reference as im2col
-
-
-def col2im(cols, x_shape, KH, KW, stride, padding):
-    """Adjoint of im2col.
-
-    Shapes:  cols: (C*KH*KW, N*OH*OW), rows (c, kh, kw), columns (n, oh, ow)
-             ->  dx: (N, C, H, W)
-    """
-    # TODO: scatter-add every column onto its window of a zero padded image, then crop
-    raise NotImplementedError
-
-
-class Conv2D:
-    """Grouped 2-D convolution via im2col.
-
-    Shapes:  x: (N, C, H, W) -> out: (N, F, OH, OW); w: (F, C/G, K, K), b: (F,)
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1):
-        K = kernel_size
-        rng = np.random.default_rng(0)
-        self.stride, self.padding, self.groups = stride, padding, groups
-        self.params = {"w": rng.standard_normal((out_channels, in_channels // groups, K, K)) * 0.01,
-                       "b": np.zeros(out_channels)}
-        self.grads, self.cache = {}, None
-
-    def forward(self, x, train=True):
-        w, b = self.params["w"], self.params["b"]
-        N, C, H, W = x.shape
-        F, Cg, K, _ = w.shape
-        G, s, p = self.groups, self.stride, self.padding
-        OH, OW = (H + 2 * p - K) // s + 1, (W + 2 * p - K) // s + 1
-        cols = im2col(x, K, K, s, p).reshape(G, Cg * K * K, N * OH * OW)  # (G, Cg*K*K, N*OH*OW)
-        w_g = w.reshape(G, F // G, Cg * K * K)                            # (G, F/G, Cg*K*K)
-        out = (w_g @ cols).reshape(F, N, OH, OW).transpose(1, 0, 2, 3)    # (N, F, OH, OW)
-        self.cache = (x.shape, cols)
-        return out + b[None, :, None, None]
-
-    def backward(self, dout):
-        """dout: (N, F, OH, OW) -> dx: (N, C, H, W); fills self.grads["w"], self.grads["b"]."""
-        x_shape, cols = self.cache
-        # TODO: db, dw (per group), then dx = col2im(w_g.T @ dout_g)
-        raise NotImplementedError''')
+classic mistake, and the check will name it.""")
 
 lab("lab-3.5-softmax-cross-entropy", "softmax", ["softmax"],
     "Lab: softmax cross-entropy, loss and gradient (Sec. 3.5)",
@@ -221,11 +153,7 @@ $$L = -\frac{1}{N} \sum_n \log \mathrm{softmax}(x_n)_{y_n}.$$
 Two classic mistakes: forgetting the $1/N$ of the mean (the check then
 finds your gradient exactly $N$ times too large), and computing `exp(x)` of
 large logits without subtracting each row's maximum first (the check
-includes logits near 1000, where `exp` overflows).""",
-    '''def softmax_cross_entropy(x, y):
-    """Shapes: x: (N, K) logits, y: (N,) int labels -> loss: scalar, dx: (N, K)."""
-    # TODO: a stable log-softmax, the mean loss, and its gradient
-    raise NotImplementedError''')
+includes logits near 1000, where `exp` overflows).""")
 
 # ---------------------------------------------------------------------------
 
@@ -251,19 +179,53 @@ def _markdown(src):
     return nbformat.v4.new_markdown_cell(src)
 
 
+def skeleton(source, exercises):
+    """The solution's code with each exercise's body replaced by its TODO.
+
+    Keeps the signature, the docstring and a first line that unpacks
+    ``self.cache`` (so the student sees what forward kept).
+    """
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            found.update({f"{node.name}.{f.name}": f for f in node.body if isinstance(f, ast.FunctionDef)})
+        elif isinstance(node, ast.FunctionDef):
+            found[node.name] = node
+    missing = set(exercises) - set(found)
+    if missing:
+        raise ValueError(f"build_labs: the solution defines no {sorted(missing)}")
+    for name in sorted(exercises, key=lambda n: -found[n].lineno):   # bottom up: line numbers stay valid
+        body = found[name].body
+        keep = int(isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant))  # docstring
+        if keep < len(body) and isinstance(body[keep], ast.Assign) and "self.cache" in ast.unparse(body[keep]):
+            keep += 1                                                    # x, s, out = self.cache
+        indent = " " * body[0].col_offset
+        start = body[keep].lineno - 1 if keep < len(body) else found[name].end_lineno
+        todo = textwrap.wrap(f"TODO: {exercises[name]}", 96 - len(indent),
+                             initial_indent=f"{indent}# ", subsequent_indent=f"{indent}#       ")
+        lines[start:found[name].end_lineno] = todo + [f"{indent}raise NotImplementedError"]
+    return "\n".join(lines)
+
+
+def statement(spec, solution):
+    steps = "\n".join(f"{i}. {t}" for i, t in enumerate(STEPS[spec["module"]], 1))
+    return (f"# {spec['title']}" + (" (solution)" if solution else "") + f"\n\n{spec['statement']}\n\n"
+            f"### Steps\n\nThe autograder's hints point at these steps.\n\n{steps}")
+
+
 def build(stem, solution=False):
     spec = LABS[stem]
-    cells = [_markdown(f"# {spec['title']}" + (" (solution)" if solution else "")
-                       + "\n\n" + spec["statement"]),
-             _code(IMPORTS)]
+    cells = [_markdown(statement(spec, solution)), _code(IMPORTS)]
+    doc, code = _split_docstring((SOLUTIONS / f"{spec['module']}.py").read_text())
     if solution:
-        doc, code = _split_docstring((SOLUTIONS / f"{spec['module']}.py").read_text())
         cells.append(_markdown("## Solution\n\n" + doc))
         cells.append(_code(code, tags=("exercise",)))
     else:
         cells.append(_markdown("## Your code\n\nFill in the `TODO`s (keep the names and "
                                "signatures: the autograder looks them up)."))
-        cells.append(_code(spec["skeleton"], tags=("exercise",)))
+        cells.append(_code(skeleton(code, EXERCISES[spec["module"]]), tags=("exercise",)))
     cells.append(_markdown(CHECK_TEXT))
     cells.append(_code(check_cell(spec["names"]), tags=("check",)))
     nb = nbformat.v4.new_notebook(cells=cells)

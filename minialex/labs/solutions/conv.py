@@ -62,6 +62,7 @@ class Conv2D:
         return out + b[None, :, None, None]
 
     def backward(self, dout):
+        """dout: (N, F, OH, OW) -> dx: (N, C, H, W); fills self.grads["w"], self.grads["b"]."""
         x_shape, cols = self.cache
         w = self.params["w"]
         F, Cg, K, _ = w.shape

@@ -36,6 +36,7 @@ class LocalResponseNorm:
         return out
 
     def backward(self, dout):
+        """dout: (N, C, H, W) -> dx: (N, C, H, W). Do not modify dout."""
         x, s, out = self.cache
         C = x.shape[1]
         half = self.size // 2

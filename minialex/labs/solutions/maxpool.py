@@ -1,7 +1,9 @@
 """Lab solution: overlapping max-pooling, forward and backward (Sec. 3.4).
 
-Each output's gradient goes to the arg-max of its window. With z=3, s=2
-windows overlap, so one input pixel can receive gradient from up to four
+Each output's gradient goes to the arg-max of its window; when several
+entries tie for the maximum (ReLU outputs are full of zeros), to the FIRST in
+row-major order, which is what ``np.argmax`` returns and what minialex's
+``MaxPool2D`` does. With z=3, s=2 windows overlap, so one input pixel can receive gradient from up to four
 windows: backward must ADD (`+=` on a slice, one window at a time), never
 overwrite.
 """
@@ -31,6 +33,7 @@ class MaxPool2D:
         return out
 
     def backward(self, dout):
+        """dout: (N, C, OH, OW) -> dx: (N, C, H, W). A tie goes to the first maximum (np.argmax)."""
         x = self.cache
         N, C, H, W = x.shape
         z, s = self.kernel_size, self.stride

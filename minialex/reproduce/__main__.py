@@ -1,0 +1,72 @@
+"""Command line of minialex.reproduce (see the package docstring)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _seeds(s):
+    try:
+        seeds = [int(v) for v in s.split(",") if v.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or any(v < 0 for v in seeds):
+        raise argparse.ArgumentTypeError(f"--seeds takes non-negative integers like 0,1, got {s!r}")
+    return seeds
+
+
+def build_parser(names):
+    p = argparse.ArgumentParser(prog="python -m minialex.reproduce",
+                                description="Re-run a claim of the paper on CIFAR-10 and write result.md "
+                                            "and a figure (docs/results.md collects them).")
+    p.add_argument("name", nargs="?", choices=names, metavar="NAME", help=f"experiment: {', '.join(names)}")
+    p.add_argument("--list", action="store_true", help="list the experiments and the claims they test")
+    p.add_argument("--quick", action="store_true",
+                   help="a miniature of the same experiment on the bundled subset (seconds, not hours)")
+    p.add_argument("--seeds", type=_seeds, default=None, help="seeds of the main runs, e.g. 0,1 "
+                   "(default: the experiment's)")
+    p.add_argument("--out", default=None, help="output folder (default runs/reproduce/NAME[-quick])")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the runs in --out (finished runs are reused, an interrupted one resumes)")
+    p.add_argument("--report", action="store_true",
+                   help="train nothing: write result.md and the figure from what --out holds now")
+    p.add_argument("--data", default=None,
+                   help="CIFAR-10: the official cifar-10-batches-py folder's parent or a JPEG copy "
+                        "(default ../shared/data/cifar10-jpg)")
+    p.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
+    return p
+
+
+def main(argv=None):
+    from . import available
+    from .context import Context, Stopped
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    exps = available()
+    p = build_parser(list(exps))
+    args = p.parse_args(argv)
+    if args.list:
+        for name, mod in exps.items():
+            print(f"{name:12s} {mod.SECTION}: {mod.CLAIM}")
+        return 0
+    if args.name is None:
+        p.error("name an experiment (--list shows them)")
+    out = Path(args.out or f"runs/reproduce/{args.name}{'-quick' if args.quick else ''}")
+    ctx = Context(args.name, out, quick=args.quick, seeds=args.seeds, resume=args.resume,
+                  report_only=args.report, data=args.data, argv=argv, progress=args.progress)
+    try:
+        exps[args.name].run(ctx)
+    except Stopped as e:
+        print(f"stopped in run {e}; its checkpoint is written. Continue with:\n  {ctx.command()} --resume",
+              file=sys.stderr)
+        return 130
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"result: {out / 'result.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""expect: scale_factor [Conv2D]. db is the mean of dout instead of its sum."""
+import numpy as np
+
+from minialex.im2col import col2im_reference as col2im
+from _conv_base import ConvBase
+
+
+class Conv2D(ConvBase):
+    def backward(self, dout):
+        x, cols = self.cache
+        w = self.params["w"]
+        F, Cg, K, _ = w.shape
+        G = self.groups
+        d = dout.transpose(1, 0, 2, 3).reshape(G, F // G, -1)
+        self.grads["b"] = dout.mean(axis=(0, 2, 3))
+        self.grads["w"] = (d @ cols.transpose(0, 2, 1)).reshape(w.shape)
+        dcols = (w.reshape(G, F // G, -1).transpose(0, 2, 1) @ d).reshape(-1, d.shape[-1])
+        return col2im(dcols, x.shape, K, K, self.stride, self.padding)

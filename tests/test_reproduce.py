@@ -1,0 +1,111 @@
+"""python -m minialex.reproduce: every --quick miniature runs and writes what it promises.
+
+Each experiment's --quick variant trains its miniature on the bundled subset
+(through the normal trainer) and must leave result.md with the headline table
+and a row per run, the figure, and a copy of each run's metrics.csv; the
+validation split is held out from training; a finished experiment is reused
+with --resume (same numbers) and never overwritten without it.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from minialex.data.split import holdout_split
+from minialex.reproduce import available
+from minialex.reproduce.__main__ import main
+
+EXPERIMENTS = list(available())
+
+
+def test_holdout_split_is_balanced_disjoint_and_seeded():
+    y = np.repeat(np.arange(10), 30)[np.random.default_rng(1).permutation(300)]
+    tr, va = holdout_split(y, 50, seed=0)
+    assert len(va) == 50 and len(tr) == 250
+    assert np.intersect1d(tr, va).size == 0 and np.union1d(tr, va).size == 300
+    assert np.bincount(y[va], minlength=10).tolist() == [5] * 10
+    tr2, va2 = holdout_split(y, 50, seed=0)
+    assert np.array_equal(va, va2)
+    assert not np.array_equal(va, holdout_split(y, 50, seed=1)[1])
+    with pytest.raises(ValueError, match="multiple of the 10 classes"):
+        holdout_split(y, 55)
+
+
+def test_list_names_every_experiment(capsys):
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in EXPERIMENTS:
+        assert re.search(rf"^{re.escape(name)}\s+Sec\. ", out, re.M), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_quick_writes_result_figure_and_metrics(name, tmp_path, capsys):
+    out = tmp_path / name
+    assert main([name, "--quick", "--out", str(out)]) == 0
+    text = (out / "result.md").read_text()
+    assert "| claim | paper | ours |" in text
+    assert "miniature (--quick)" in text
+    assert f"python -m minialex.reproduce {name} --quick" in text
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs, "no runs were trained"
+    for run in runs:
+        info = json.loads((out / "runs" / run / "run.json").read_text())
+        assert info["status"] == "done"
+        assert 0 <= info["test_top1"] <= 1
+        assert re.search(rf"^\| {re.escape(run)} \| {info['spec']['seed']} \|.*\| done \|$", text, re.M), run
+        copied = (out / "metrics" / f"{run}.csv").read_text()
+        assert copied == (out / "runs" / run / "metrics.csv").read_text()
+        assert len(copied.strip().splitlines()) == 1 + info["epochs"]
+        assert "500 validation (held out" in info["data"]
+    pngs = list(out.glob("*.png"))
+    assert pngs and f"]({pngs[0].name})" in text
+    assert pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # without --resume the finished runs are not overwritten
+    assert main([name, "--quick", "--out", str(out)]) == 2
+    assert "add --resume" in capsys.readouterr().err
+    # with --resume they are reused: the same numbers come back
+    before = {r: (out / "runs" / r / "run.json").read_text() for r in runs}
+    assert main([name, "--quick", "--out", str(out), "--resume"]) == 0
+    assert {r: (out / "runs" / r / "run.json").read_text() for r in runs} == before
+
+
+def test_a_run_reproduces_and_resumes_to_the_same_result(tmp_path):
+    """Same seed and threads: the same metrics.csv; a run cut off before its test pass finishes on resume."""
+    from minialex.reproduce.runner import RunSpec, load_splits, train_run
+
+    data = load_splits(quick=True)
+    spec = RunSpec("tiny", net="cifar", epochs=1, lr=0.02, train_limit=256, seed=3)
+    a = train_run(spec, data, tmp_path / "a", log=lambda *_: None)
+    b = train_run(spec, data, tmp_path / "b", log=lambda *_: None)
+    cols = slice(0, 9)                                   # epoch .. val_top5 (not the timings)
+    rows = lambda d: [ln.split(",")[cols] for ln in (d / "metrics.csv").read_text().splitlines()]
+    assert rows(tmp_path / "a") == rows(tmp_path / "b") and len(rows(tmp_path / "a")) == 2
+    assert a["test_top1"] == b["test_top1"]
+    (tmp_path / "b" / "run.json").unlink()              # as if stopped after the last epoch
+    with pytest.raises(ValueError, match="add --resume"):
+        train_run(spec, data, tmp_path / "b", log=lambda *_: None)
+    c = train_run(spec, data, tmp_path / "b", resume=True, log=lambda *_: None)
+    assert c["test_top1"] == a["test_top1"] and c["epochs"] == 1
+    other = RunSpec("tiny", net="cifar", epochs=1, lr=0.05, train_limit=256, seed=3)
+    with pytest.raises(ValueError, match="lr=0.02"):
+        train_run(other, data, tmp_path / "b", resume=True, log=lambda *_: None)
+
+
+def test_report_only_trains_nothing(tmp_path):
+    out = tmp_path / "r"
+    assert main([EXPERIMENTS[-1], "--quick", "--out", str(out), "--report"]) == 0
+    text = (out / "result.md").read_text()
+    assert "not yet run" in text
+    assert not (out / "runs").exists()
+
+
+def test_unknown_experiment_is_one_line_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["no-such-claim"])
+    assert e.value.code == 2
+    assert "invalid choice: 'no-such-claim'" in capsys.readouterr().err
