@@ -37,10 +37,9 @@ class LocalResponseNorm(Layer):
 
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_convention="paper", groups=1):
         super().__init__()
-        if int(groups) != groups or groups < 1:
-            raise ValueError(f"LocalResponseNorm: groups must be a positive integer, got {groups!r}")
-        if int(size) != size or size < 1:
-            raise ValueError(f"LocalResponseNorm: size must be a positive integer, got {size!r}")
+        for name, v in (("groups", groups), ("size", size)):
+            if int(v) != v or v < 1:
+                raise ValueError(f"LocalResponseNorm: {name} must be a positive integer, got {v!r}")
         if alpha_convention not in ALPHA_CONVENTIONS:
             raise ValueError(f"LocalResponseNorm: alpha_convention must be one of {ALPHA_CONVENTIONS}, "
                              f"got {alpha_convention!r}")
