@@ -154,15 +154,19 @@ def layers_under_test(dtype):
     ]
 
 
+@pytest.mark.parametrize("kernels", ["fast", "reference"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("index", range(12))
-def test_layer_on_cupy_matches_numpy(dtype, index):
+def test_layer_on_cupy_matches_numpy(dtype, index, kernels):
+    """The readable layer on NumPy against its CuPy placement: the CUDA twin (fast) or itself."""
+    from minialex.kernels import accelerate
+
     name, layer, shape = layers_under_test(dtype)[index]
     rng = np.random.default_rng(4)
     x = distinct(rng, shape, dtype)
     if isinstance(layer, Dropout):
         layer.freeze((rng.random(shape) >= 0.5).astype(dtype))
-    gpu = copy.deepcopy(layer)
+    gpu = accelerate(copy.deepcopy(layer), cp, kernels)
     gpu.params = {k: cp.asarray(v) for k, v in layer.params.items()}
     out = layer.forward(x)
     got = gpu.forward(cp.asarray(x))
@@ -330,8 +334,10 @@ def test_dropout_mask_on_the_device_is_the_splitmix_stream():
 
 
 def test_dropout_on_cupy_is_reproducible_from_its_seed_and_drops_half():
+    from minialex.kernels import accelerate
+
     x = cp.ones((128, 4096), dtype=cp.float32)
-    a, b = Dropout(0.5, rng=3), Dropout(0.5, rng=3)
+    a, b = (accelerate(Dropout(0.5, rng=3), cp, "fast") for _ in range(2))   # CudaDropout: masks on the GPU
     m1, m2 = a.forward(x), b.forward(x)
     cp.testing.assert_array_equal(m1, m2)                           # same seed, same mask
     assert abs(float(m1.mean()) - 0.5) < 0.005
