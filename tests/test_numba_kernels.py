@@ -390,3 +390,13 @@ def test_conv_without_input_grad_keeps_weight_grads(impl):
     for k in ("w", "b"):
         assert np.array_equal(full.grads[k], skip.grads[k])
     assert skip.cache is None
+
+
+def test_kernel_twins_take_the_same_arguments():
+    """A numba kernel and its CUDA twin have one signature, so a fast layer calls either the same way."""
+    import inspect
+
+    from minialex.kernels import _cuda
+
+    for name in ("im2col", "col2im", "maxpool_forward", "maxpool_backward", "lrn_forward", "lrn_backward"):
+        assert inspect.signature(getattr(_numba, name)) == inspect.signature(getattr(_cuda, name)), name

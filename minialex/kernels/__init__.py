@@ -8,15 +8,15 @@ Every fast layer is a subclass of its readable layer in ``minialex.layers``
 with the same parameters, state and results (tested against it), and says
 which path it runs in ``kernel_path``:
 
-====================  ========================  ==========================
-readable layer        on NumPy arrays           on CuPy arrays
-====================  ========================  ==========================
-Conv2D                conv.NumbaConv2D          conv.CudaConv2D
-MaxPool2D             pool.NumbaMaxPool2D       pool.CudaMaxPool2D
-LocalResponseNorm     lrn.NumbaLocalResponseNorm lrn.CudaLocalResponseNorm
-ReLU                  activation.NumbaReLU      (readable)
-Dropout               (readable)                dropout.CudaDropout
-====================  ========================  ==========================
+=================  ============================  ===========================
+readable layer     on NumPy arrays               on CuPy arrays
+=================  ============================  ===========================
+Conv2D             conv.NumbaConv2D              conv.CudaConv2D
+MaxPool2D          pool.NumbaMaxPool2D           pool.CudaMaxPool2D
+LocalResponseNorm  lrn.NumbaLocalResponseNorm    lrn.CudaLocalResponseNorm
+ReLU               activation.NumbaReLU          (the readable layer)
+Dropout            (the readable layer)          dropout.CudaDropout
+=================  ============================  ===========================
 
 The kernels themselves are in ``_numba.py`` (numba, CPU) and ``_cuda.py``
 (CUDA source for CuPy); a kernel with a twin on the other device takes the

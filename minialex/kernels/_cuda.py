@@ -16,6 +16,11 @@ kernel here            readable twin
 ``crop_flip_shift``    ``data/_numba.py``'s ``crop_flip_shift_f32`` (Sec. 2, 4.1)
 =====================  ==========================================================
 
+The wrappers with a numba twin in ``_numba.py`` (im2col, col2im,
+maxpool_forward, maxpool_backward, lrn_forward, lrn_backward) take the same
+arguments in the same order. The fast layers that call them are in this
+package (``conv.py``, ``pool.py``, ``lrn.py``, ``dropout.py``).
+
 Every kernel is an ``ElementwiseKernel`` with one CUDA thread per *output*
 element, and every backward kernel is written as a **gather**: the thread
 that owns input pixel (n, c, h, w) loops over the few windows that contain it

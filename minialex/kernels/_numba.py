@@ -11,6 +11,11 @@ Each kernel has a readable twin that it is tested against
 - ``lrn_forward`` / ``lrn_backward``: ``LocalResponseNorm``'s NumPy path
 - ``relu_forward`` / ``relu_backward``: ``ReLU``'s NumPy path
 
+``im2col``, ``col2im``, ``maxpool_forward``, ``maxpool_backward``,
+``lrn_forward`` and ``lrn_backward`` take the same arguments as their CUDA
+twins in ``_cuda.py`` (tests/test_numba_kernels.py checks the signatures).
+The fast layers that call them are in this package (``conv.py``, ...).
+
 Loops run in parallel (``prange``) over the axis whose writes never collide
 (an (n, c) plane, an (n, h) image row), so no atomics are needed and results
 do not depend on the thread count. numba uses at most
