@@ -69,6 +69,11 @@ def parse_args(argv=None):
                    help="network whose layer shapes section [2] times (default: paper)")
     p.add_argument("--layers-batch", type=int, default=16, help="batch size of section [2] (default 16)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
+    p.add_argument("--net-plan", default=None, metavar="CONFIG:BATCH,...",
+                   help="the training steps of section [3], e.g. cifar:128,paper:128 (default paper:16, "
+                        "paper:128 (64 with --quick), cifar:128)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="section [3] without the readable path (on a busy machine its paper step takes long)")
     p.add_argument("--json", type=Path, default=None, help="also write every measurement to this file")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)   # internal: one configuration
     return p.parse_args(argv)
@@ -447,12 +452,15 @@ def main(argv=None):
 
     if "net" in sections:
         plan = [("paper", 16), ("paper", 64 if args.quick else 128), ("cifar", 128)]
+        if args.net_plan:
+            plan = [(c, int(n)) for c, n in (item.split(":") for item in args.net_plan.split(","))]
+        net_impls = tuple(i for i in impls if not (args.no_reference and i == "reference"))
         print(f"\n[3] training step (forward, loss, backward, SGD), float32; seconds, min / median of "
               f"{steps} steps after warm-up; peak = extra resident memory of the step's process")
         results["net"] = []
         for cfg, N in plan:
             row = {"config": cfg, "batch": N}
-            for impl in impls:
+            for impl in net_impls:
                 n_steps, warm = steps, 1
                 if impl == "reference" and cfg == "paper" and N > 16:
                     n_steps = 1 if args.quick else 2               # the slow path: fewer steps
@@ -467,7 +475,7 @@ def main(argv=None):
                 print(f"  {'':5s} {'':9s}  fast / PyTorch: time {f['min'] / t['min']:.2f}x (min), "
                       f"{f['median'] / t['median']:.2f}x (median), cpu {f['cpu_min'] / t['cpu_min']:.2f}x;"
                       f" peak memory {f['peak_mb'] / t['peak_mb']:.2f}x;"
-                      f"  reference / fast: {row['reference']['min'] / f['min']:.1f}x")
+                      + (f"  reference / fast: {row['reference']['min'] / f['min']:.1f}x" if "reference" in row else ""))
             results["net"].append(row)
 
     env["loadavg_end"] = os.getloadavg()
