@@ -116,6 +116,11 @@ def evaluate_batches(model, x, y, transform, batch_size=256, xp=np):
 
     Shapes:  x: (N, C, H, W) uint8, y: (N,)  ->  (loss, top1, top5) floats
     """
+    return errors_from_sums(evaluate_sums(model, x, y, transform, batch_size, xp))
+
+
+def evaluate_sums(model, x, y, transform, batch_size=256, xp=np):
+    """(loss sum, top-1 hits, top-5 hits, n) over (x, y): sums, so that data-parallel ranks' parts add up."""
     loss_fn = SoftmaxCrossEntropy()
     n, loss_sum, c1, c5 = 0, 0.0, 0, 0
     for i, (xb, logits) in enumerate(run_in_batches(model.predict, x, transform, batch_size, xp)):
@@ -124,6 +129,12 @@ def evaluate_batches(model, x, y, transform, batch_size=256, xp=np):
         c1 += int(correct_topk(logits, yb, 1).sum())
         c5 += int(correct_topk(logits, yb, 5).sum())
         n += len(yb)
+    return loss_sum, c1, c5, n
+
+
+def errors_from_sums(sums):
+    """(loss sum, top-1 hits, top-5 hits, n) -> (mean loss, top-1 error, top-5 error)."""
+    loss_sum, c1, c5, n = sums
     return loss_sum / n, (n - c1) / n, (n - c5) / n
 
 

@@ -33,7 +33,7 @@ CONFIG_DEFAULTS = {
 SCHEDULES = ("plateau", "step", "cosine", "constant")
 
 # Options a resumed run may change; every other option comes from the checkpoint.
-RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "loader_workers")
+RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "loader_workers", "comm_timeout")
 
 
 def model_config(args):
@@ -114,7 +114,8 @@ def build_optimizer(model, args):
     from .tricks import scaled_lr
 
     tricks = tricks_of(args)
-    opt = optim.SGD(model, lr=scaled_lr(args.lr, args.batch_size, tricks), momentum=args.momentum,
+    batch = args.batch_size * getattr(args, "ranks", 1)       # the global batch under mpiexec
+    opt = optim.SGD(model, lr=scaled_lr(args.lr, batch, tricks), momentum=args.momentum,
                     weight_decay=args.weight_decay, decay_bias=not tricks.no_bias_decay)
     if args.schedule == "plateau":
         sched = optim.ReduceOnPlateau(opt, factor=0.1, patience=args.patience, max_reductions=3)
@@ -128,18 +129,41 @@ def build_optimizer(model, args):
 
 
 # ---------------------------------------------------------------- main
-def run(args, log=print):
-    """Train as ``args`` say; returns the summary dict."""
+def make_comm(args):
+    """The run's communicator: one process, or the ranks mpiexec started (minialex.distributed)."""
+    from .distributed import world
+
+    gpus = (0,)
+    if getattr(args, "gpus", None) is not None:
+        from .towers import parse_gpus
+        gpus = parse_gpus(args.gpus, args.backend)
+    return world(args.backend, gpus=gpus, timeout=getattr(args, "comm_timeout", 300.0))
+
+
+def run(args, log=print, comm=None):
+    """Train as ``args`` say; returns the summary dict.
+
+    ``comm``: the communicator (``make_comm``); None makes one. Under data
+    parallelism (mpiexec) only rank 0 logs, shows progress and writes files.
+    """
     from .backend import get_backend, kernel_paths
     from .data import BatchLoader, EvalTransform, TrainTransform, load_dataset, subset
+    from .distributed import rank_devices, use_rank_dropout
     from .model import AlexNet
     from .trainer import CHECKPOINT, Trainer
 
+    comm = comm if comm is not None else make_comm(args)
+    if comm.rank != 0:
+        log = _silent
+        args.quiet = True
     resume_path = None
     if args.resume is not None:
         resume_path = Path(args.out) / CHECKPOINT if args.resume == "auto" else Path(args.resume)
-        args = _merge_resume_args(args, resume_path)
+        args = _merge_resume_args(args, resume_path, comm.size)
+    args.ranks = comm.size
     xp = get_backend(args.backend)
+    if xp is not np and args.gpus is None:          # one GPU per rank: the one its local rank names
+        xp.cuda.Device(rank_devices(comm.local_rank)[0]).use()
     cfg = model_config(args)
     t0 = time.perf_counter()
     image_size = 256 if cfg.input_size > 64 else cfg.input_size
@@ -155,9 +179,12 @@ def run(args, log=print):
     prep, mean = preprocessing(args, cfg, data)
     model = AlexNet(cfg)
     net = model                                     # what trains: the model, or its two towers
+    if comm.size > 1:
+        use_rank_dropout(model, comm.rank)          # independent masks per rank (distributed/shard.py)
     if args.gpus is not None:                       # Sec. 3.2: tower 0 on one GPU, tower 1 on another
         from .towers import TwoTowerAlexNet, parse_gpus, transfer_plan
-        net = TwoTowerAlexNet(model, devices=parse_gpus(args.gpus, args.backend), xp=xp)
+        devices = rank_devices(comm.local_rank, parse_gpus(args.gpus, args.backend))   # this rank's pair
+        net = TwoTowerAlexNet(model, devices=devices, xp=xp)
         plan = transfer_plan(model, args.batch_size)
         log(f"two towers on CUDA devices {net.devices}: {plan['between_towers'] / 2**20:.1f} MiB cross "
             f"between the towers per step (conv3 {plan['conv'] / 2**20:.1f}, fc6/fc7 {plan['fc'] / 2**20:.1f}, "
@@ -177,8 +204,14 @@ def run(args, log=print):
     tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                                pca=data.pca if args.pca_color else None), args.input_scale)
     et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
-    loader = BatchLoader(xtr, ytr, args.batch_size, transform=tt, seed=args.seed, xp=xp,
-                         workers=getattr(args, "loader_workers", 1))   # older checkpoints lack it
+    batch = args.batch_size * comm.size             # the global batch: every rank takes its part
+    last = len(ytr) % batch
+    if 0 < last < comm.size:
+        raise SystemExit(f"error: the last batch of each epoch has {last} image{'s' if last > 1 else ''}, "
+                         f"fewer than the {comm.size} ranks; choose another --batch-size or --limit")
+    loader = BatchLoader(xtr, ytr, batch, transform=tt, seed=args.seed, xp=xp,
+                         workers=getattr(args, "loader_workers", 1),   # older checkpoints lack it
+                         shard=(comm.rank, comm.size))
     args.steps_per_epoch = len(loader)
     opt, sched = build_optimizer(net, args)
     run_args = {k: v for k, v in vars(args).items() if k not in ("explicit",)}
@@ -195,7 +228,7 @@ def run(args, log=print):
     trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
                       progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log,
-                      tricks=tricks, teacher=teacher)
+                      tricks=tricks, teacher=teacher, comm=comm)
     if resume_path is not None:
         m = trainer.restore(resume_path)
         log(f"resumed {resume_path}: epoch {m['epoch']}, batch {m['batch']}, step {m['step']}")
@@ -205,9 +238,12 @@ def run(args, log=print):
                 "(--resume continues a run instead)")
         log(f"{args.config} net, {model.num_params():,} parameters; data: {data.name}, "
             f"{len(ytr):,} train / {len(yval):,} val images; {args.epochs} epochs of {len(loader)} steps "
-            f"(batch {args.batch_size}), lr {opt.lr:g} ({args.schedule}), backend {args.backend}; out {args.out}")
+            f"(batch {batch}), lr {opt.lr:g} ({args.schedule}), backend {args.backend}; out {args.out}")
         if tricks.active():
             log(f"Bag of Tricks: {', '.join(f'{k}={getattr(tricks, k)}' for k in tricks.active())}")
+    if comm.size > 1:
+        log(f"data parallel: {comm.describe()}; {comm.size} ranks x batch {args.batch_size} = {batch} "
+            f"images per step; rank 0 writes {args.out}")
     summary = trainer.fit()
     if hasattr(net, "bytes_per_step"):
         summary["tower_bytes_per_step"] = dict(net.bytes_per_step())   # measured on the last step
@@ -231,16 +267,27 @@ def describe_kernels(paths):
     return "kernels (MINIALEX_KERNELS): " + "; ".join(f"{p}: {', '.join(n)}" for p, n in groups.items())
 
 
-def _merge_resume_args(args, path):
-    """The checkpoint's options, with the few that a resumed run may change taken from the command line."""
+def _silent(*args, **kwargs):
+    """The log of ranks other than 0 (rank 0 speaks for the job)."""
+
+
+def _merge_resume_args(args, path, ranks=1):
+    """The checkpoint's options, with the few that a resumed run may change taken from the command line.
+
+    ``ranks``: the number of ranks of this run. The global batch stays the
+    checkpoint's; the per-rank ``batch_size`` is the global batch / ranks.
+    """
     from .checkpoint import read_checkpoint
 
     extra = read_checkpoint(path)["extra"] or {}
     if "args" not in extra:
         raise SystemExit(f"error: --resume {path}: not a checkpoint written by minialex.train")
     saved = dict(extra["args"])
-    conflicts = [k for k in args.explicit if k not in RESUMABLE and k in saved
+    batch = saved["batch_size"] * saved.get("ranks", 1)      # the global batch of the saved run
+    conflicts = [k for k in args.explicit if k not in RESUMABLE + ("batch_size",) and k in saved
                  and _jsonable(getattr(args, k)) != saved[k]]
+    if "batch_size" in args.explicit and args.batch_size * ranks != batch:    # per rank: compare global batches
+        conflicts.append("batch_size")
     if conflicts:
         raise SystemExit(f"error: --resume continues the run in {path} with its own options; "
                          f"{', '.join('--' + k.replace('_', '-') for k in conflicts)} differ from it "
@@ -249,6 +296,11 @@ def _merge_resume_args(args, path):
         if k in args.explicit or k in ("resume", "max_steps"):   # --max-steps applies to this call only
             saved[k] = getattr(args, k)
     saved.setdefault("out", args.out)
+    if batch % ranks:
+        raise SystemExit(f"error: --resume {path}: the run's batch of {batch} images does not split over "
+                         f"{ranks} ranks; resume with a number of ranks that divides it")
+    saved["batch_size"], saved["ranks"] = batch // ranks, ranks
+    saved.setdefault("comm_timeout", getattr(args, "comm_timeout", 300.0))
     ns = argparse.Namespace(**saved)
     ns.explicit = args.explicit
     ns.pool = tuple(ns.pool) if ns.pool else None

@@ -81,7 +81,7 @@ class LossScaler:
         return out, finite
 
     def update(self, finite):
-        """Adjust S after a step: halve it (and count a skipped step) on overflow, double it after a run of good steps."""
+        """Adjust S after a step: halve it on overflow (a skipped step), double it after a run of good ones."""
         if finite:
             self.good_steps += 1
             if self.good_steps >= self.growth_interval:
@@ -98,7 +98,8 @@ class LossScaler:
                 "growth_interval": self.growth_interval}
 
     def load_state_dict(self, state):
-        self.scale, self.good_steps, self.skipped = float(state["scale"]), int(state["good_steps"]), int(state["skipped"])
+        self.scale, self.good_steps = float(state["scale"]), int(state["good_steps"])
+        self.skipped = int(state["skipped"])
         self.growth_factor, self.backoff_factor = float(state["growth_factor"]), float(state["backoff_factor"])
         self.growth_interval = int(state["growth_interval"])
 
@@ -118,8 +119,9 @@ class MixedPrecisionNet:
     ones used), ``config`` the master's.
 
     After ``backward``, ``grads_finite`` says whether the step may be taken;
-    the trainer skips ``optimizer.step()`` when it is False. ``scaler`` holds
-    the loss scale.
+    the caller skips ``optimizer.step()`` when it is False and then calls
+    ``scaler.update(finite)`` (the trainer does both; with data parallelism
+    "finite" means finite on every rank, so that the ranks' scales agree).
 
     Shapes:  forward: x (N, C, S, S) float32 -> logits (N, K) float32 (computed in float16)
     Paper:   Bag of Tricks Sec. 3.2; Micikevicius et al. 2018.
@@ -168,7 +170,6 @@ class MixedPrecisionNet:
             d16 = (dlogits * np.float32(self.scaler.scale)).astype(HALF)   # (N, K); may overflow to inf
             self.half.backward(d16)
         self._grads, self.grads_finite = self.scaler.unscale(dict(self.half.named_grads()))
-        self.scaler.update(self.grads_finite)
         return None
 
     def predict(self, x):

@@ -6,6 +6,7 @@ ships inside the package, on the CPU, in a few minutes (figures in README).
     python -m minialex.train                                  # the default run
     python -m minialex.train --config paper --data DIR --epochs 90 --schedule plateau
     python -m minialex.train --out runs/x --resume            # continue an interrupted run
+    mpiexec -n 2 python -m minialex.train --batch-size 32     # data parallel: 2 ranks x 32 = batch 64
 
 A run directory (``--out``) holds ``checkpoint.npz`` (written every epoch,
 on Ctrl-C/SIGTERM and at --max-steps), ``metrics.csv`` (one row per epoch)
@@ -18,7 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .experiment import CONFIG_DEFAULTS, SCHEDULES, model_config, run
+from .distributed.comm import EXIT_COMM, CommError, format_bytes
+from .experiment import CONFIG_DEFAULTS, SCHEDULES, make_comm, model_config, run
 from .trainer import Diverged
 
 DESCRIPTION = __doc__.split("\n\n")[0] + """
@@ -46,6 +48,13 @@ the default run's schedule (cosine) does not look at it.
 
 files in --out: checkpoint.npz (atomic; every epoch, at --max-steps, on Ctrl-C/SIGTERM),
 metrics.csv (per epoch: lr, train loss, train/val top-1/top-5 error, images/s), curves.png.
+
+data parallel (docs/distributed.md): mpiexec -n N python -m minialex.train ... runs N ranks
+(pip install -e ".[mpi]"). --batch-size is per rank: each rank takes its part of every global
+batch of N x --batch-size images, the same images and crops one process would see with that
+batch; gradients are averaged over the ranks before each SGD step (--lr is the global batch's).
+Rank 0 writes --out. With --backend cupy each rank uses the GPU its local rank names (NCCL), and
+--gpus 0,1 gives each rank two GPUs for the two towers (local rank l: GPUs 2l and 2l+1).
 """
 
 
@@ -133,6 +142,10 @@ def build_parser():
                         "number); more keep a GPU fed, see benchmarks/RESULTS.md (default 1)")
     g.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines and summary stay)")
     g.add_argument("--no-plot", action="store_true", help="do not draw curves.png")
+    g.add_argument("--comm-timeout", type=_float_in("--comm-timeout", 0, inf, lo_open=True), default=300.0,
+                   metavar="SECONDS",
+                   help="under mpiexec: end the job with an error when a rank waits longer than this for "
+                        "the others in one collective (a rank died or hangs; default 300)")
 
     o = p.add_argument_group("optimisation (Sec. 5)")
     o.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
@@ -140,7 +153,8 @@ def build_parser():
                         f"{CONFIG_DEFAULTS['cifar']['epochs']})")
     o.add_argument("--batch-size", type=_positive_int("--batch-size"), default=None,
                    help="images per SGD step (Sec. 5: 128; cifar default: "
-                        f"{CONFIG_DEFAULTS['cifar']['batch_size']}, more steps in a short run)")
+                        f"{CONFIG_DEFAULTS['cifar']['batch_size']}, more steps in a short run); under "
+                        "mpiexec -n N, per rank: a step's batch is N times this")
     o.add_argument("--lr", type=_float_in("--lr", 0, inf, lo_open=True), default=None,
                    help="initial learning rate eps (Sec. 5: 0.01; cifar default: "
                         f"{CONFIG_DEFAULTS['cifar']['lr']})")
@@ -293,12 +307,25 @@ def _explicit(parser, argv):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        s = run(args)
+        comm = make_comm(args)                  # one process, or the ranks of mpiexec -n N
+    except CommError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_COMM
+    try:
+        s = run(args, comm=comm)
     except Diverged as e:
-        print(f"error: training diverged: {e}", file=sys.stderr)
-        print(f"the last good checkpoint is kept in {args.out}; lower --lr and start again", file=sys.stderr)
+        if comm.rank == 0:                      # every rank stops at the same step; one reports
+            print(f"error: training diverged: {e}", file=sys.stderr)
+            print(f"the last good checkpoint is kept in {args.out}; lower --lr and start again", file=sys.stderr)
         return 3
-    print_summary(s)
+    except SystemExit as e:                     # an option error found by every rank: rank 0 reports it
+        if comm.rank == 0:
+            raise
+        return e.code if isinstance(e.code, int) else 2
+    finally:
+        comm.close()
+    if comm.rank == 0:
+        print_summary(s)
     return 0 if s["stopped"] in ("done", "max_steps") else 130
 
 
@@ -316,6 +343,9 @@ def print_summary(s):
     else:
         print(f"stopped at step {s['step']} before the first epoch ended: no metrics yet")
     print(f"  wall time          {s['wall_s']:.1f} s training + evaluation, {s['setup_s']:.1f} s set-up")
+    if s.get("ranks", 1) > 1:
+        print(f"  data parallel      {s['ranks']} ranks; {format_bytes(s['allreduce_bytes_per_step'])} of "
+              "gradients all-reduced per step")
 
 
 if __name__ == "__main__":

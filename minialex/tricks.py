@@ -178,7 +178,8 @@ def load_teacher(path, class_names, preprocess, xp=np):
                 raise ValueError(f"teacher {path} was trained on inputs with {key} {tp[key]}, "
                                  f"the student uses {preprocess[key]}")
         if "mean" in tp and "mean" in preprocess:
-            diff = float(np.max(np.abs(np.asarray(tp["mean"], np.float32) - np.asarray(preprocess["mean"], np.float32))))
+            theirs, ours = np.asarray(tp["mean"], np.float32), np.asarray(preprocess["mean"], np.float32)
+            diff = float(np.max(np.abs(theirs - ours))) if theirs.shape == ours.shape else float("inf")
             if diff > 1.0:
                 raise ValueError(f"teacher {path} was trained on other data: its mean image differs from "
                                  f"the student's by up to {diff:.1f} grey levels (expected <= 1)")

@@ -373,3 +373,4 @@ def test_reproduce_tricks_quick_runs_every_trick(tmp_path):
     assert "(2 seeds" in next(ln for ln in text.splitlines() if ln.startswith("| all tricks together |"))
     base = read_checkpoint(out / "runs" / "baseline-seed0" / "checkpoint.npz")["extra"]["tricks"]
     assert base == Tricks().to_dict()
+

@@ -26,6 +26,12 @@ The gather from the memmap and the fused numba transform (``nogil``) run
 without the GIL, so the threads use W cores; figures in benchmarks/RESULTS.md
 ("the loader at ImageNet scale").
 
+Data parallelism (``shard=(rank, size)``, minialex.distributed): ``batch_size``
+is the *global* batch; each rank gathers and augments only its contiguous
+part of every batch (``shard_range``), with the crops, flips and colour
+shifts the single process would give those images (``SliceRNG``). So the
+ranks together see each image once per epoch, in the single process's order.
+
 On a GPU (``xp=cupy``) a transform that says so (``augments_on_device``,
 e.g. ``TrainTransform``) gets the uint8 batch already on the device and
 augments it there in one kernel: the copy is a quarter of the float32 bytes
@@ -41,6 +47,8 @@ import threading
 import numpy as np
 
 from ..backend import get_backend, to_device
+from ..distributed.comm import shard_range
+from ..distributed.shard import SliceRNG
 
 
 
@@ -62,6 +70,7 @@ class BatchLoader:
     prefetch : how many prepared batches may wait in each worker's queue
     workers : background threads preparing batches (default 1)
     background : False runs everything in the calling thread (for debugging)
+    shard : (rank, size) for data parallelism: deliver only this rank's part of each batch
 
     Yields
     ------
@@ -70,7 +79,7 @@ class BatchLoader:
 
     def __init__(self, images, labels, batch_size=128, *, transform=None, shuffle=True,
                  drop_last=False, seed=0, xp="numpy", dtype=np.float32, prefetch=2, background=True,
-                 workers=1):
+                 workers=1, shard=(0, 1)):
         if len(images) != len(labels):
             raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) differ in length")
         if batch_size < 1:
@@ -85,6 +94,9 @@ class BatchLoader:
         self.xp = get_backend(xp) if isinstance(xp, str) else xp
         self.dtype, self.prefetch, self.background = dtype, prefetch, background
         self.workers = workers
+        self.rank, self.size = shard
+        if not 0 <= self.rank < self.size:
+            raise ValueError(f"shard must be (rank, size) with 0 <= rank < size, got {shard}")
         self.epoch = 0
         self._threads = []
         self._stop = None
@@ -106,7 +118,11 @@ class BatchLoader:
         return np.random.default_rng([self.seed, epoch]).permutation(n)
 
     def _batch(self, epoch, b, idx):
-        """Gather, transform and place batch ``b`` (indices ``idx``)."""
+        """Gather, transform and place this rank's part of batch ``b`` (indices ``idx``)."""
+        rng = np.random.default_rng([self.seed, epoch, b])
+        if self.size > 1:                           # data parallel: rows lo..hi-1 of the global batch
+            lo, hi = shard_range(len(idx), self.rank, self.size)
+            idx, rng = idx[lo:hi], SliceRNG(rng, lo, hi, len(idx))
         # a sorted gather reads a memmap front to back; then restore the shuffled order
         srt = np.argsort(idx, kind="stable")
         x = np.empty((len(idx),) + tuple(self.images.shape[1:]), dtype=self.images.dtype)
@@ -115,7 +131,7 @@ class BatchLoader:
         if self.transform is not None:
             if self.xp is not np and getattr(self.transform, "augments_on_device", lambda x: False)(x):
                 x = to_device(x, self.xp)           # uint8 to the GPU; the transform runs there
-            x = self.transform(x, np.random.default_rng([self.seed, epoch, b]))
+            x = self.transform(x, rng)
         if isinstance(x, np.ndarray):
             x = x.astype(self.dtype, copy=False)    # cast before the copy: fewer bytes if it narrows
         return to_device(x, self.xp).astype(self.dtype, copy=False), to_device(y, self.xp)

@@ -26,6 +26,7 @@ Shapes: as in each layer's docstring; ``dout`` has the output's shape.
 from __future__ import annotations
 
 import inspect
+import itertools
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -328,14 +329,19 @@ def col2im_variants(cols, x_shape, KH, KW, s, p):
     R = C * KH * KW
     ref = lambda c: col2im_reference(np.ascontiguousarray(c), x_shape, KH, KW, s, p)  # noqa: E731
     layout = "the column layout is rows (c, kh, kw), columns (n, oh, ow), as im2col writes it"
-    for text, c in (("reads the columns as (oh, ow, n)",
-                     cols.reshape(R, OH, OW, N).transpose(0, 3, 1, 2).reshape(R, -1)),   # -> (R, N*OH*OW)
-                    ("reads the columns as (n, ow, oh)",
-                     cols.reshape(R, N, OW, OH).transpose(0, 1, 3, 2).reshape(R, -1)),
-                    ("reads the rows as (kh, kw, c)",
-                     cols.reshape(KH, KW, C, -1).transpose(2, 0, 1, 3).reshape(R, -1)),    # -> (c, kh, kw)
-                    ("reads the rows as (c, kw, kh)",
-                     cols.reshape(C, KW, KH, -1).transpose(0, 2, 1, 3).reshape(R, -1))):
+    sizes = {"n": N, "oh": OH, "ow": OW, "c": C, "kh": KH, "kw": KW}
+    reads = []
+    for order in itertools.permutations(("n", "oh", "ow")):
+        if order != ("n", "oh", "ow"):               # columns read in this order -> back to (n, oh, ow)
+            perm = [order.index(a) for a in ("n", "oh", "ow")]
+            c = cols.reshape(R, *[sizes[a] for a in order]).transpose(0, *[1 + i for i in perm])
+            reads.append((f"reads the columns as ({', '.join(order)})", c.reshape(R, -1)))
+    for order in itertools.permutations(("c", "kh", "kw")):
+        if order != ("c", "kh", "kw"):               # rows read in this order -> back to (c, kh, kw)
+            perm = [order.index(a) for a in ("c", "kh", "kw")]
+            c = cols.reshape(*[sizes[a] for a in order], -1).transpose(*perm, 3)
+            reads.append((f"reads the rows as ({', '.join(order)})", c.reshape(R, -1)))
+    for text, c in reads:
         yield Variant("col2im_layout", "backward", f"your col2im {text}; {layout}", ("conv", 1), {"dx": ref(c)})
     c6 = cols.reshape(C, KH, KW, N, OH, OW)                                     # (C, KH, KW, N, OH, OW)
     dx_pad = np.zeros((N, C, H + 2 * p, W + 2 * p))
@@ -392,6 +398,20 @@ def conv_variants(x, w, b, dout, stride, padding, groups):
     yield Variant("conv_kernel_transpose", "backward", "your dw is the right dw with its h and w axes "
                   "swapped: check the order of the kernel's axes (F, C/G, KH, KW)", ("conv", 3),
                   {"w": ref["w"].transpose(0, 1, 3, 2)})
+    N, F, OH, OW = dout.shape
+    mixed = dout.reshape(F, N, OH, OW).transpose(1, 0, 2, 3)   # the reference then reads dout.reshape(F, -1)
+    layout = ("dout is (N, F, OH, OW): bring F first with dout.transpose(1, 0, 2, 3) before the reshape "
+              "to (F, N*OH*OW); a bare reshape mixes samples and kernels")
+    bad = conv_run(x, w, b, mixed, stride, padding, groups)
+    yield Variant("conv_layout", "backward", f"your dw reads dout in the wrong order: {layout}", ("conv", 3),
+                  {"w": bad["w"]})
+    yield Variant("conv_layout", "backward", f"your dx reads dout in the wrong order: {layout}", ("conv", 4),
+                  {"dx": bad["dx"]})
+    yield Variant("conv_layout", "forward", "your forward output mixes samples and kernels: w @ cols is "
+                  "(F, N*OH*OW); reshape it to (F, N, OH, OW) and transpose(1, 0, 2, 3), not reshape it to "
+                  "(N, F, OH, OW) directly", ("conv", 4),
+                  {"out": (ref["out"] - b[None, :, None, None]).transpose(1, 0, 2, 3).reshape(N, F, OH, OW)
+                   + b[None, :, None, None]})
     G = groups
     if G > 1:
         F, C = w.shape[0], x.shape[1]
@@ -415,7 +435,6 @@ def conv_variants(x, w, b, dout, stride, padding, groups):
                       {"dx": np.concatenate([total] + [np.zeros_like(total)] * (G - 1), axis=1)})
         yield Variant("conv_groups", "backward", f"your dw uses group 0's input channels for every group: "
                       f"{sec}", ("conv", 3), {"w": run(x0, w)["w"]})
-    N, OH, OW = dout.shape[0], dout.shape[2], dout.shape[3]
     why = "a layer's gradient is a sum over the batch; only the loss divides by N"
     for key, step in (("dx", 4), ("w", 3), ("b", 3)):
         yield from _scaled("scale_factor", "conv", step, {key: ref[key]}, batch_factors(N, why))
@@ -447,6 +466,16 @@ def softmax_variants(x, y):
                   {"loss": loss * N, "dx": dx * N})
     yield Variant("softmax_mean", "forward", f"your loss is divided by N = {N} twice (a mean of a mean?)",
                   ("softmax", 2), {"loss": loss / N, "dx": dx / N})
+    every = np.zeros_like(dx)
+    every[:, y] = 1                                                   # what dx[:, y] -= 1 touches
+    fancy = ("`dx[:, y]` (or `log_p[:, y]`) picks the label columns of ALL rows in every row; "
+             "index one entry per row with [np.arange(N), y]")
+    log_p = np.log(dx * N + onehot)                                   # log softmax(x), from the reference
+    yield Variant("softmax_label", "forward", f"your loss averages -log p over every row's label in every row: "
+                  f"{fancy}", ("softmax", 2),
+                  {"loss": -log_p[:, y].mean()})
+    yield Variant("softmax_label", "backward", f"your dx subtracts 1 at the labels of all rows: {fancy}",
+                  ("softmax", 3), {"dx": dx + (onehot - every) / N})
     yield Variant("softmax_sign", "forward", "your loss is +mean log p[y]: the loss is its NEGATIVE "
                   "(a log-probability is <= 0, the loss >= 0)", ("softmax", 2), {"loss": -loss, "dx": -dx})
     yield Variant("scale_factor", "backward", f"your dx is {N} x the right value, {N} = N, the batch size: "
@@ -454,6 +483,8 @@ def softmax_variants(x, y):
                   ("softmax", 3), {"dx": dx * N})
     yield Variant("scale_factor", "backward", f"your dx is 1/{N} x the right value, 1/N: the gradient is "
                   "divided by the batch size once too often", ("softmax", 3), {"dx": dx / N})
+    yield Variant("scale_factor", "backward", f"your dx is {N * N} x the right value, N^2: multiplied by "
+                  f"N = {N} where it should be divided by N", ("softmax", 3), {"dx": dx * N * N})
     yield Variant("softmax_sign", "backward", "your dx has the wrong sign: it is (softmax(x) - onehot(y)) "
                   "/ N", ("softmax", 3), {"dx": -dx})
     yield Variant("softmax_label", "backward", "your dx misses the -1 at the correct class: the gradient "
