@@ -12,13 +12,16 @@ Steps (all by default; --steps picks some):
            --images files; plus a flat val/ folder with LOC_val_solution.csv
   prepare  python -m minialex.data prepare (train and val) with --workers 1
            and --workers 2, each timed, with the peak resident memory of the
-           whole process tree sampled every 0.2 s; short side and crop --size
+           whole process tree sampled every 0.1 s; short side and crop --size
   memory   the same with 1/5 of the classes' images (--max-per-class), to show
            that peak memory does not grow with the number of images
   resume   --workers 2 killed with SIGKILL (the whole process group) at about
            40%, run again; the files must equal the uninterrupted run's
   limit    set-up of a --limit N run (list the folder, choose N, decode N) for
            N = 64, 640, 6400 on the big tree
+  fullsize 1,000 Imagenette images enlarged to ILSVRC's typical 500x375 and
+           re-encoded (quality 90, about ILSVRC's file size), prepared at
+           256x256 with one worker: the per-core rate for full-size JPEGs
   loader   BatchLoader over prepared Imagenette train (256x256, paper config:
            224 crops, flips, PCA colour, batch 128) with 1 and 2 workers, both
            the full host transform (float32 out) and the gather alone (uint8,
@@ -100,8 +103,8 @@ def build(root: Path, n_images: int, workers: int):
 
 
 # ---------------------------------------------------------------- a timed command with its memory
-def tree_rss(pid):
-    """Resident bytes of pid and all its descendants (from /proc)."""
+def tree_rss(pid, cpu=None):
+    """Resident bytes of pid and all its descendants (from /proc); records each one's CPU seconds in ``cpu``."""
     total, todo = 0, [pid]
     children = {}
     for d in os.listdir("/proc"):
@@ -116,6 +119,10 @@ def tree_rss(pid):
     while todo:
         p = todo.pop()
         try:
+            if cpu is not None:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                cpu[p] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
             with open(f"/proc/{p}/status") as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
@@ -133,21 +140,19 @@ def run_timed(cmd, kill_at=None, env=None):
     Returns (seconds, peak tree RSS, peak main RSS, peak largest-child RSS, returncode, output tail,
     CPU seconds of the whole tree, resume lines).
     """
-    import resource
-
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     peak = [0, 0, 0]
+    cpu = {}   # pid -> CPU seconds at the last sample (a process's last 0.1 s may be missed)
     done = threading.Event()
 
     def sample():
         while not done.is_set():
-            t, m, c = tree_rss(p.pid)
+            t, m, c = tree_rss(p.pid, cpu)
             peak[0], peak[1], peak[2] = max(peak[0], t), max(peak[1], m), max(peak[2], c)
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
@@ -159,10 +164,8 @@ def run_timed(cmd, kill_at=None, env=None):
     out, err = p.communicate()
     done.set()
     th.join()
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     notes = [line for line in err.splitlines() if line.startswith(("resuming", "discarding"))]
-    return time.perf_counter() - t0, peak[0], peak[1], peak[2], p.returncode, (out + err)[-600:], cpu, notes
+    return time.perf_counter() - t0, peak[0], peak[1], peak[2], p.returncode, (out + err)[-600:], sum(cpu.values()), notes
 
 
 def digest(folder: Path):
@@ -180,6 +183,25 @@ def digest(folder: Path):
 def prepare_cmd(src, dst, workers, size, extra=()):
     return [sys.executable, "-m", "minialex.data", "prepare", str(src), str(dst), "--short-side", str(size),
             "--crop", str(size), "--workers", str(workers), *extra]
+
+
+# ---------------------------------------------------------------- full-size JPEGs
+def fullsize(tmp: Path, n=1000):
+    from PIL import Image
+
+    srcs = sorted((IMAGENETTE / "train").glob("*/*.JPEG"))[::9][:n]
+    root = tmp / "fullsize" / "train"
+    for p in srcs:
+        d = root / p.parent.name
+        d.mkdir(parents=True, exist_ok=True)
+        Image.open(p).convert("RGB").resize((500, 375), Image.BICUBIC).save(d / p.name, quality=90)
+    kb = sum(f.stat().st_size for f in root.rglob("*.JPEG")) / len(srcs) / 1024
+    for w in (1, 2):
+        t, rss, _, _, rc, tail, cpu, _ = run_timed(prepare_cmd(root, tmp / f"fullsize-out{w}", w, 256))
+        assert rc == 0, tail
+        print(f"full-size: {len(srcs)} JPEGs of 500x375 ({kb:.0f} KiB each) -> 256x256, workers {w}: {t:.1f} s = "
+              f"{len(srcs) / t:.0f} img/s, {len(srcs) / cpu:.0f} img per CPU-second (incl. start-up); "
+              f"load {uptime()}", flush=True)
 
 
 # ---------------------------------------------------------------- loader
@@ -218,19 +240,46 @@ def main(argv=None):
     ap.add_argument("--images", type=int, default=100_000)
     ap.add_argument("--size", type=int, default=64, help="short side and crop of the prepared sets")
     ap.add_argument("--tmp", default=tempfile.gettempdir())
-    ap.add_argument("--steps", default="build,prepare,memory,resume,limit,loader")
+    ap.add_argument("--steps", default="build,prepare,memory,resume,limit,fullsize,loader")
     ap.add_argument("--keep", action="store_true", help="keep the tree (for debugging)")
+    ap.add_argument("--src", default=None, help="use this tree (made by an earlier --keep run) instead of building")
+    ap.add_argument("--pairs", type=int, default=3, help="pairs step: alternating 1-/2-worker runs")
+    ap.add_argument("--pair-images", type=int, default=1000, help="pairs step: train images per class")
     ap.add_argument("--loader-batches", type=int, default=40)
     args = ap.parse_args(argv)
     steps = set(args.steps.split(","))
     if not IMAGENETTE.is_dir():
         sys.exit(f"needs Imagenette at {IMAGENETTE}")
     tmp = Path(tempfile.mkdtemp(prefix="minialex-scale-", dir=args.tmp))
-    src = tmp / "src"
+    src = Path(args.src) if args.src else tmp / "src"
     print(f"work in {tmp}; {os.cpu_count()} CPUs; load {uptime()}", flush=True)
     try:
-        n_train, n_val, dt, mb = build(src, args.images, workers=2)
-        print(f"build: {n_train} train + {n_val} val JPEGs ({mb:.0f} MiB) in {dt:.1f} s", flush=True)
+        if args.src:
+            n_train = sum(1 for _ in src.glob("train/*/*.JPEG"))
+            n_val = sum(1 for _ in src.glob("val/*.JPEG"))
+            print(f"tree {src}: {n_train} train + {n_val} val JPEGs", flush=True)
+        elif steps & {"build", "prepare", "memory", "resume", "limit", "pairs"}:
+            n_train, n_val, dt, mb = build(src, args.images, workers=2)
+            print(f"build: {n_train} train + {n_val} val JPEGs ({mb:.0f} MiB) in {dt:.1f} s", flush=True)
+        if "pairs" in steps:
+            # 1 and 2 workers alternately on the same slice, so that both see the same (shared) machine
+            ratios = []
+            for k in range(args.pairs):
+                times = {}
+                for w in (1, 2):
+                    dst = tmp / f"pair{w}"
+                    load0 = uptime()
+                    t, rss, _, _, rc, tail, cpu, _ = run_timed(prepare_cmd(
+                        src, dst, w, args.size, ["--split", "train", "--max-per-class", str(args.pair_images)]))
+                    assert rc == 0, tail
+                    n = 10 * args.pair_images
+                    times[w] = t
+                    print(f"pair {k + 1} workers {w}: {n} images in {t:.1f} s = {n / t:.0f} img/s, CPU {cpu:.1f} s "
+                          f"= {n / cpu:.0f} img per CPU-second; load before {load0} after {uptime()}", flush=True)
+                    shutil.rmtree(dst)
+                ratios.append(times[1] / times[2])
+                print(f"pair {k + 1}: 2 workers {ratios[-1]:.2f}x faster than 1", flush=True)
+            print(f"pairs: speed-ups {[round(r, 2) for r in ratios]}, median {np.median(ratios):.2f}", flush=True)
         ref, t2 = None, None
         if "prepare" in steps:
             for w in (1, 2):
@@ -283,6 +332,8 @@ def main(argv=None):
                 t = time.perf_counter() - t0
                 print(f"--limit {n}: set-up {t:.2f} s (listing {len(imgs)} files {t_list:.2f} s, decoding "
                       f"{len(y)} images {t - t_list:.2f} s); load {uptime()}", flush=True)
+        if "fullsize" in steps:
+            fullsize(tmp)
         if "loader" in steps:
             loader_rates(tmp, args.loader_batches)
     finally:

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 from .backend import to_numpy
+from .errors import CheckpointError, DataError
 from .layers import SoftmaxCrossEntropy, softmax
 from .metrics import correct_topk, topk_error
 
@@ -34,17 +35,54 @@ def load_model(path):
 
     ``meta["preprocess"]`` holds crop, pad and the training mean image
     (as an array under "mean"), everything needed to feed new images.
+    Raises CheckpointError naming the file when it is corrupt, foreign, or
+    lacks a usable preprocessing record.
     """
     from .checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(path)
     meta = dict(ckpt["extra"] or {})
-    if "preprocess" not in meta:
-        raise ValueError(f"{path}: no preprocessing record; expected a checkpoint written by minialex.train")
-    prep = dict(meta["preprocess"])
-    prep["mean"] = np.asarray(prep["mean"], dtype=np.float32)          # (3, S, S)
+    prep = meta.get("preprocess")
+    if not isinstance(prep, dict):
+        raise CheckpointError(f"{path}: no preprocessing record; expected a checkpoint written by "
+                              "python -m minialex.train")
+    prep = dict(prep)
+    try:
+        S, crop = int(prep.get("image_size", 32)), int(prep["crop"])
+        prep["mean"] = np.asarray(prep["mean"], dtype=np.float32)      # (3, S, S)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: its preprocessing record is malformed ({type(e).__name__}: {e})") from None
+    if prep["mean"].shape != (3, S, S) or crop != model_input_size(ckpt["model"]):
+        raise CheckpointError(f"{path}: its preprocessing record (mean {prep['mean'].shape}, crop {crop}) does "
+                              f"not fit its net ({model_input_size(ckpt['model'])}x"
+                              f"{model_input_size(ckpt['model'])} input, {S}x{S} images)")
     meta["preprocess"] = prep
     return ckpt["model"], meta
+
+
+def model_input_size(model):
+    return int(getattr(getattr(model, "config", None), "input_size", 0)) or None
+
+
+def check_labels(y, num_classes, path, what="the data"):
+    """Raise DataError when ``y`` has a label the net of ``path`` (``num_classes`` outputs) cannot give."""
+    if len(y) and int(np.max(y)) >= num_classes:
+        raise DataError(f"{path}: {what} has label {int(np.max(y))}, the net only {num_classes} classes "
+                        "(a checkpoint trained on other data?)")
+
+
+def check_images(x, prep, what="the data"):
+    """Raise DataError unless ``x`` holds the images a checkpoint was trained on (size, RGB).
+
+    Shapes:  x: (N, 3, S, S) uint8, S = prep["image_size"] (32 for CIFAR nets, 256 for the paper's)
+    """
+    S = int(prep.get("image_size", prep["mean"].shape[-1]))
+    shape = tuple(x.shape[1:])
+    if shape != (3, S, S):
+        got = f"{shape[1]}x{shape[2]}" if len(shape) == 3 else f"shape {shape}"
+        chans = f" with {shape[0]} channels" if len(shape) == 3 and shape[0] != 3 else ""
+        raise DataError(f"this checkpoint expects {S}x{S} RGB images, but {what} has {got} images{chans}; "
+                        f"use the data it was trained on, or a folder that minialex prepares to {S}x{S}")
 
 
 def _centred(x, prep):
@@ -151,25 +189,27 @@ def ensemble(probs):
     return np.mean(np.stack(probs), axis=0)                            # (M, N, K) -> (N, K)
 
 
-def evaluate(paths, x, y, ten_crop=False, batch_size=200, log=None, xp=np):
+def evaluate(paths, x, y, ten_crop=False, batch_size=200, log=None, xp=np, loaded=None, what="the data"):
     """Rows (name, crops, top-1 error, top-5 error) for each checkpoint and, with
     several, for their ensemble; ten-crop rows when ``ten_crop``. ``xp``: the
-    array module the nets run on (numpy, or cupy for the GPU)."""
+    array module the nets run on (numpy, or cupy for the GPU). ``loaded``:
+    {path: (model, meta)} already loaded (the command line checks every
+    checkpoint before it loads the data); ``what`` names the data in errors."""
     members = {"centre": [], "ten-crop": []}
     rows = []
     modes = ["centre"] + (["ten-crop"] if ten_crop else [])
     classes = None
     for path in paths:
-        model, meta = load_model(path)
+        model, meta = (loaded or {}).get(path) or load_model(path)
+        check_images(x, meta["preprocess"], what)
         if xp is not np:
             model.to(xp)
         k = model.config.num_classes
         if classes is None:
             classes = k
         elif k != classes:
-            raise ValueError(f"{path} has {k} classes, the first checkpoint {classes}; an ensemble needs the same")
-        if int(np.max(y)) >= k:
-            raise ValueError(f"{path}: the data has label {int(np.max(y))}, the net only {k} classes")
+            raise DataError(f"{path} has {k} classes, the first checkpoint {classes}; an ensemble needs the same")
+        check_labels(y, k, path, what)
         for mode in modes:
             t = time.perf_counter()
             p = predict_proba(model, x, meta["preprocess"], ten_crop=(mode == "ten-crop"), batch_size=batch_size,

@@ -11,11 +11,15 @@ run makes; ``minialex.trainer.Trainer`` is the loop.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .errors import RunExistsError, UserError
 
 # Per-config defaults for options whose best value depends on the net. The
 # "paper" column is Sec. 5; the "cifar" column is the embedded default run,
@@ -33,7 +37,10 @@ CONFIG_DEFAULTS = {
 SCHEDULES = ("plateau", "step", "cosine", "constant")
 
 # Options a resumed run may change; every other option comes from the checkpoint.
-RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "loader_workers", "comm_timeout")
+RESUMABLE = ("epochs", "max_steps", "quiet", "no_plot", "resume", "out", "loader_workers", "comm_timeout",
+             "debug")
+# Attributes of the parsed options that are this call's, never saved in a checkpoint.
+NOT_SAVED = ("explicit", "merged", "overwrite", "debug", "asked_batch_size", "saved_ranks")
 
 
 def model_config(args):
@@ -49,6 +56,57 @@ def model_config(args):
     if args.config == "tiny":
         over["dtype"] = "float32"
     return getattr(AlexNetConfig, args.config.replace("-", "_"))(**over)
+
+
+def check_shapes(cfg):
+    """Raise ValueError if the net of ``cfg`` cannot be built (a pool or conv larger than its input).
+
+    Builds a copy with 4 kernels per layer, so even the paper net is checked
+    in milliseconds: the spatial sizes do not depend on the widths.
+    """
+    from .model import AlexNet
+
+    narrow = dataclasses.replace(cfg, conv_channels=(4,) * len(cfg.conv_channels),
+                                 fc_sizes=(4,) * len(cfg.fc_sizes))
+    try:
+        AlexNet(narrow)
+    except ValueError as e:
+        pool = f"--pool {cfg.pool_kernel}/{cfg.pool_stride}: " if "pool" in str(e) else ""
+        raise ValueError(f"{pool}{e}") from None
+
+
+def check_out(out, resume=False, overwrite=False):
+    """Refuse an --out that cannot be written, or that holds a run, before any work starts.
+
+    Raises UserError (RunExistsError for a run without --resume/--overwrite)
+    naming the path and what was expected.
+    """
+    from .trainer import existing_run
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; expected a run directory (a folder, created if missing)")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"--out {out}: {parent} is a file, so the run directory cannot be created there")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        what = "the run directory" if parent == out else f"{parent}, where the run directory would be created,"
+        raise UserError(f"--out {out}: {what} is not writable; choose another --out")
+    if out.is_dir() and not resume and not overwrite:
+        found = existing_run(out)
+        if found:
+            raise RunExistsError(f"--out {out} already holds a run ({', '.join(found)}); pass --resume to "
+                                 "continue it, or --overwrite to start again and replace it "
+                                 "(or choose another --out)")
+
+
+def resume_path(args):
+    """The checkpoint --resume continues: OUT/checkpoint.npz, or the file given."""
+    from .trainer import CHECKPOINT
+
+    return Path(args.out) / CHECKPOINT if args.resume == "auto" else Path(args.resume)
 
 
 def preprocessing(args, cfg, data):
@@ -150,17 +208,21 @@ def run(args, log=print, comm=None):
     from .data import BatchLoader, EvalTransform, TrainTransform, load_dataset, subset
     from .distributed import rank_devices, use_rank_dropout
     from .model import AlexNet
-    from .trainer import CHECKPOINT, Trainer
+    from .trainer import Trainer, position_text
 
     comm = comm if comm is not None else make_comm(args)
     if comm.rank != 0:
         log = _silent
         args.quiet = True
-    resume_path = None
-    if args.resume is not None:
-        resume_path = Path(args.out) / CHECKPOINT if args.resume == "auto" else Path(args.resume)
-        args = _merge_resume_args(args, resume_path, comm.size)
+    ckpt = resume_path(args) if args.resume is not None else None
+    if ckpt is not None and not getattr(args, "merged", False):
+        args = merge_resume_args(args, ckpt, comm.size)
+    elif ckpt is not None:
+        split_resumed_batch(args, comm.size, ckpt)   # parse_args merged before the ranks were known
     args.ranks = comm.size
+    overwrite = getattr(args, "overwrite", False)
+    comm.barrier("the start of the run")           # every rank has checked --out before rank 0 writes there
+    check_out(args.out, resume=ckpt is not None, overwrite=overwrite)
     xp = get_backend(args.backend)
     if xp is not np and args.gpus is None:          # one GPU per rank: the one its local rank names
         xp.cuda.Device(rank_devices(comm.local_rank)[0]).use()
@@ -184,6 +246,8 @@ def run(args, log=print, comm=None):
     if args.gpus is not None:                       # Sec. 3.2: tower 0 on one GPU, tower 1 on another
         from .towers import TwoTowerAlexNet, parse_gpus, transfer_plan
         devices = rank_devices(comm.local_rank, parse_gpus(args.gpus, args.backend))   # this rank's pair
+        if xp is not np:                            # the logits, the loss and fc8 live on tower 0's GPU
+            xp.cuda.Device(devices[0]).use()
         net = TwoTowerAlexNet(model, devices=devices, xp=xp)
         plan = transfer_plan(model, args.batch_size)
         log(f"two towers on CUDA devices {net.devices}: {plan['between_towers'] / 2**20:.1f} MiB cross "
@@ -198,9 +262,10 @@ def run(args, log=print, comm=None):
         # towers keep it, as they count its bytes.
         model.layers[0].input_grad = False
     tricks = tricks_of(args)
-    if tricks.precision == "fp16":                  # Bag of Tricks Sec. 3.2: float16 copy, float32 master
-        from .precision import MixedPrecisionNet
-        net = MixedPrecisionNet(model)
+    from .precision import MIXED, MixedPrecisionNet, configure_matmul
+    log(configure_matmul(xp, tricks.precision))     # cuBLAS compute type: fp32, TF32 (docs/gpu.md)
+    if tricks.precision in MIXED:                   # Bag of Tricks Sec. 3.2: half copy, float32 master
+        net = MixedPrecisionNet(model, dtype=MIXED[tricks.precision])
     tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                                pca=data.pca if args.pca_color else None), args.input_scale)
     et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
@@ -214,7 +279,7 @@ def run(args, log=print, comm=None):
                          shard=(comm.rank, comm.size))
     args.steps_per_epoch = len(loader)
     opt, sched = build_optimizer(net, args)
-    run_args = {k: v for k, v in vars(args).items() if k not in ("explicit",)}
+    run_args = {k: v for k, v in vars(args).items() if k not in NOT_SAVED}
     prep["mean"] = mean.tolist()                    # (3, S, S) nested lists: JSON, exact for float32
     meta = {"format": "minialex-run-1", "args": _jsonable(run_args), "preprocess": prep,
             "class_names": list(data.class_names), "data": data.name}
@@ -225,19 +290,25 @@ def run(args, log=print, comm=None):
             teacher = load_teacher(tricks.distill, data.class_names, prep, xp=xp)
         except ValueError as e:
             raise SystemExit(f"error: --distill: {e}") from None
+    graph_step = None
+    if getattr(args, "cuda_graphs", False):         # one CUDA graph per batch shape and lr (docs/gpu.md)
+        from .kernels.graphs import CapturedStep
+        from .layers import SoftmaxCrossEntropy
+        graph_step = CapturedStep(net, SoftmaxCrossEntropy(check_finite=False, check_labels=False), opt)
+        log("CUDA graphs: the training step is captured once per batch shape and learning rate")
     trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
                       progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log,
-                      tricks=tricks, teacher=teacher, comm=comm)
-    if resume_path is not None:
-        m = trainer.restore(resume_path)
-        log(f"resumed {resume_path}: epoch {m['epoch']}, batch {m['batch']}, step {m['step']}")
+                      tricks=tricks, teacher=teacher, comm=comm, val_name=data.held_name, overwrite=overwrite,
+                      graph_step=graph_step)
+    if ckpt is not None:
+        m = trainer.restore(ckpt)
+        log(f"resumed {ckpt} at {position_text(m['step'], m['epoch'], m['batch'], len(loader))}")
     else:
         if trainer.checkpoint_path.exists():
-            log(f"note: starting a new run in {args.out}; its old checkpoint and metrics are replaced "
-                "(--resume continues a run instead)")
+            log(f"--overwrite: starting a new run in {args.out}; its old checkpoint and metrics are replaced")
         log(f"{args.config} net, {model.num_params():,} parameters; data: {data.name}, "
-            f"{len(ytr):,} train / {len(yval):,} val images; {args.epochs} epochs of {len(loader)} steps "
+            f"{len(ytr):,} train / {len(yval):,} {data.held_name} images; {args.epochs} epochs of {len(loader)} steps "
             f"(batch {batch}), lr {opt.lr:g} ({args.schedule}), backend {args.backend}; out {args.out}")
         if tricks.active():
             log(f"Bag of Tricks: {', '.join(f'{k}={getattr(tricks, k)}' for k in tricks.active())}")
@@ -271,41 +342,61 @@ def _silent(*args, **kwargs):
     """The log of ranks other than 0 (rank 0 speaks for the job)."""
 
 
-def _merge_resume_args(args, path, ranks=1):
-    """The checkpoint's options, with the few that a resumed run may change taken from the command line.
+def merge_resume_args(args, path, ranks=None):
+    """The checkpoint's options, with the few that a resumed run may change taken from ``args``.
 
-    ``ranks``: the number of ranks of this run. The global batch stays the
-    checkpoint's; the per-rank ``batch_size`` is the global batch / ranks.
+    ``ranks``: the number of ranks of this run; the global batch stays the
+    checkpoint's and the per-rank ``batch_size`` is the global batch / ranks
+    (``split_resumed_batch``). None where the ranks are not known yet (the
+    command line checks the options before it starts them); ``run`` splits then.
+
+    Raises CheckpointError for a file that is corrupt or not a checkpoint, and
+    UserError when ``args.explicit`` names an option whose value differs from the run's.
     """
     from .checkpoint import read_checkpoint
 
-    extra = read_checkpoint(path)["extra"] or {}
-    if "args" not in extra:
-        raise SystemExit(f"error: --resume {path}: not a checkpoint written by minialex.train")
+    extra = read_checkpoint(path)["extra"] or {}       # CheckpointError names the file and the fault
+    if not isinstance(extra.get("args"), dict):
+        raise UserError(f"--resume {path}: not a checkpoint written by minialex.train (no run options in it)")
     saved = dict(extra["args"])
-    batch = saved["batch_size"] * saved.get("ranks", 1)      # the global batch of the saved run
     conflicts = [k for k in args.explicit if k not in RESUMABLE + ("batch_size",) and k in saved
                  and _jsonable(getattr(args, k)) != saved[k]]
-    if "batch_size" in args.explicit and args.batch_size * ranks != batch:    # per rank: compare global batches
-        conflicts.append("batch_size")
     if conflicts:
-        raise SystemExit(f"error: --resume continues the run in {path} with its own options; "
-                         f"{', '.join('--' + k.replace('_', '-') for k in conflicts)} differ from it "
-                         "(only --epochs and --max-steps may change)")
+        raise UserError(f"--resume continues the run in {path} with its own options; "
+                        f"{', '.join('--' + k.replace('_', '-') for k in conflicts)} differ from it "
+                        f"({', '.join(f'{saved[k]!r} in the run' for k in conflicts)}; only --epochs and "
+                        "--max-steps may change; --overwrite starts a new run instead)")
     for k in RESUMABLE:
         if k in args.explicit or k in ("resume", "max_steps"):   # --max-steps applies to this call only
             saved[k] = getattr(args, k)
     saved.setdefault("out", args.out)
-    if batch % ranks:
-        raise SystemExit(f"error: --resume {path}: the run's batch of {batch} images does not split over "
-                         f"{ranks} ranks; resume with a number of ranks that divides it")
-    saved["batch_size"], saved["ranks"] = batch // ranks, ranks
     saved.setdefault("comm_timeout", getattr(args, "comm_timeout", 300.0))
     ns = argparse.Namespace(**saved)
-    ns.explicit = args.explicit
+    ns.explicit, ns.merged, ns.overwrite = args.explicit, True, False
+    ns.asked_batch_size = args.batch_size if "batch_size" in args.explicit else None
+    ns.saved_ranks = saved.get("ranks", 1)
     ns.pool = tuple(ns.pool) if ns.pool else None
     ns.drop_conv = tuple(ns.drop_conv)
+    if ranks is not None:
+        split_resumed_batch(ns, ranks, path)
     return ns
+
+
+def split_resumed_batch(args, ranks, path):
+    """The per-rank batch of a resumed run: the checkpoint's global batch over this run's ``ranks``.
+
+    --batch-size is per rank, so one given with --resume is compared as a
+    global batch. Raises UserError when it differs or the batch does not split.
+    """
+    batch = args.batch_size * args.saved_ranks          # the global batch of the saved run
+    if args.asked_batch_size is not None and args.asked_batch_size * ranks != batch:
+        raise UserError(f"--resume continues the run in {path} with its own options; --batch-size differ from it "
+                        f"(a global batch of {batch} in the run, {args.asked_batch_size} x {ranks} rank(s) asked; "
+                        "only --epochs and --max-steps may change)")
+    if batch % ranks:
+        raise UserError(f"--resume {path}: the run's batch of {batch} images does not split over {ranks} ranks; "
+                        "resume with a number of ranks that divides it")
+    args.batch_size, args.ranks, args.saved_ranks = batch // ranks, ranks, ranks
 
 
 def _jsonable(v):

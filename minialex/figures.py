@@ -89,8 +89,26 @@ def filter_grid(w, tower_slices, cols=None, pad=1, gap=4):
     return canvas
 
 
-def plot_filters(model, path, width_px=800, height_px=600):
-    """Figure 3: the learned conv1 kernels, tower 1 above tower 2. Writes a PNG."""
+def moved_from_init(model, layer="conv1"):
+    """How far training moved a layer's weights: ||w - w0|| / ||w0|| (0.23 = 23%).
+
+    w0 is rebuilt from the model's own config (same seed and init, Sec. 5),
+    so nothing but the checkpoint is needed. Figure 3 is worth reading only
+    when this is large: kernels that moved little still show their random
+    initialisation, i.e. colour noise.
+    """
+    from .model import AlexNet
+
+    w = to_numpy(model[layer].params["w"]).astype(np.float64)
+    w0 = to_numpy(AlexNet(model.config)[layer].params["w"]).astype(np.float64)
+    return float(np.linalg.norm(w - w0) / max(np.linalg.norm(w0), 1e-30))
+
+
+def plot_filters(model, path, width_px=800, height_px=600, note=None):
+    """Figure 3: the learned conv1 kernels, tower 1 above tower 2. Writes a PNG.
+
+    ``note``: a second title line, e.g. how far the kernels moved from their initialisation.
+    """
     conv1 = model["conv1"]
     slices = conv1.tower_slices                                 # Sec. 3.2: one range per tower
     grid = filter_grid(conv1.params["w"], slices)
@@ -100,7 +118,7 @@ def plot_filters(model, path, width_px=800, height_px=600):
     ax.set_axis_off()
     F, _, K, _ = conv1.params["w"].shape
     towers = " / ".join(f"tower {i + 1}: kernels {a}-{b - 1}" for i, (a, b) in enumerate(slices))
-    fig.suptitle(f"conv1: {F} kernels of {K}x{K}x3 ({towers})", fontsize=10)
+    fig.suptitle(f"conv1: {F} kernels of {K}x{K}x3 ({towers})" + (f"\n{note}" if note else ""), fontsize=10)
     return _save(fig, path)
 
 

@@ -78,7 +78,8 @@ class MetricsLog:
             self.rows = [r for r in _read_rows(self.path)]
 
     def truncate(self, epoch):
-        self.rows = [r for r in self.rows if int(float(r["epoch"])) <= epoch]
+        self.rows = [r for i, r in enumerate(self.rows, 2)
+                     if int(_number(r.get("epoch"), self.path, i, "epoch")) <= epoch]
         self._write()
 
     def append(self, row):
@@ -110,6 +111,15 @@ def _read_rows(path):
         return list(csv.DictReader(f))
 
 
+def _number(value, path, line, column):
+    """float(value), or a ValueError naming the file, line and column (a hand-edited or damaged CSV)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}, line {line}, column {column!r}: {value!r} is not a number; expected a "
+                         "metrics.csv written by minialex.train") from None
+
+
 def read_metrics(path):
     """metrics.csv -> {field: list of floats} (empty cells become NaN)."""
     rows = _read_rows(path)
@@ -117,5 +127,6 @@ def read_metrics(path):
         return {}
     out = {}
     for k in rows[0]:
-        out[k] = [float(r[k]) if r[k] not in ("", None) else float("nan") for r in rows]
+        out[k] = [_number(r[k], path, i, k) if r[k] not in ("", None) else float("nan")
+                  for i, r in enumerate(rows, 2)]
     return out

@@ -213,8 +213,9 @@ class AlexNetConfig:
         if bad:
             raise ValueError(f"AlexNetConfig: drop_conv may name only the middle conv layers "
                              f"(2, 3, 4), got {self.drop_conv!r}")
-        if self.dtype not in ("float32", "float64", "float16"):
-            raise ValueError(f"AlexNetConfig: dtype must be float32, float64 or float16, got {self.dtype!r}")
+        if self.dtype not in ("float32", "float64", "float16", "bfloat16"):   # the last two: working copies
+            raise ValueError(f"AlexNetConfig: dtype must be float32, float64, float16 or bfloat16, "  # (precision.py)
+                             f"got {self.dtype!r}")
         for i in range(5):
             c = self.conv_channels[i]
             if self.towers == 2 and c % 2:

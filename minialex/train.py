@@ -19,8 +19,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from .data.datasets import check_data_folder
 from .distributed.comm import EXIT_COMM, CommError, format_bytes
-from .experiment import CONFIG_DEFAULTS, SCHEDULES, make_comm, model_config, run
+from .errors import OneLineParser, UserError, describe, run_cli
+from .precision import working_dtype
+from .experiment import (CONFIG_DEFAULTS, SCHEDULES, check_out, check_shapes, make_comm, merge_resume_args,
+                         model_config, resume_path, run)
 from .trainer import Diverged
 
 DESCRIPTION = __doc__.split("\n\n")[0] + """
@@ -48,6 +52,11 @@ the default run's schedule (cosine) does not look at it.
 
 files in --out: checkpoint.npz (atomic; every epoch, at --max-steps, on Ctrl-C/SIGTERM),
 metrics.csv (per epoch: lr, train loss, train/val top-1/top-5 error, images/s), curves.png.
+A folder that already holds a run is never replaced silently: --resume continues it,
+--overwrite starts again in it.
+
+errors: one line on stderr and exit code 2 for bad input (1 out of memory, 3 diverged,
+130 interrupted); --debug (or MINIALEX_DEBUG=1) shows the full traceback instead.
 
 data parallel (docs/distributed.md): mpiexec -n N python -m minialex.train ... runs N ranks
 (pip install -e ".[mpi]"). --batch-size is per rank: each rank takes its part of every global
@@ -71,15 +80,28 @@ def _positive_int(name):
     return parse
 
 
+def _nonnegative_int(name):
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 0, got {s!r}") from None
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 0, got {v}")
+        return v
+    return parse
+
+
 def _float_in(name, lo, hi, lo_open=False, hi_open=False):
+    """A finite float in the interval (inf and nan are refused even where hi is inf)."""
     def parse(s):
         try:
             v = float(s)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
         ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-        if not ok or v != v:
-            lb, hb = "(" if lo_open else "[", ")" if hi_open else "]"
+        if not ok or v != v or v in (float("inf"), float("-inf")):
+            lb, hb = "(" if lo_open else "[", ")" if hi_open or hi == float("inf") else "]"
             raise argparse.ArgumentTypeError(f"{name} must be in {lb}{lo}, {hi}{hb}, got {s}")
         return v
     return parse
@@ -108,7 +130,7 @@ def _drop_conv(s):
 
 def build_parser():
     inf = float("inf")
-    p = argparse.ArgumentParser(prog="python -m minialex.train", description=DESCRIPTION, epilog=EPILOG,
+    p = OneLineParser(prog="python -m minialex.train", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("run")
     g.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
@@ -117,6 +139,10 @@ def build_parser():
                    help="with --backend cupy: place the two towers (Sec. 3.2) on these CUDA devices: "
                         "0,1 puts tower 0 on GPU 0 and tower 1 on GPU 1; 0 runs both towers on GPU 0. "
                         "The log reports the bytes that cross between the towers per step")
+    g.add_argument("--cuda-graphs", action="store_true",
+                   help="with --backend cupy: capture the training step (forward, backward, SGD) as a CUDA "
+                        "graph once per batch shape and learning rate and replay it (fewer kernel launches "
+                        "from Python; fp32/tf32, no tricks, one GPU; docs/gpu.md)")
     g.add_argument("--config", choices=tuple(CONFIG_DEFAULTS), default="cifar",
                    help="network: paper = Sec. 3.5 exactly (224x224 input, 60,965,224 parameters); "
                         "cifar = the same structure for 32x32 CIFAR-10 (default); cifar-wide = cifar with twice "
@@ -128,13 +154,18 @@ def build_parser():
     g.add_argument("--download", action="store_true", help="with --data cifar10: download it if missing")
     g.add_argument("--limit", type=_positive_int("--limit"), default=None,
                    help="use a random subset of N training and N validation images (quick tests)")
-    g.add_argument("--seed", type=int, default=0,
+    g.add_argument("--seed", type=_nonnegative_int("--seed"), default=0,
                    help="seeds the initial weights, dropout masks, batch order and augmentation (default 0)")
     g.add_argument("--out", default="runs/default",
                    help="run directory for checkpoint.npz, metrics.csv, curves.png (default runs/default)")
     g.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="continue from CKPT (default: OUT/checkpoint.npz) exactly where it stopped; the "
                         "run's other options come from the checkpoint, except --epochs and --max-steps")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start a new run in an --out that already holds one, replacing its checkpoint and "
+                        "metrics (without it, such an --out is refused; --resume continues it)")
+    g.add_argument("--debug", action="store_true",
+                   help="on an error, show the full Python traceback (also: MINIALEX_DEBUG=1)")
     g.add_argument("--max-steps", type=_positive_int("--max-steps"), default=None,
                    help="stop after this many SGD steps in total (a checkpoint is written)")
     g.add_argument("--loader-workers", type=_positive_int("--loader-workers"), default=1,
@@ -216,10 +247,12 @@ def build_parser():
                         "(BoT Sec. 3.1: 5 of 120 epochs); default 0, none")
     t.add_argument("--no-bias-decay", action="store_true",
                    help="weight decay on weights only, not on biases (BoT Sec. 3.1; Sec. 5 decays all)")
-    t.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+    t.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16"), default="fp32",
                    help="fp16: float16 activations and gradients, float32 master weights, dynamic loss "
-                        "scaling, overflowed steps skipped and counted (BoT Sec. 3.2). On numpy it runs the "
-                        "readable layers, about 100x slower: a correctness check, not a speed-up")
+                        "scaling, overflowed steps skipped and counted (BoT Sec. 3.2); bf16: the same in "
+                        "bfloat16 (needs ml_dtypes); tf32: float32 arrays, matrix products on TF32 tensor cores "
+                        "(--backend cupy only). On numpy fp16/bf16 run the readable layers, about 100x slower: "
+                        "a correctness check, not a speed-up (docs/gpu.md)")
     t.add_argument("--label-smoothing", type=_float_in("--label-smoothing", 0, 1, hi_open=True), default=0.0,
                    metavar="EPS", help="targets 1-EPS for the true class, EPS/(K-1) for the others "
                                        "(BoT Sec. 5.2: 0.1); default 0")
@@ -235,11 +268,30 @@ def build_parser():
 
 
 def parse_args(argv=None):
-    """Parse and validate; every error is reported before any work starts."""
+    """Parse and validate; every error is reported before any work starts (data loading included).
+
+    With --resume the checkpoint is read (and checked) here, and its options
+    replace the defaults, so the checks below see the run as it will continue.
+    """
     p = build_parser()
     args = p.parse_args(argv)
     explicit = _explicit(p, argv)
     args.explicit = sorted(explicit)
+    if args.resume is not None and args.overwrite:
+        p.error("--resume continues the run in --out, --overwrite replaces it: pass only one")
+    if args.resume not in (None, "auto") and not Path(args.resume).is_file():
+        p.error(f"--resume {args.resume}: no such checkpoint file")
+    if args.resume == "auto" and not (Path(args.out) / "checkpoint.npz").is_file():
+        p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
+                "continue or --resume CKPT")
+    if args.resume is not None:
+        try:
+            args = merge_resume_args(args, resume_path(args))
+        except UserError as e:                    # CheckpointError too: a corrupt or foreign file
+            p.error(str(e))
+        for k, v in vars(p.parse_args([])).items():   # options added since the checkpoint was written
+            if not hasattr(args, k):
+                setattr(args, k, v)
     defaults = CONFIG_DEFAULTS[args.config]
     for k, v in defaults.items():
         if getattr(args, k, None) is None:
@@ -249,28 +301,47 @@ def parse_args(argv=None):
         p.error(f"--pad must be >= 0, got {args.pad}")
     if args.gpus is not None and args.backend != "cupy":
         p.error(f"--gpus {args.gpus} needs --backend cupy (the numpy backend runs on the CPU)")
-    if args.data not in ("default", "cifar10") and not Path(args.data).exists():
-        p.error(f"--data {args.data!r}: no such folder; expected default, cifar10 or a folder with train/ "
-                "and val/ (or test/)")
-    if args.resume not in (None, "auto") and not Path(args.resume).is_file():
-        p.error(f"--resume {args.resume}: no such checkpoint file")
-    if args.resume == "auto" and not (Path(args.out) / "checkpoint.npz").is_file():
-        p.error(f"--resume: no checkpoint at {Path(args.out) / 'checkpoint.npz'}; pass --out of the run to "
-                "continue or --resume CKPT")
+    if args.data not in ("default", "cifar10"):
+        try:
+            check_data_folder(args.data, need_train=True)
+        except UserError as e:
+            p.error(str(e))
     if args.distill_t is not None and args.distill is None:
         p.error(f"--distill-t {args.distill_t} needs --distill TEACHER.npz")
     if args.distill is not None and not Path(args.distill).is_file():
         p.error(f"--distill {args.distill}: no such checkpoint file")
     if args.warmup and args.warmup >= args.epochs and args.resume is None:
         p.error(f"--warmup {args.warmup:g} epochs must be shorter than the run (--epochs {args.epochs})")
-    if args.precision == "fp16" and args.gpus is not None:
-        p.error("--precision fp16 with --gpus (two towers on two devices) is not supported yet")
+    if args.precision in ("fp16", "bf16") and args.gpus is not None:
+        p.error(f"--precision {args.precision} with --gpus (two towers on two devices) is not supported yet")
+    if getattr(args, "cuda_graphs", False):
+        on = [o for o, v in (("--precision " + args.precision, args.precision in ("fp16", "bf16")),
+                             ("--gpus", args.gpus is not None), ("--warmup", bool(args.warmup)),
+                             ("--label-smoothing", bool(args.label_smoothing)), ("--mixup", bool(args.mixup)),
+                             ("--distill", args.distill is not None), ("--lr-scaling linear", args.lr_scaling != "none"),
+                             ("--no-bias-decay", args.no_bias_decay)) if v]
+        if args.backend != "cupy":
+            p.error("--cuda-graphs needs --backend cupy (CUDA graphs replay GPU kernels)")
+        if on:
+            p.error(f"--cuda-graphs captures the paper's plain step (fp32 or tf32, one GPU); not with {', '.join(on)}")
+    if args.precision == "tf32" and args.backend != "cupy":
+        p.error("--precision tf32 needs --backend cupy: TF32 is a tensor-core mode of NVIDIA GPUs; on the CPU "
+                "use fp32")
+    if args.precision == "bf16":
+        try:
+            working_dtype("bfloat16")
+        except ValueError as e:
+            p.error(str(e))
     if args.config == "paper" and args.data in ("default", "cifar10"):
         p.error(f"--config paper takes 224x224 crops of 256x256 images (Sec. 2, 4.1), but --data {args.data} "
                 "is 32x32 CIFAR-10; use --config cifar, or --data PATH with ImageNet-style images")
     try:
-        model_config(args)                        # the config's own checks (sizes, towers, ...)
+        check_shapes(model_config(args))          # the config's own checks (sizes, towers, pools, ...)
     except ValueError as e:
+        p.error(str(e))
+    try:
+        check_out(args.out, resume=args.resume is not None, overwrite=args.overwrite)
+    except UserError as e:
         p.error(str(e))
     if args.backend == "cupy":
         from .backend import get_backend
@@ -305,6 +376,11 @@ def _explicit(parser, argv):
 
 
 def main(argv=None):
+    """The command line; every error is one line on stderr and an exit code (minialex.errors)."""
+    return run_cli(_main, argv)
+
+
+def _main(argv=None):
     args = parse_args(argv)
     try:
         comm = make_comm(args)                  # one process, or the ranks of mpiexec -n N
@@ -322,6 +398,10 @@ def main(argv=None):
         if comm.rank == 0:
             raise
         return e.code if isinstance(e.code, int) else 2
+    except BaseException as e:                  # an error every rank meets: rank 0 reports it (run_cli)
+        if comm.rank == 0:
+            raise
+        return describe(e)[1]
     finally:
         comm.close()
     if comm.rank == 0:
@@ -330,18 +410,23 @@ def main(argv=None):
 
 
 def print_summary(s):
+    from .trainer import position_text
+
     print("-" * 60)
-    if s["stopped"] != "done":
-        print(f"stopped at step {s['step']} ({s['stopped']}); the figures below are from the last "
-              "completed epoch")
+    where = position_text(s["step"], s["epoch"], s.get("batch", 0), s.get("steps_per_epoch", 0))
+    name = s.get("val_name", "val")
+    if s["stopped"] != "done" and "val_top1" in s:
+        print(f"stopped at {where} ({s['stopped']}); the figures below are from the last completed epoch")
     if "val_top1" in s:
-        print(f"summary after epoch {s['epoch']} (step {s['step']}):")
+        k = s.get("num_classes")
+        top5 = (f"top-5 n/a ({k} classes)" if k is not None and k <= 5 else f"top-5 {100 * s['val_top5']:.2f}%")
+        print(f"summary after epoch {s['last_epoch']} (step {s['last_epoch_step']}):")
         print(f"  train top-1 error  {100 * s['train_top1']:.2f}%  (running average over the last "
               "epoch's augmented training batches, training mode)")
-        print(f"  test  top-1 error  {100 * s['val_top1']:.2f}%  top-5 {100 * s['val_top5']:.2f}%  "
-              f"(centre crop; test accuracy {100 * (1 - s['val_top1']):.2f}%)")
+        print(f"  {name:5} top-1 error  {100 * s['val_top1']:.2f}%  {top5}  "
+              f"(centre crop; {name} accuracy {100 * (1 - s['val_top1']):.2f}%)")
     else:
-        print(f"stopped at step {s['step']} before the first epoch ended: no metrics yet")
+        print(f"stopped at {where} before the first epoch ended: no metrics yet")
     print(f"  wall time          {s['wall_s']:.1f} s training + evaluation, {s['setup_s']:.1f} s set-up")
     if s.get("ranks", 1) > 1:
         print(f"  data parallel      {s['ranks']} ranks; {format_bytes(s['allreduce_bytes_per_step'])} of "

@@ -22,9 +22,16 @@ with the same weights, bit for bit, as one that never stopped
 
 **Stopping.** Ctrl-C (SIGINT) or SIGTERM sets a flag; the loop finishes the
 current step, writes a checkpoint and returns; a second signal aborts at
-once. ``max_steps`` stops the same way after that many steps in total.
-A NaN or inf loss raises ``Diverged`` naming the step; nothing is written
-then, so the last checkpoint on disk is the last good one.
+once (``Interrupted``, naming the checkpoint that is kept), or, during a
+checkpoint write, as soon as the write is done. ``max_steps``
+stops the same way after that many steps in total. A NaN or inf loss raises
+``Diverged`` naming the step; nothing is written then, so the last
+checkpoint on disk is the last good one.
+
+**Nothing lost.** A fresh run refuses a run directory that already holds a
+run (``RunExistsError``) unless ``overwrite=True``; ``restore`` continues
+one instead. Temporary files that a killed checkpoint write left behind are
+removed when the next run starts (``checkpoint.remove_stale_temp_files``).
 
 **Tricks.** ``tricks`` (``minialex.tricks.Tricks``, Bag of Tricks 2019)
 changes the step: warm-up scales the lr of the first steps, label smoothing,
@@ -45,6 +52,7 @@ checkpoint, metrics.csv and the curves; every rank reads a checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -55,11 +63,13 @@ from pathlib import Path
 import numpy as np
 
 from .backend import device_of, to_numpy
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
 from .distributed.comm import SingleProcess, format_bytes
+from .errors import CheckpointError, RunExistsError
 from .evaluation import errors_from_sums, evaluate_sums
 from .metrics import MetricsLog, correct_topk
 from .progress import Progress
+from .precision import MIXED
 from .tricks import Objective, Tricks, warmup_factor
 
 CHECKPOINT = "checkpoint.npz"
@@ -69,12 +79,44 @@ class Diverged(RuntimeError):
     """The loss (or a weight) became NaN or inf; the message names the step."""
 
 
-class StopRequest:
-    """SIGINT/SIGTERM handler that asks the loop to stop at the next step boundary."""
+class Interrupted(KeyboardInterrupt):
+    """A second Ctrl-C/SIGTERM: the run stops at once, without writing a checkpoint."""
 
-    def __init__(self):
+
+def existing_run(out):
+    """The files of an earlier run in ``out`` (checkpoint.npz, metrics.csv), as a list of names."""
+    out = Path(out)
+    return [n for n in (CHECKPOINT, "metrics.csv") if (out / n).is_file()]
+
+
+def position_text(step, epochs_done, batch, steps_per_epoch):
+    """'step 10 (epoch 2, batch 2/8)', or 'step 16 (end of epoch 2)': epochs counted from 1, as in the log."""
+    if batch:
+        return f"step {step} (epoch {epochs_done + 1}, batch {batch}/{steps_per_epoch})"
+    return f"step {step} (end of epoch {epochs_done})" if epochs_done else f"step {step} (start of epoch 1)"
+
+
+def top5_text(value, num_classes):
+    """'top-5 12.3%', or 'top-5 n/a (3 classes)' where top-5 is trivially 0 (five or fewer classes)."""
+    if num_classes is not None and num_classes <= 5:
+        return f"top-5 n/a ({num_classes} classes)"
+    return f"top-5 {100 * value:.1f}%"
+
+
+class StopRequest:
+    """SIGINT/SIGTERM handler that asks the loop to stop at the next step boundary.
+
+    A second signal aborts at once (``Interrupted``), except during a
+    checkpoint write (``holding()``): that finishes first (about a second),
+    so an abort never throws away a checkpoint that was nearly on disk, and
+    the message names the checkpoint that is.
+    """
+
+    def __init__(self, kept="the last checkpoint written is kept"):
         self.signum = None
+        self.kept = kept                          # what the abort message says is kept (text or callable)
         self._old = {}
+        self._hold, self._pending = False, None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -88,9 +130,28 @@ class StopRequest:
         self._old = {}
         return False
 
+    @contextlib.contextmanager
+    def holding(self):
+        """Defer a second signal's abort to the end of this block (a checkpoint write)."""
+        self._hold = True
+        try:
+            yield
+        finally:
+            self._hold = False
+        if self._pending is not None:
+            self._abort(self._pending)
+
+    def _abort(self, signum):
+        kept = self.kept() if callable(self.kept) else self.kept
+        raise Interrupted(f"{signal.Signals(signum).name} received a second time: stopped at once, "
+                          f"without a checkpoint of this step; {kept}")
+
     def _handle(self, signum, frame):
         if self.signum is not None:               # second signal: do not wait
-            raise KeyboardInterrupt
+            if self._hold:
+                self._pending = signum
+                return
+            self._abort(signum)
         self.signum = signum
         print(f"\n{signal.Signals(signum).name} received: finishing this step, then writing a "
               "checkpoint (signal again to abort without one)", file=sys.stderr, flush=True)
@@ -100,12 +161,34 @@ class StopRequest:
 
 
 class TrainBar(Progress):
-    """Progress with the running loss: 'epoch 3/10: 512/10000 (5%) 480.1 img/s ETA 0:18 loss 1.234'."""
+    """Progress with the running loss: 'epoch 3/10: 512/10000 (5%) 480.1 img/s ETA 0:18 loss 1.234'.
+
+    The rate and ETA count from the end of the first step of this segment: the
+    first step includes one-off work (numba compiling its kernels, CUDA
+    loading them) that would make the first ETA hours long. Until a second
+    step is done the bar says "ETA after the first step".
+    """
 
     loss = float("nan")
+    _first = None                                 # (time, n) at the end of the first step
+
+    def update(self, k=1):
+        if self._first is None:
+            self._first = (time.perf_counter(), self.n + k)
+        super().update(k)
+
+    @property
+    def rate(self):
+        if self._first is None or self.n <= self._first[1]:   # not measured yet
+            return Progress.rate.fget(self) if self._closed else float("nan")
+        return (self.n - self._first[1]) / max(time.perf_counter() - self._first[0], 1e-9)
 
     def line(self):
-        return f"{super().line()} loss {self.loss:.4f}"
+        if not math.isnan(self.rate):
+            return f"{super().line()} loss {self.loss:.4f}"
+        head = f"{self.desc}: " if self.desc else ""
+        return (f"{head}{self.n}/{self.total} ({100.0 * self.n / max(self.total, 1):3.0f}%) "
+                f"ETA after the first step (it compiles the kernels) loss {self.loss:.4f}")
 
 
 class Trainer:
@@ -130,20 +213,32 @@ class Trainer:
         ``tricks.distill`` is set
     comm : minialex.distributed communicator (default: one process); the loader
         must then deliver this rank's part of each batch (``shard=(rank, size)``)
+    val_name : the held-out split's name in the log ("val", or "test" where it is the test split)
+    overwrite : a fresh run may replace a run already in ``out`` (else RunExistsError)
     """
 
     def __init__(self, model, optimizer, schedule, loader, val, out, epochs, max_steps=None,
-                 meta=None, progress=True, plot=True, xp=np, log=print, tricks=None, teacher=None, comm=None):
+                 meta=None, progress=True, plot=True, xp=np, log=print, tricks=None, teacher=None, comm=None,
+                 val_name="val", overwrite=False, graph_step=None):
         self.model, self.optimizer, self.schedule, self.loader = model, optimizer, schedule, loader
         self.val_x, self.val_y, self.val_transform = val
+        self.val_name = val_name                    # what the held-out split is called: "val" or "test"
+        self.overwrite = overwrite                  # a fresh run may replace a run already in ``out``
+        self.num_classes = _num_classes(model)        # "top-5 n/a" where there are five or fewer
         self.out = Path(out)
         self.epochs, self.max_steps = epochs, max_steps
         self.meta = dict(meta or {})
         self.progress, self.plot, self.xp, self.log = progress, plot, xp, log
         self.tricks = tricks if tricks is not None else Tricks()
-        if (self.tricks.precision == "fp16") != hasattr(model, "scaler"):
+        if (self.tricks.precision in MIXED) != hasattr(model, "scaler"):
             raise ValueError(f"Trainer: precision {self.tricks.precision} needs "
-                             f"{'a' if self.tricks.precision == 'fp16' else 'no'} MixedPrecisionNet as the model")
+                             f"{'a' if self.tricks.precision in MIXED else 'no'} MixedPrecisionNet as the model")
+        self.graph_step = graph_step                # a kernels.graphs.CapturedStep: the step as a CUDA graph
+        tricks_on = [t for t in self.tricks.active() if t != "precision" or self.tricks.precision in MIXED]
+        if graph_step is not None and (tricks_on or (comm is not None and comm.size > 1)):
+            raise ValueError("Trainer: a CUDA graph step runs the paper's plain step (fp32 or tf32) on one "
+                             f"process; got tricks {tricks_on or 'none'} and "
+                             f"{comm.size if comm is not None else 1} process(es)")
         self.objective = Objective(self.tricks, _num_classes(model), teacher)
         self.loss_fn = self.objective.loss
         self.warmup_steps = int(round(self.tricks.warmup_epochs * len(loader)))
@@ -152,6 +247,8 @@ class Trainer:
         self.metrics = MetricsLog(self.out / "metrics.csv")
         # position: epochs completed, batches done in the current epoch, steps in total
         self.epoch, self.batch, self.step = 0, 0, 0
+        self.restored = False                       # True after restore(): fit() continues, never starts anew
+        self.saved_step = None                      # the step of the checkpoint on disk, once one is written
         self.acc = _new_acc()                       # running sums of the current epoch
         self.wall = 0.0                             # seconds spent in earlier segments of the run
         self.last = {}                              # the last metrics row
@@ -185,25 +282,34 @@ class Trainer:
                 raise Diverged(f"weights {name} are not finite at step {self.step}; "
                                f"the last good checkpoint {self.checkpoint_path} is kept")
         path = Path(path) if path is not None else self.checkpoint_path
-        if self.writer:                             # data parallel: the weights are the same on every rank
-            save_checkpoint(path, self.model, self.optimizer, self.schedule, extra=self.state())
+        stop = getattr(self, "_stop", None)
+        with stop.holding() if stop is not None else contextlib.nullcontext():
+            if self.writer:                         # data parallel: the weights are the same on every rank
+                save_checkpoint(path, self.model, self.optimizer, self.schedule, extra=self.state())
+            if path == self.checkpoint_path:
+                self.saved_step = self.step         # what a second Ctrl-C leaves on disk
         return path
 
     def restore(self, path):
         """Load a checkpoint written by ``save`` and continue from its step."""
         extra = load_checkpoint(path, self.model, self.optimizer, self.schedule)["extra"]
-        if extra is None or "step" not in extra:
-            raise ValueError(f"{path} is not a training checkpoint (no run position in it)")
+        missing = [k for k in ("epoch", "batch", "step", "acc", "wall_s", "loader_seed")
+                   if k not in (extra or {})]
+        if missing:
+            raise CheckpointError(f"{path} is not a training checkpoint (no run position in it: "
+                                  f"{', '.join(missing)} missing)")
         if extra["loader_seed"] != self.loader.seed:
-            raise ValueError(f"{path}: data seed {extra['loader_seed']} differs from the loader's "
-                             f"{self.loader.seed}")
+            raise CheckpointError(f"{path}: data seed {extra['loader_seed']} differs from the loader's "
+                                  f"{self.loader.seed}")
         saved = Tricks.from_dict(extra.get("tricks", {}))
         if saved != self.tricks:
-            raise ValueError(f"{path} was trained with tricks {saved.active() or 'none'} ({saved}); "
-                             f"this trainer has {self.tricks}")
+            raise CheckpointError(f"{path} was trained with tricks {saved.active() or 'none'} ({saved}); "
+                                  f"this trainer has {self.tricks}")
         if hasattr(self.model, "scaler"):
             self.model.scaler.load_state_dict(extra["loss_scaler"])
-        self.epoch, self.batch, self.step = extra["epoch"], extra["batch"], extra["step"]
+        self.epoch, self.batch, self.step = int(extra["epoch"]), int(extra["batch"]), int(extra["step"])
+        self.restored = True                        # fit() continues this run, even from step 0
+        self.saved_step = self.step
         self.acc, self.wall, self.last = {**_new_acc(), **extra["acc"]}, extra["wall_s"], extra.get("last_metrics", {})
         if self.writer:
             self.metrics.truncate(self.epoch)       # rows the interrupted run wrote later are redone
@@ -219,6 +325,9 @@ class Trainer:
         Data parallel: x, y are this rank's part; the loss and hits are summed
         over the ranks and the gradients averaged before the update.
         """
+        self.comm.step = self.step + 1                               # named if a collective hangs
+        if self.graph_step is not None:
+            return self._graph_train_step(x, y)
         xb, targets = self.objective.inputs(x, y, self.loader.seed, self.epoch, self.batch)   # mixup etc.
         logits = self.model.forward(xb, train=True)                  # (B, K); B: this rank's images
         yh = to_numpy(y)
@@ -255,24 +364,62 @@ class Trainer:
         self.acc["n"] += int(n)
         return loss, int(n)
 
+    def _graph_train_step(self, x, y):
+        """``_train_step`` as one CUDA graph replay (kernels/graphs.py): the paper's step, no tricks.
+
+        The loss and the hits are read after the replay, so a non-finite loss
+        is seen after its update (the checkpoint on disk stays the last good one).
+        """
+        yh = to_numpy(y)
+        if yh.min() < 0 or yh.max() >= self.num_classes:             # the graph's loss does not check
+            raise ValueError(f"label {yh.min() if yh.min() < 0 else yh.max()} out of range, expected "
+                             f"0 <= label < {self.num_classes}")
+        loss = float(self.graph_step(x, y))                          # one sync per step
+        logits = self.graph_step.logits
+        if not math.isfinite(loss):
+            raise Diverged(f"loss is {loss} at step {self.step + 1} (epoch {self.epoch + 1}, "
+                           f"batch {self.batch + 1})")
+        self.acc["loss"] += loss * len(yh)
+        self.acc["c1"] += int(correct_topk(logits, yh, 1).sum())
+        self.acc["c5"] += int(correct_topk(logits, yh, 5).sum())
+        self.acc["n"] += len(yh)
+        return loss, len(yh)
+
     def fit(self):
         """Train until ``epochs`` are done, ``max_steps`` is reached or a signal arrives.
 
         Returns a dict: stopped ("done", "max_steps", "signal"), epoch, step,
         wall_s, and the last metrics row.
         """
+        fresh = self.step == 0 and self.epoch == 0 and not self.restored
+        # rank 0 looks (data parallel: the other ranks would see the checkpoint it writes next)
+        if fresh and not self.overwrite and self.comm.any(self.writer and bool(existing_run(self.out))):
+            raise RunExistsError(f"{self.out} already holds a run ({', '.join(existing_run(self.out))}); "
+                                 "pass --resume to continue it or --overwrite to replace it")
         self.out.mkdir(parents=True, exist_ok=True)
+        for f, size in remove_stale_temp_files(self.checkpoint_path) if self.writer else ():
+            self.log(f"removed {f.name} ({size / 2**20:.1f} MiB), left by a checkpoint write that was killed")
         self._t0 = time.perf_counter()
-        if self.step == 0 and self.epoch == 0:     # a fresh run: replaces what an earlier one left in out
+        if fresh:                                  # a fresh run: replaces what an earlier one left in out
             if self.writer:
                 self.metrics.truncate(0)
             self.save()                            # a good checkpoint exists before the first step
         stopped = "done"
-        with StopRequest() as stop:
-            while self.epoch < self.epochs and stopped == "done":
-                stopped = self._run_epoch(stop)
+        with StopRequest(kept=lambda: f"the last checkpoint {self.checkpoint_path} (step {self.saved_step}) "
+                                      "is kept; --resume continues from it") as stop:
+            self._stop = stop                      # save() holds a second signal while it writes
+            try:
+                while self.epoch < self.epochs and stopped == "done":
+                    stopped = self._run_epoch(stop)
+            finally:
+                self._stop = None
         wall = self.wall + self._elapsed()
-        return {"stopped": stopped, "epoch": self.epoch, "step": self.step, "wall_s": wall, **self.last,
+        # the last metrics row first: its "epoch"/"step" are those of the last completed epoch,
+        # the run's own position (where it stopped) must win
+        return {**self.last, "stopped": stopped, "epoch": self.epoch, "step": self.step, "wall_s": wall,
+                "batch": self.batch, "steps_per_epoch": len(self.loader), "val_name": self.val_name,
+                "num_classes": self.num_classes, "last_epoch": self.last.get("epoch"),
+                "last_epoch_step": self.last.get("step"),
                 "ranks": self.comm.size, "allreduce_bytes_per_step": self.comm.grad_bytes}
 
     def _stop_reason(self, stop):
@@ -317,13 +464,15 @@ class Trainer:
             return self._stopped(reason, write=False)
         return "done"
 
+    def position(self):
+        """Where the run stands, as the log and the summary say it: 'step 10 (epoch 2, batch 2/8)'."""
+        return position_text(self.step, self.epoch, self.batch, len(self.loader))
+
     def _stopped(self, reason, write=True):
         path = self.save() if write else self.checkpoint_path
         self.comm.barrier("the barrier after the checkpoint")   # every rank returns once it is on disk
-        where = (f"epoch {self.epoch + 1}, batch {self.batch}/{len(self.loader)}" if self.batch
-                 else f"the end of epoch {self.epoch}")
-        self.log(f"stopped ({'Ctrl-C/SIGTERM' if reason == 'signal' else '--max-steps'}) at step {self.step}, "
-                 f"{where}; checkpoint {path}; continue with --resume")
+        self.log(f"stopped ({'Ctrl-C/SIGTERM' if reason == 'signal' else '--max-steps'}) at {self.position()}; "
+                 f"checkpoint {path}; continue with --resume")
         return reason
 
     def _end_epoch(self):
@@ -335,7 +484,7 @@ class Trainer:
                                  xp=self.xp)
         except ValueError:                          # non-finite logits on the validation set
             sums = (math.nan, 0, 0, max(hi - lo, 1))  # reduced with the others, so every rank stops
-        val_loss, val1, val5 = errors_from_sums(self.comm.allreduce_sum(sums))
+        val_loss, val1, val5 = errors_from_sums(self.comm.allreduce_sum(sums, "the validation all-reduce"))
         if not math.isfinite(val_loss):
             raise Diverged(f"validation loss is {val_loss} after step {self.step}")
         lr = self.optimizer.lr
@@ -349,9 +498,10 @@ class Trainer:
             self.metrics.append(row)
         self.last = row
         self.log(f"epoch {self.epoch}: train loss {row['train_loss']:.4f} top-1 {100 * row['train_top1']:.1f}% | "
-                 f"val loss {val_loss:.4f} top-1 {100 * val1:.1f}% top-5 {100 * val5:.1f}% | lr {lr:g} | "
+                 f"{self.val_name} loss {val_loss:.4f} top-1 {100 * val1:.1f}% {top5_text(val5, self.num_classes)} | "
+                 f"lr {lr:g} | "
                  f"{row['images_per_s']:.0f} img/s, data wait {100 * a['wait'] / max(a['seconds'], 1e-9):.0f}%"
-                 + (f" | fp16: {a['skipped']} steps skipped (overflow), loss scale {self.model.scaler.scale:g}"
+                 + (f" | {self.tricks.precision}: {a['skipped']} steps skipped (overflow), loss scale {self.model.scaler.scale:g}"
                     if hasattr(self.model, "scaler") else "") + self._comm_note(a))
         if self.plot and self.writer:
             from .figures import plot_curves       # matplotlib: only when drawing
@@ -373,4 +523,5 @@ def _new_acc():
 
 
 def _num_classes(model):
-    return model.config.num_classes            # AlexNet, TwoTowerAlexNet, MixedPrecisionNet
+    cfg = getattr(model, "config", None)       # AlexNet, TwoTowerAlexNet, MixedPrecisionNet
+    return cfg.num_classes if cfg is not None else model.num_classes   # e.g. cuda_convnet nets

@@ -82,7 +82,7 @@ class CpuKernel:
             if isinstance(a, np.ndarray):
                 if self.check is not None:
                     self.check(a)
-                expected = {"int32": np.int32, "uint8": np.uint8}.get(t, arrays[0].dtype)
+                expected = {"int32": np.int32, "uint8": np.uint8, "uint64": np.uint64}.get(t, arrays[0].dtype)
                 assert a.flags.c_contiguous and a.dtype == expected, (self.name, t, a.dtype)
                 c_args.append(a.ctypes.data_as(ctypes.c_void_p))
             else:

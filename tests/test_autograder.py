@@ -255,3 +255,30 @@ def test_grading_the_solutions_takes_well_under_10_s():
     code, out, _ = autograde("--lab", SOLUTIONS)
     assert code == EXIT_PASS, out
     assert time.monotonic() - t0 < 10
+
+
+def test_junit_report_for_ci_systems():
+    import xml.etree.ElementTree as ET
+    code, out, _ = autograde("--lab", ROOT / "tests" / "labs_wrong2" / "col2im_no_crop.py", "--names", "col2im",
+                             "--format", "junit")
+    assert code == EXIT_FAIL
+    suite = ET.fromstring(out)
+    cases = suite.findall("testcase")
+    assert len(cases) == 5 and suite.get("failures") == "2"        # the two cases with padding > 0
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert all("padding 1" in c.get("name") for c in failed)
+    assert "not cropped" in failed[0].find("failure").text
+
+
+def test_exit_and_input_in_student_code_do_not_stop_the_grading(tmp_path):
+    student = tmp_path / "rude.py"
+    student.write_text("import sys\n"
+                       "def softmax_cross_entropy(x, y):\n"
+                       "    if x.shape[0] == 5:\n"
+                       "        sys.exit(1)\n"
+                       "    return input('loss? '), x\n")
+    code, out, err = autograde("--lab", student, "--names", "softmax", "--timeout", "20")
+    assert code == EXIT_FAIL, out + err
+    assert "your code called exit(1) at rude.py line 4" in out
+    assert "EOFError" in out                                       # input() gets no terminal
+    assert "TIMEOUT" not in out and "Traceback" not in out + err

@@ -28,7 +28,7 @@ def nvrtc_or_skip():
 
 
 NDIM = {"x": 4, "cols": 2, "dout": 4, "arg": 4, "scale": 4, "out": 4, "g": 1,
-        "mean": 3, "top": 1, "left": 1, "flip": 1, "shift": 2}
+        "mean": 3, "top": 1, "left": 1, "flip": 1, "shift": 2, "seeds": 1}
 
 
 def wrapped_source(name, T):

@@ -141,6 +141,16 @@ def test_dropout_mask_is_the_splitmix_stream_thresholded(cuda_on_cpu, dtype, p):
     np.testing.assert_array_equal(mask.ravel(), (u >= p).astype(dtype))
 
 
+def test_dropout_mask_with_the_seed_in_a_buffer_is_the_same_stream(cuda_on_cpu):
+    """dropout_mask_buf (CUDA graphs read the seed from device memory) = the seed passed by value."""
+    seed = 2 ** 63 + 12345                                    # above int64: the full uint64 range
+    by_value = cuda_on_cpu.dropout_mask((5, 41), 0.3, seed, np.float32)
+    in_buffer = cuda_on_cpu.dropout_mask((5, 41), 0.3, np.array([seed], dtype=np.uint64), np.float32)
+    np.testing.assert_array_equal(by_value, in_buffer)
+    u, _ = splitmix_uniform(5 * 41, seed)
+    np.testing.assert_array_equal(in_buffer.ravel(), (u >= 0.3).astype(np.float32))
+
+
 def test_dropout_mask_keep_rate_and_seeds(cuda_on_cpu):
     a = cuda_on_cpu.dropout_mask((256, 512), 0.5, 1, np.float32)
     b = cuda_on_cpu.dropout_mask((256, 512), 0.5, 1, np.float32)

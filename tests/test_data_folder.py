@@ -1,4 +1,5 @@
 """Image folders in the ILSVRC layout (issue 4, item 1) and their bad input."""
+import os
 import warnings
 
 import numpy as np
@@ -25,7 +26,8 @@ def test_every_mode_becomes_rgb(tmp_path):
         assert a.ndim == 3 and a.shape[2] == 3 and a.dtype == np.uint8, name
     assert (np.asarray(load_rgb(files["grey"])) == 100).all()
     assert (np.asarray(load_rgb(files["palette"])) == [10, 20, 30]).all()  # palette index 0
-    assert (np.asarray(load_rgb(files["rgba"])) == 60).all()              # alpha dropped
+    # alpha 128 composited over white: round(60 * 128/255 + 255 * (1 - 128/255)) = 157
+    assert (np.asarray(load_rgb(files["rgba"])) == 157).all()
     red = np.asarray(load_rgb(files["cmyk"])).reshape(-1, 3).mean(0)
     assert red[0] > 240 and red[1] < 15 and red[2] < 15                    # CMYK (0,255,255,0) is red
     assert load_rgb(files["rgb_wide"]).size == (50, 30)                    # non-square kept as is
@@ -97,3 +99,41 @@ def test_unequal_sizes_need_a_crop(tmp_path):
     make_folder(tmp_path / "r")
     with pytest.raises(ValueError, match="short_side"):
         load_image_folder(tmp_path / "r")
+
+
+def test_16bit_greyscale_png_is_scaled_not_clipped(tmp_path):
+    """A 16-bit PNG holds 0..65535; v / 257 maps it onto 0..255 (Pillow's convert clips at 255)."""
+    from PIL import Image
+
+    v = np.array([[0, 257, 1000, 32768], [40000, 65278, 65535, 12850]], dtype=np.uint16)   # (2, 4)
+    Image.fromarray(v).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I;16")       # what Pillow reads it as
+    a = np.asarray(load_rgb(tmp_path / "g16.png"))                        # (2, 4, 3)
+    expected = np.rint(v / 257.0).astype(np.uint8)                        # 0, 1, 4, 128, 156, 254, 255, 50
+    for c in range(3):
+        np.testing.assert_array_equal(a[..., c], expected)
+    ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)   # mean 32760
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    assert abs(np.asarray(load_rgb(tmp_path / "ramp.png")).mean() - ramp.mean() / 257) < 0.5   # not ~254
+
+
+def test_alpha_is_composited_over_white(tmp_path):
+    from PIL import Image
+
+    rgb = np.array([[[200, 10, 0], [0, 0, 255], [60, 60, 60]]], dtype=np.uint8)           # (1, 3, 3)
+    alpha = np.array([[255, 0, 64]], dtype=np.uint8)
+    Image.fromarray(np.dstack([rgb, alpha]), mode="RGBA").save(tmp_path / "a.png")
+    Image.fromarray(np.dstack([rgb[..., 0], alpha]), mode="LA").save(tmp_path / "la.png")
+    out = np.asarray(load_rgb(tmp_path / "a.png")).astype(np.float64)
+    expected = rgb * (alpha[..., None] / 255) + 255 * (1 - alpha[..., None] / 255)       # naive formula
+    np.testing.assert_array_equal(out, np.rint(expected))                # opaque kept, transparent -> white
+    out_la = np.asarray(load_rgb(tmp_path / "la.png"))
+    np.testing.assert_array_equal(out_la[..., 1], np.rint(expected[..., 0]).astype(np.uint8))
+
+
+def test_symlink_loop_is_an_error_naming_it(tmp_path):
+    files = make_folder(tmp_path / "r")
+    loop = files["grey"].parent / "loop.jpg"
+    os.symlink(loop, loop)                                                # points at itself
+    with pytest.raises(ValueError, match=r"loop\.jpg.*symbolic link loop"):
+        list_image_folder(tmp_path / "r")

@@ -46,8 +46,10 @@ def test_too_large_for_memory_points_at_prepare(tmp_path, monkeypatch):
     imgs = FolderImages(tmp_path / "data" / "train", short_side=256, crop=256)
     with pytest.raises(ValueError, match=r"python -m minialex.data prepare .*data DST.*--data DST"):
         imgs.load()
+    with pytest.raises(ValueError, match="prepare"):
+        imgs[np.arange(6)]                # indexing (figures) is checked too
     x, _ = imgs.load(np.array([1]))   # one image fits
-    assert x.shape == (1, 3, 256, 256)
+    assert x.shape == (1, 3, 256, 256) and imgs[np.array([2])].shape == (1, 3, 256, 256)
 
 
 def test_train_on_a_folder_with_limit_decodes_only_the_limit(tmp_path, count_decodes):

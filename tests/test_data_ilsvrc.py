@@ -112,7 +112,7 @@ def test_labels_follow_the_synset_file_order(tmp_path):
 def test_flat_val_without_ground_truth_and_unknown_classes(tmp_path, capsys):
     tr, va = ilsvrc_tree(tmp_path / "src", train="folders", val="loc")
     (tmp_path / "src" / "LOC_val_solution.csv").rename(tmp_path / "solution.csv")
-    assert main(["prepare", str(tmp_path / "src"), str(tmp_path / "out"), "--quiet", "--workers", "1"]) == 1
+    assert main(["prepare", str(tmp_path / "src"), str(tmp_path / "out"), "--quiet", "--workers", "1"]) == 2   # bad input: exit 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "--val-labels" in err and "Traceback" not in err
     # a ground truth naming a class that train lacks: that file is skipped, with the reason listed
@@ -154,7 +154,18 @@ def test_list_source_reads_tar_members_in_place(tmp_path):
     ls = list_source(tmp_path / "src" / "train", max_per_class=2)
     assert len(ls) == 4 and ls.labels.tolist() == [0, 0, 1, 1]
     w = sorted(tr)[0]
-    assert ls.sources[0] == f"{w}.tar:{tr[w][0][0]}"
-    with open(ls.paths[0], "rb") as f:   # the byte range is the member's data
+    assert ls.source(0) == f"{w}.tar:{tr[w][0][0]}"
+    with open(ls.path(0), "rb") as f:   # the byte range is the member's data
         f.seek(ls.offsets[0])
         assert f.read(ls.sizes[0]) == tr[w][0][1]
+
+
+def test_one_split_is_labelled_against_train(tmp_path):
+    import shutil
+    tr, va = ilsvrc_tree(tmp_path / "src", train="folders", val="folders")
+    wnids = sorted(tr)
+    shutil.rmtree(tmp_path / "src" / "val" / wnids[0])   # val lacks the first class
+    assert main(["prepare", str(tmp_path / "src"), str(tmp_path / "val"), "--split", "val", "--short-side", "16",
+                 "--crop", "16", "--workers", "1", "--quiet"]) == 0
+    ps = open_prepared(tmp_path / "val")
+    assert ps.classes == wnids and sorted(set(ps.labels.tolist())) == [1, 2]

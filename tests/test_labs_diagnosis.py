@@ -130,3 +130,41 @@ def test_max_pool_ties_follow_the_spec_and_the_readable_layer():
     x[0, 0, 1, 2] = x[0, 0, 2, 0] = 1.0                     # two tied maxima in one 3x3 window
     dx = pool_run(x, np.ones((1, 1, 1, 1)), 3, 2)["dx"]
     assert dx[0, 0, 1, 2] == 1.0 and dx.sum() == 1.0       # the first in row-major order
+
+
+def test_every_variant_builds_on_every_case():
+    """The grader swallows a variant that raises (it proves nothing); this test does not."""
+    import numpy as np
+
+    from minialex.gradcheck.labcase import _reference, _variants
+    from minialex.labs.spec import CASES
+    for name, cases in CASES.items():
+        for case in cases:
+            inp = case.inputs()
+            ref = _reference(case, inp, None)
+            dout = None if name in ("col2im", "softmax_cross_entropy") else \
+                np.random.default_rng(0).standard_normal(ref["out"].shape)
+            got = list(_variants(case, inp, dout))
+            assert len(got) >= 5, (name, case.label)
+            for v in got:
+                assert v.part in ("forward", "backward") and v.step[0] == case.lab and v.cause, v.code
+                assert set(v.tensors) <= {"out", "loss", "dx", "w", "b"}, v.code
+
+
+def test_a_gradient_consistent_with_an_unknown_wrong_forward_is_said_to_follow_from_it():
+    import numpy as np
+
+    def softmax_cross_entropy(x, y):          # softmax at temperature 2: loss and dx agree with each other
+        N = x.shape[0]
+        z = x / 2 - (x / 2).max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        dx = np.exp(log_p)
+        dx[np.arange(N), y] -= 1
+        return -log_p[np.arange(N), y].mean(), dx / N / 2
+
+    res = grade({"softmax_cross_entropy": softmax_cross_entropy}, names="softmax")
+    loss_line, dx_line = res.rows[0].hints
+    assert "no known mistake matches this" in loss_line
+    assert "x the right value" not in loss_line
+    assert "right gradient of your own forward" in dx_line and "fix the forward first" in dx_line
+    assert not res.rows[0].codes                   # no cause is named that is not known

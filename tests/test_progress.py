@@ -33,3 +33,21 @@ def test_unknown_total_and_disabled():
     with Progress(total=3, file=out, enabled=False) as bar:
         bar.update(3)
     assert out.getvalue() == ""
+
+
+def test_train_bar_eta_leaves_out_the_first_step(monkeypatch):
+    """The first step compiles the numba kernels; an ETA from it would read hours (issue 15)."""
+    import io
+    import time
+
+    from minialex.trainer import TrainBar
+
+    now = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    bar = TrainBar(total=100, desc="epoch 1/8", unit="img", file=io.StringIO())
+    now[0] = 100.0                                   # the first step took 100 s (compiling)
+    bar.update(10)
+    assert "ETA after the first step" in bar.line() and "img/s" not in bar.line()
+    now[0] = 101.0                                   # the second took 1 s: 10 img/s
+    bar.update(10)
+    assert "10.0 img/s ETA 0:08" in bar.line()       # 80 images left at 10 img/s, not 20 img per 101 s

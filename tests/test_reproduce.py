@@ -41,10 +41,16 @@ def test_list_names_every_experiment(capsys):
         assert re.search(rf"^{re.escape(name)}\s+Sec\. ", out, re.M), name
 
 
+@pytest.fixture(scope="module")
+def quick_root(tmp_path_factory):
+    """One folder for every miniature: the ablations share their baseline runs there, as at full scale."""
+    return tmp_path_factory.mktemp("reproduce-quick")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_quick_writes_result_figure_and_metrics(name, tmp_path, capsys):
-    out = tmp_path / name
+def test_quick_writes_result_figure_and_metrics(name, quick_root, capsys):
+    out = quick_root / name
     assert main([name, "--quick", "--out", str(out)]) == 0
     text = (out / "result.md").read_text()
     assert "| claim | paper | ours |" in text
@@ -60,7 +66,7 @@ def test_quick_writes_result_figure_and_metrics(name, tmp_path, capsys):
         copied = (out / "metrics" / f"{run}.csv").read_text()
         assert copied == (out / "runs" / run / "metrics.csv").read_text()
         assert len(copied.strip().splitlines()) == 1 + info["epochs"]
-        assert "500 validation (held out" in info["data"]
+        assert "300 validation (held out" in info["data"]
     pngs = list(out.glob("*.png"))
     assert pngs and f"]({pngs[0].name})" in text
     assert pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -98,10 +104,12 @@ def test_a_run_reproduces_and_resumes_to_the_same_result(tmp_path):
 
 def test_report_only_trains_nothing(tmp_path):
     out = tmp_path / "r"
-    assert main([EXPERIMENTS[-1], "--quick", "--out", str(out), "--report"]) == 0
+    dest = tmp_path / "published"
+    assert main([EXPERIMENTS[-1], "--quick", "--out", str(out), "--report", "--publish", str(dest)]) == 0
     text = (out / "result.md").read_text()
     assert "not yet run" in text
     assert not (out / "runs").exists()
+    assert (dest / "result.md").read_text() == text and (dest / "metrics").is_dir()
 
 
 def test_unknown_experiment_is_one_line_error(capsys):
@@ -109,3 +117,33 @@ def test_unknown_experiment_is_one_line_error(capsys):
         main(["no-such-claim"])
     assert e.value.code == 2
     assert "invalid choice: 'no-such-claim'" in capsys.readouterr().err
+
+
+def test_published_headline_reads_a_result_and_says_when_there_is_none(tmp_path):
+    from minialex.reproduce.published import figure, headline
+
+    assert "no committed result for `fig1` yet" in headline("fig1", root=tmp_path)
+    assert figure("fig1", root=tmp_path) is None
+    d = tmp_path / "fig1"
+    d.mkdir()
+    (d / "result.md").write_text("# fig1: title\n\n| claim | paper | ours |\n|---|---|---|\n| x | 6x | 5.0x |\n\n"
+                                 "![fig1](fig1.png)\n\n## Runs\n\n| run | ... |\n")
+    (d / "fig1.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    text = headline("fig1", root=tmp_path)
+    assert "| x | 6x | 5.0x |" in text and "## Runs" not in text and "![fig1]" not in text
+    assert figure("fig1", root=tmp_path) == d / "fig1.png"
+
+
+def test_until_stops_at_the_target_and_a_resumed_run_does_not_train_past_it(tmp_path):
+    """Figure 1's runs train epoch by epoch until a target; a run cut off after reaching it only tests."""
+    from minialex.reproduce.runner import RunSpec, load_splits, train_run
+
+    data = load_splits(quick=True)
+    spec = RunSpec("until", net="fig1", epochs=5, lr=0.01, train_limit=128, seed=0, weight_decay=0.0,
+                   schedule="constant", pad=0, flip=False)
+    two = lambda m: len(m.get("epoch") or []) >= 2                      # "target reached" after 2 epochs
+    r = train_run(spec, data, tmp_path / "r", extra_epochs_until=two, log=lambda *_: None)
+    assert r["epochs"] == 2 and len(r["metrics"]["epoch"]) == 2
+    (tmp_path / "r" / "run.json").unlink()
+    again = train_run(spec, data, tmp_path / "r", resume=True, extra_epochs_until=two, log=lambda *_: None)
+    assert again["epochs"] == 2 and again["test_top1"] == r["test_top1"]

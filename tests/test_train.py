@@ -144,7 +144,8 @@ def test_resume_refuses_changed_options(tmp_path, capsys):
     assert run(tmp_path, "--epochs", "1", "--max-steps", "2", "--no-plot") == 0
     with pytest.raises(SystemExit) as e:
         run(tmp_path, "--resume", "--lr", "0.5")
-    assert "--lr" in str(e.value.code)
+    assert e.value.code == 2
+    assert "--lr differ from it" in capsys.readouterr().err
 
 
 def test_signal_writes_checkpoint_and_stops(tmp_path, monkeypatch, capsys):
@@ -199,3 +200,32 @@ def test_nan_loss_stops_with_the_step_and_keeps_last_good_checkpoint(tmp_path, c
     assert all(np.isfinite(v).all() for v in ck["params"].values())
     bad_step = int(err.split("at step ")[1].split()[0].rstrip(";,"))
     assert ck["extra"]["step"] < bad_step
+
+
+def test_status_lines_name_the_split_the_position_and_skip_a_trivial_top5(tmp_path, capsys):
+    """Issue 15, item 7: the summary's step is where the run stopped; a val/ split is called val;
+    with five classes or fewer top-5 error is always 0, so it reads n/a."""
+    from minialex import evaluate
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in ("ant", "bee", "cat"):
+            (tmp_path / "d" / split / c).mkdir(parents=True)
+            for i in range(6):
+                Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                    tmp_path / "d" / split / c / f"{i}.png")
+    out = tmp_path / "run"
+    argv = ["--config", "tiny", "--batch-size", "4", "--quiet", "--no-plot", "--data", str(tmp_path / "d"),
+            "--out", str(out), "--epochs", "3", "--max-steps", "6"]
+    assert train.main(argv) == 0                    # 18 images: 5 steps per epoch; stops at step 6
+    text = capsys.readouterr().out
+    assert "| val loss" in text and "top-5 n/a (3 classes)" in text and "test loss" not in text
+    assert "stopped (--max-steps) at step 6 (epoch 2, batch 1/5)" in text
+    assert "stopped at step 6 (epoch 2, batch 1/5) (max_steps)" in text
+    assert "summary after epoch 1 (step 5)" in text
+    assert "val   top-1 error" in text and "top-5 n/a (3 classes)" in text.split("summary")[-1]
+    assert train.main(["--out", str(out), "--resume", "--max-steps", "7"]) == 0
+    assert "resumed " + str(out / "checkpoint.npz") + " at step 6 (epoch 2, batch 1/5)" in capsys.readouterr().out
+    assert evaluate.main([str(out / "checkpoint.npz"), "--data", str(tmp_path / "d")]) == 0
+    table = capsys.readouterr().out
+    assert "n/a" in table and "3 classes" in table

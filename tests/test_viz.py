@@ -106,3 +106,31 @@ def test_cli_figures(tmp_path, capsys):
         out = tmp_path / f"fig{i}.png"
         assert viz.main([*argv, "-o", str(out)]) == 0
         assert_png(out, size)
+
+
+def test_moved_from_init_rebuilds_the_initial_weights_from_the_config():
+    """Figure 3 is readable only once conv1 has moved from its random start; the measure of that."""
+    model = AlexNet(AlexNetConfig.tiny(seed=3))
+    assert figures.moved_from_init(model) == 0.0                 # same seed -> the same initial weights
+    w = model["conv1"].params["w"]
+    w0 = w.copy()
+    w += 0.5 * w0                                                # ||w - w0|| = 0.5 ||w0||
+    assert abs(figures.moved_from_init(model) - 0.5) < 1e-12
+    rng = np.random.default_rng(0)
+    w[...] = w0 + rng.standard_normal(w0.shape)
+    expected = np.linalg.norm(w - w0) / np.linalg.norm(w0)
+    assert abs(figures.moved_from_init(model) - expected) < 1e-12
+
+
+def test_cli_filters_says_how_far_conv1_moved(tmp_path, capsys):
+    from minialex.checkpoint import save_checkpoint
+
+    model = AlexNet(AlexNetConfig.cifar(seed=1))                  # untrained: moved 0%
+    mean = np.zeros((3, 32, 32), np.float32)
+    ck = tmp_path / "run" / "checkpoint.npz"
+    save_checkpoint(ck, model, extra={"preprocess": {"crop": 32, "pad": 4, "image_size": 32, "scale": 1.0,
+                                                     "mean": mean.tolist()}})
+    assert viz.main(["filters", str(ck)]) == 0                    # no -o: beside the checkpoint
+    out = capsys.readouterr().out
+    assert_png(tmp_path / "run" / "filters.png", (800, 600))
+    assert "moved 0.0% from their initialisation" in out and "docs/results.md" in out

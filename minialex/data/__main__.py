@@ -7,10 +7,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+from ..errors import OneLineParser, run_cli
 
 PREPARE_HELP = """\
 Preprocess images once, as in Sec. 2 of the paper: every image is converted to
@@ -55,17 +59,37 @@ Unreadable images are skipped and listed; non-image files are ignored.
 """
 
 
+def _positive(name):
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {s!r}") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v}")
+        return v
+    return parse
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m minialex.data", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The command line; every error is one line on stderr and exit code 2 (minialex.errors)."""
+    return run_cli(_main, argv)
+
+
+def _main(argv=None):
+    ap = OneLineParser(prog="python -m minialex.data", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="errors: one line and exit code 2; --debug (or MINIALEX_DEBUG=1) shows the traceback")
+    ap.add_argument("--debug", action="store_true", help="on an error, show the full Python traceback")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("prepare", help="preprocess an image folder (Sec. 2) into a prepared set",
                        description=PREPARE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="folder holding train/ and val/ (or test/), or one split's folder")
     p.add_argument("dst", help="output folder: DST/train, DST/val, ... (must not exist)")
-    p.add_argument("--short-side", type=int, default=256, help="rescale the shorter side to this (Sec. 2: 256)")
-    p.add_argument("--crop", type=int, default=256, help="central crop size (Sec. 2: 256)")
+    p.add_argument("--short-side", type=_positive("--short-side"), default=256,
+                   help="rescale the shorter side to this (Sec. 2: 256)")
+    p.add_argument("--crop", type=_positive("--crop"), default=256, help="central crop size (Sec. 2: 256)")
     p.add_argument("--split", default=None, help="prepare only SRC/SPLIT (e.g. train, val) into DST")
     p.add_argument("--synsets", default=None,
                    help="wnid<TAB>name file (e.g. imagenet-synsets.tsv): readable names, class order")
@@ -73,9 +97,11 @@ def main(argv=None):
                    help="ground truth of a flat val/: LOC_val_solution.csv or ILSVRC2012_validation_ground_truth.txt")
     p.add_argument("--devkit-meta", default=None, metavar="FILE",
                    help="the devkit's data/meta.mat (ILSVRC2012_ID -> wnid), or its text form, for the ground truth")
-    p.add_argument("--max-per-class", type=int, default=None, help="only the first N files of each class")
-    p.add_argument("--workers", type=int, default=None, help="decoding processes (default: all cores)")
-    p.add_argument("--chunk", type=int, default=256,
+    p.add_argument("--max-per-class", type=_positive("--max-per-class"), default=None,
+                   help="only the first N files of each class")
+    p.add_argument("--workers", type=_positive("--workers"), default=None,
+                   help="decoding processes (default: all cores)")
+    p.add_argument("--chunk", type=_positive("--chunk"), default=256,
                    help="images per unit of work; a kill loses at most one chunk per worker (default 256)")
     p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -89,6 +115,7 @@ def main(argv=None):
 
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
+        _check_prepare_paths(ap, args)
         return _prepare(args)
     elif args.cmd == "info":
         from .prepared import open_prepared
@@ -108,23 +135,42 @@ def main(argv=None):
     return 0
 
 
+def _check_prepare_paths(ap, args):
+    """SRC, DST and the sizes, checked before any image is read (one line each, exit 2)."""
+    if args.crop > args.short_side:
+        ap.error(f"--crop {args.crop} must not exceed --short-side {args.short_side} (Sec. 2: 256 of 256)")
+    src = Path(args.src) / args.split if args.split else Path(args.src)
+    if not src.is_dir():
+        ap.error(f"SRC {src}: no such folder; expected an image folder (SRC/train/<class>/<images>, ...)")
+    for name in ("val_labels", "devkit_meta", "synsets"):
+        f = getattr(args, name)
+        if f is not None and not Path(f).is_file():
+            ap.error(f"--{name.replace('_', '-')} {f}: no such file")
+    dst = Path(args.dst)
+    if dst.exists() and not dst.is_dir():
+        ap.error(f"DST {dst} is a file; expected a folder for the prepared set")
+    parent = dst
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        ap.error(f"DST {dst}: {parent} is not a writable folder")
+
+
 def _prepare(args):
-    from .ilsvrc import read_val_labels
+    from .ilsvrc import read_val_labels, source_classes
     from .preparer import prepare, prepare_splits
 
-    t0 = time.perf_counter()
-    try:
-        val_labels = read_val_labels(args.val_labels, args.devkit_meta) if args.val_labels else None
-        kw = dict(short_side=args.short_side, crop=args.crop, synsets=args.synsets, val_labels=val_labels,
-                  max_per_class=args.max_per_class, workers=args.workers, progress=not args.quiet,
-                  overwrite=args.overwrite, chunk=args.chunk)
-        if args.split:
-            sets = {args.split: prepare(args.src, args.dst, split=args.split, **kw)}
-        else:
-            sets = prepare_splits(args.src, args.dst, **kw)
-    except (ValueError, FileExistsError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    t0 = time.perf_counter()               # errors: one line and exit code 2, through run_cli
+    val_labels = read_val_labels(args.val_labels, args.devkit_meta) if args.val_labels else None
+    kw = dict(short_side=args.short_side, crop=args.crop, synsets=args.synsets, val_labels=val_labels,
+              max_per_class=args.max_per_class, workers=args.workers, progress=not args.quiet,
+              overwrite=args.overwrite, chunk=args.chunk)
+    if args.split:   # labelled against SRC/train's classes when there is one, as prepare_splits does
+        train = Path(args.src) / "train"
+        classes = source_classes(train, args.synsets) if args.split != "train" and train.is_dir() else None
+        sets = {args.split: prepare(args.src, args.dst, split=args.split, classes=classes, **kw)}
+    else:
+        sets = prepare_splits(args.src, args.dst, **kw)
     dt = time.perf_counter() - t0
     n = sum(len(ps) for ps in sets.values())
     for split, ps in sets.items():

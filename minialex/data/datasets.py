@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cifar10 import load_cifar10
+from ..errors import DataError
+from .cifar10 import CIFAR10NotFound, load_cifar10
 from .default import load_default
 from .folder_images import FolderImages
 from .prepared import open_prepared
@@ -33,6 +34,23 @@ class Dataset:
     name: str
     mean: np.ndarray = None        # (3, S, S) training mean image (Sec. 2); computed when None
     pca: tuple = None              # (eigvals, eigvecs) of the training RGB covariance (Sec. 4.1)
+    held_name: str = "test"        # what the held-out split is: "val" or "test" (the log says so)
+
+
+def check_data_folder(spec, need_train=True):
+    """Raise DataError unless ``spec`` is a folder with train/ (if needed) and val/ or test/."""
+    root = Path(spec)
+    if not root.exists():
+        raise DataError(f"--data {spec!r}: no such folder; expected default, cifar10 or a folder with train/ "
+                        "and val/ (or test/)")
+    if not root.is_dir():
+        raise DataError(f"--data {spec!r} is a file; expected default, cifar10 or a folder with train/ and "
+                        "val/ (or test/)")
+    missing = ([] if (root / "train").is_dir() or not need_train else ["train/"]) + \
+        ([] if (root / "val").is_dir() or (root / "test").is_dir() else ["val/ (or test/)"])
+    if missing:
+        raise DataError(f"--data {spec}: no {' and no '.join(missing)} in it; expected {root}/train/ and "
+                        f"{root}/val/ (or {root}/test/), each an image folder or a prepared set")
 
 
 def load_dataset(spec, image_size=32, data_root="data", download=False, seed=0):
@@ -49,7 +67,7 @@ def load_dataset(spec, image_size=32, data_root="data", download=False, seed=0):
         try:
             xtr, ytr, xte, yte, classes = load_cifar10(root, download=download)
             return Dataset(xtr, ytr, xte, yte, tuple(classes), f"CIFAR-10 ({root})")
-        except ValueError:
+        except CIFAR10NotFound:                     # absent: the JPEG copy; corrupt or forged: an error
             jpg = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10-jpg"
             if not jpg.is_dir():
                 raise
@@ -59,19 +77,20 @@ def load_dataset(spec, image_size=32, data_root="data", download=False, seed=0):
                 raise ValueError(f"{jpg}: train classes {tr.classes} differ from test classes {te.classes}")
             return Dataset(tr, tr.labels, te, te.labels, tuple(tr.classes), f"CIFAR-10 JPEG copy ({jpg})")
     root = Path(spec)
-    held = next((root / s for s in ("val", "test") if (root / s).is_dir()), None)
-    if not (root / "train").is_dir() or held is None:
-        raise ValueError(f"--data {spec}: expected {root}/train and {root}/val (or {root}/test)")
+    check_data_folder(spec)
+    held = next(root / s for s in ("val", "test") if (root / s).is_dir())
     if (root / "train" / "meta.json").is_file():
         tr, te = open_prepared(root / "train"), open_prepared(held)
         names = tuple(tr.names)
-        return Dataset(tr.images, tr.labels, te.images, te.labels, names, f"prepared {root}", tr.mean, tr.pca)
+        return Dataset(tr.images, tr.labels, te.images, te.labels, names, f"prepared {root}", tr.mean, tr.pca,
+                       held_name=held.name)
     big = image_size > 64
     kw = dict(short_side=image_size, crop=image_size) if big else {}
     tr, te = FolderImages(root / "train", progress=True, **kw), FolderImages(held, progress=True, **kw)
     if tr.classes != te.classes:
-        raise ValueError(f"--data {spec}: classes of train/ and {held.name}/ differ")
-    return Dataset(tr, tr.labels, te, te.labels, tuple(tr.names), f"image folder {root}")
+        raise DataError(f"--data {spec}: classes of train/ and {held.name}/ differ "
+                        f"({len(tr.classes)} and {len(te.classes)} class folders)")
+    return Dataset(tr, tr.labels, te, te.labels, tuple(tr.names), f"image folder {root}", held_name=held.name)
 
 
 def subset(x, y, n, seed):

@@ -5,7 +5,11 @@ wnid is its position in the sorted list (the usual ILSVRC-2012 convention,
 Sec. 2). A synset file (``wnid<TAB>name`` per line, e.g.
 ``../shared/data/imagenet-synsets.tsv``) optionally maps wnids to readable
 names. Files whose extension is not an image extension are ignored; every
-decoded image is converted to RGB (greyscale, CMYK, palette, alpha).
+decoded image is converted to 8-bit RGB (``to_rgb``): 16-bit greyscale is
+scaled to 8 bits (v / 257, not clipped at 255), and an alpha channel is
+composited over white (transparent pixels become white, not whatever colour
+the file stores under them); greyscale, CMYK and palettes by Pillow's formulas.
+A symbolic link loop in a folder is an error naming it.
 """
 from __future__ import annotations
 
@@ -58,12 +62,21 @@ def read_synsets(path) -> dict:
     return out
 
 
+def _is_file(entry) -> bool:
+    """``entry.is_file()``, but a symbolic link loop is a ValueError naming the link."""
+    try:
+        return entry.is_file()
+    except OSError as e:
+        raise ValueError(f"cannot read {entry.path}: {e.strerror or e} (a symbolic link loop or a broken "
+                         "file system entry); remove or fix it") from None
+
+
 def _image_files(folder: Path) -> list:
     """Image files directly in ``folder``, sorted by name (hidden and non-image files skipped)."""
     with os.scandir(folder) as it:  # scandir knows file types without a stat per file
         names = [e.name for e in it
                  if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_EXTENSIONS
-                 and e.is_file()]
+                 and _is_file(e)]
     return [folder / n for n in sorted(names)]
 
 
@@ -110,18 +123,33 @@ def list_image_folder(root, synsets=None, max_per_class=None) -> ImageFolder:
 
 
 def load_rgb(path) -> Image.Image:
-    """Open an image file and return it as a decoded RGB ``PIL.Image``.
-
-    Palette images with transparency go through RGBA first so the
-    transparent colour is resolved by Pillow; alpha is then dropped (not
-    composited). CMYK and greyscale are converted by Pillow's standard
-    formulas.
-    """
+    """Open an image file and return it as a decoded 8-bit RGB ``PIL.Image`` (see ``to_rgb``)."""
     with Image.open(path) as im:
         im.load()
-        if im.mode == "P" and "transparency" in im.info:
-            im = im.convert("RGBA")
-        return im.convert("RGB") if im.mode != "RGB" else im.copy()
+        return to_rgb(im)
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow image as 8-bit RGB, pixel values preserved.
+
+    - 16-bit greyscale ("I;16*", and "I" holding values above 255): v / 257,
+      rounded, so 65535 -> 255 (Pillow's own convert clips at 255: a 16-bit
+      image would come out almost white);
+    - alpha ("RGBA", "LA", "PA", palettes with a transparent colour):
+      composited over a white background, out = a*rgb + (1-a)*255;
+    - CMYK, greyscale, palettes: Pillow's standard conversion.
+    """
+    if im.mode.startswith("I;16") or im.mode == "I":
+        a = np.asarray(im).astype(np.float64)                   # (H, W) uint16 or int32
+        if im.mode.startswith("I;16") or a.max() > 255:
+            a = a / 257.0
+        im = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), mode="L")
+    if im.mode == "P" and "transparency" in im.info or im.mode in ("LA", "La", "PA", "RGBa"):
+        im = im.convert("RGBA")
+    if im.mode == "RGBA":
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, im).convert("RGB")
+    return im.convert("RGB") if im.mode != "RGB" else im.copy()
 
 
 def warn_skipped(skipped, where=""):

@@ -82,7 +82,12 @@ class FolderImages:
         Returns ``(x (n, 3, H, W) uint8, y (n,) int64)``.
         Raises ValueError, pointing at prepare, when they would not fit.
         """
-        n = len(self) if indices is None else len(indices)
+        self._check_fits(len(self) if indices is None else len(indices), what)
+        x, y, _ = load_image_folder(self.root, self.short_side, self.crop, folder=self.folder, indices=indices,
+                                    progress=self.progress)
+        return x, y
+
+    def _check_fits(self, n, what="--data"):
         need, avail = self.nbytes(n), available_memory()
         if need > avail // 2:
             raise ValueError(
@@ -90,13 +95,11 @@ class FolderImages:
                 f"half of the {avail / 2**30:.1f} GiB available; prepare the folder once "
                 f"(python -m minialex.data prepare {self.root.parent} DST) and train with --data DST, which reads "
                 "the images from disk batch by batch, or use --limit N")
-        x, y, _ = load_image_folder(self.root, self.short_side, self.crop, folder=self.folder, indices=indices,
-                                    progress=self.progress)
-        return x, y
 
     def __getitem__(self, idx):
         """Decode the files ``idx`` (int array or slice) -> (n, 3, H, W) uint8; raise on an unreadable file."""
         pick = np.arange(len(self))[idx]
+        self._check_fits(np.size(pick))
         out = np.empty((len(np.atleast_1d(pick)),) + self.shape[1:], dtype=np.uint8)
         for j, i in enumerate(np.atleast_1d(pick)):
             a = preprocess_image(self.folder.paths[i], self.short_side, self.crop)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .folder import IMAGE_EXTENSIONS, list_image_folder, read_synsets
+from .folder import IMAGE_EXTENSIONS, _image_files, read_synsets
 
 GROUND_TRUTH = "ILSVRC2012_validation_ground_truth.txt"
 LOC_SOLUTION = "LOC_val_solution.csv"
@@ -52,11 +52,13 @@ SPLITS = ("train", "val", "test")
 class SourceList:
     """Every image of one split, in a fixed order (nothing decoded).
 
+    Kept compact, since a full ILSVRC-2012 train split lists 1.28M files:
+    about 60 bytes a file in NumPy arrays, not Python objects per file.
+
     Attributes
     ----------
     root : Path                     the split folder
-    sources : list of str, (N,)     name for the manifest, relative to root ("n01/x.JPEG", "n01.tar:x.JPEG")
-    paths : list of str, (N,)       the file to read (the tar file for a tar member)
+    sources : (N,) bytes array      name relative to root, for the manifest: b"n01/x.JPEG", b"n01.tar:x.JPEG"
     offsets, sizes : (N,) int64     byte range of a tar member's data; -1 for a plain file
     labels : (N,) int64             class index; -1 when the image cannot be labelled
     reasons : dict {i: str}         why an image with label -1 is skipped
@@ -64,8 +66,7 @@ class SourceList:
     """
 
     root: Path
-    sources: list
-    paths: list
+    sources: np.ndarray
     offsets: np.ndarray
     sizes: np.ndarray
     labels: np.ndarray
@@ -76,11 +77,19 @@ class SourceList:
     def __len__(self):
         return len(self.sources)
 
+    def source(self, i) -> str:
+        return self.sources[i].decode("utf-8", "surrogateescape")
+
+    def path(self, i) -> str:
+        """The file to read for image i (the tar file for a tar member)."""
+        s = self.source(i)
+        return str(self.root / (s.split(":", 1)[0] if self.offsets[i] >= 0 else s))
+
     def digest(self) -> str:
         """sha256 of the listing (names, byte ranges, labels): a resumed prepare checks it."""
         h = hashlib.sha256()
-        for s, o, n, y in zip(self.sources, self.offsets.tolist(), self.sizes.tolist(), self.labels.tolist()):
-            h.update(f"{s}\t{o}\t{n}\t{y}\n".encode())
+        for a in (self.sources, self.offsets, self.sizes, self.labels):
+            h.update(np.ascontiguousarray(a).tobytes())
         h.update("\t".join(self.classes).encode())
         return h.hexdigest()
 
@@ -112,6 +121,35 @@ def order_classes(wnids, synsets=None) -> list:
     return sorted(wnids, key=lambda w: (pos.get(w, len(pos)), w))
 
 
+def _encode(names) -> np.ndarray:
+    """str names -> (n,) bytes array (compact: one buffer, not one object per name)."""
+    return np.array([n.encode("utf-8", "surrogateescape") for n in names], dtype=bytes)
+
+
+def _class_groups(root: Path, dirs, tars, flat, val_labels, max_per_class):
+    """Yield ``(wnid or None per file, source names, offsets, sizes)`` one class (or the flat folder) at a time."""
+    for c in dirs:
+        files = _image_files(root / c)[:max_per_class]
+        if not files:
+            raise ValueError(f"class folder {str(root / c)!r} has no image files "
+                             f"(looked for extensions {', '.join(IMAGE_EXTENSIONS)})")
+        yield [c] * len(files), [f"{c}/{p.name}" for p in files], [-1] * len(files), [-1] * len(files)
+    for t in tars:
+        members = list_tar(root / t, max_per_class)
+        yield ([t[:-len(".tar")]] * len(members), [f"{t}:{m}" for m, _, _ in members],
+               [o for _, o, _ in members], [n for _, _, n in members])
+    if flat:
+        wnids = [val_labels.get(os.path.splitext(n)[0]) for n in flat]
+        if max_per_class is not None:
+            seen, keep = {}, []
+            for w in wnids:
+                seen[w] = seen.get(w, 0) + 1
+                keep.append(seen[w] <= max_per_class)
+            flat = [n for n, k in zip(flat, keep) if k]
+            wnids = [w for w, k in zip(wnids, keep) if k]
+        yield wnids, flat, [-1] * len(flat), [-1] * len(flat)
+
+
 def list_source(root, classes=None, synsets=None, val_labels=None, max_per_class=None) -> SourceList:
     """List one split folder in any of the layouts above.
 
@@ -135,53 +173,36 @@ def list_source(root, classes=None, synsets=None, val_labels=None, max_per_class
     dirs = [n for n, d, _ in entries if d]
     tars = [n for n, d, f in entries if f and n.endswith(".tar")]
     flat = [n for n, d, f in entries if f and _is_image(n)]
-    items = []  # (wnid, source name, path, offset, size)
-    if dirs:
-        folder = list_image_folder(root, max_per_class=max_per_class)
-        for p, y in zip(folder.paths, folder.labels.tolist()):
-            c = folder.classes[y]
-            items.append((c, f"{c}/{p.name}", str(p), -1, -1))
-    for t in tars:
-        wnid = t[:-len(".tar")]
-        for name, off, size in list_tar(root / t, max_per_class):
-            items.append((wnid, f"{t}:{name}", str(root / t), off, size))
-    unlabelled = {}
-    if flat:
-        if val_labels is None:
-            val_labels = find_val_labels(root.parent)
+    if flat and val_labels is None:
+        val_labels = find_val_labels(root.parent)
         if val_labels is None:
             raise ValueError(
                 f"{root} holds images directly (the flat ILSVRC-2012 val layout) but no ground truth was found; "
                 f"give --val-labels {LOC_SOLUTION} or --val-labels {GROUND_TRUTH} with --devkit-meta {META}")
-        for n in flat:
-            wnid = val_labels.get(os.path.splitext(n)[0])
-            if wnid is None:
-                unlabelled[len(items)] = "no ground-truth label for this file"
-            items.append((wnid, n, str(root / n), -1, -1))
-        if max_per_class is not None:
-            seen, kept = {}, []
-            for it in items:
-                seen[it[0]] = seen.get(it[0], 0) + 1
-                if seen[it[0]] <= max_per_class:
-                    kept.append(it)
-            items = kept
-    if not items:
+    if classes is None:
+        found = dirs + [t[:-len(".tar")] for t in tars]
+        if flat:   # the classes that occur in this folder
+            found += [w for w in (val_labels.get(os.path.splitext(n)[0]) for n in flat) if w is not None]
+        classes = order_classes(found, list(synsets) if synsets else None)
+    index = {c: k for k, c in enumerate(classes)}
+    sources, labels, offsets, sizes, reasons, n = [], [], [], [], {}, 0
+    for wnids, names, offs, lens in _class_groups(root, dirs, tars, flat, val_labels, max_per_class):
+        lab = np.array([index.get(w, -1) for w in wnids], dtype=np.int64)
+        for j in np.flatnonzero(lab < 0):
+            w = wnids[j]
+            reasons[n + int(j)] = ("no ground-truth label for this file" if w is None else
+                                   f"class {w} is not among the {len(classes)} training classes")
+        sources.append(_encode(names))
+        labels.append(lab)
+        offsets.append(np.asarray(offs, dtype=np.int64))
+        sizes.append(np.asarray(lens, dtype=np.int64))
+        n += len(names)
+    if n == 0:
         raise ValueError(f"no images in {str(root)!r}: expected <class>/<image> folders, <wnid>.tar files "
                          f"or a flat folder of images with a ground-truth file")
-    if classes is None:
-        classes = order_classes([w for w, *_ in items if w is not None],
-                                list(synsets) if synsets else None)
-    index = {c: k for k, c in enumerate(classes)}
-    labels = np.empty(len(items), dtype=np.int64)
-    reasons = {}
-    for i, (wnid, *_) in enumerate(items):
-        labels[i] = index.get(wnid, -1)
-        if labels[i] < 0:
-            reasons[i] = unlabelled.get(i) or f"class {wnid} is not among the {len(classes)} training classes"
     names = [synsets.get(c, c) for c in classes] if synsets else list(classes)
-    return SourceList(root, [it[1] for it in items], [it[2] for it in items],
-                      np.array([it[3] for it in items], dtype=np.int64),
-                      np.array([it[4] for it in items], dtype=np.int64), labels, list(classes), names, reasons)
+    return SourceList(root, np.concatenate(sources), np.concatenate(offsets), np.concatenate(sizes),
+                      np.concatenate(labels), list(classes), names, reasons)
 
 
 # ---------------------------------------------------------------- ground truth

@@ -137,11 +137,14 @@ def open_prepared(path) -> PreparedSet:
     meta_file = path / "meta.json"
     if not meta_file.is_file():
         raise ValueError(f"{path} is not a prepared set (no meta.json); run `python -m minialex.data prepare`")
-    with open(meta_file, encoding="utf-8") as f:
-        meta = json.load(f)
+    try:
+        with open(meta_file, encoding="utf-8") as f:
+            meta = json.load(f)
+        shape = tuple(int(v) for v in meta["shape"])
+    except (ValueError, KeyError, TypeError) as e:   # JSONDecodeError is a ValueError
+        raise ValueError(f"{meta_file} is corrupt ({type(e).__name__}: {e}); prepare the set again") from None
     if meta.get("format") != FORMAT_VERSION:
         raise ValueError(f"{path}: prepared-set format {meta.get('format')!r}, expected {FORMAT_VERSION}")
-    shape = tuple(meta["shape"])
     expected = int(np.prod(shape))
     size = (path / "images.u8").stat().st_size
     if size != expected:

@@ -92,8 +92,8 @@ def decode_chunk(images_path, start, items, short_side, crop):
     status = np.full(len(items), OK, dtype=np.uint8)
     reasons = {}
     sum_img = np.zeros((S, S, 3), dtype=np.int64)
-    sum_rgb = np.zeros(3)          # float64 sums of integers stay exact below 2**53:
-    sum_outer = np.zeros((3, 3))   # a chunk adds at most n * S*S * 255**2 (256 images of 256x256: 1.1e12)
+    sum_outer = np.zeros((3, 3))   # float64 sums of integers stay exact below 2**53: a chunk adds at most
+                                   # n * S*S * 255**2 (256 images of 256x256: 1.1e12)
     fd = os.open(images_path, os.O_WRONLY)
     try:
         for j, (path, offset, size, skip) in enumerate(items):
@@ -105,14 +105,15 @@ def decode_chunk(images_path, start, items, short_side, crop):
             except Exception as e:  # corrupt, truncated, unreadable: skipped with the reason
                 status[j], reasons[start + j] = SKIPPED, f"{type(e).__name__}: {e}"
                 continue
-            os.pwrite(fd, np.ascontiguousarray(a.transpose(2, 0, 1)).data, (start + j) * row_bytes)  # -> (3, S, S)
+            chw = np.ascontiguousarray(a.transpose(2, 0, 1))    # (S, S, 3) -> (3, S, S), the stored layout
+            os.pwrite(fd, chw.data, (start + j) * row_bytes)
             sum_img += a
-            px = a.reshape(-1, 3).astype(np.float64)             # (S*S, 3)
-            sum_rgb += px.sum(axis=0)
-            sum_outer += np.einsum("ni,nj->ij", px, px)          # no BLAS threads in the workers
+            planes = chw.reshape(3, -1).astype(np.float64)      # (3, S*S)
+            sum_outer += np.einsum("ij,kj->ik", planes, planes)  # sum over pixels of x x^T; no BLAS threads
     finally:
         os.close(fd)
-    return (start, status, reasons, sum_img, sum_rgb.astype(np.int64), sum_outer.astype(np.int64),
+    sum_rgb = sum_img.sum(axis=(0, 1))                           # (3,) int64, from the exact image sum
+    return (start, status, reasons, sum_img, sum_rgb, sum_outer.astype(np.int64),
             int((status == OK).sum()))
 
 
@@ -299,7 +300,7 @@ def _run_chunks(listing, work, state, short_side, crop, chunk, workers, progress
 
     def task(k):
         lo, hi = k * chunk, min(N, (k + 1) * chunk)
-        items = [(listing.paths[i], int(listing.offsets[i]), int(listing.sizes[i]), listing.reasons.get(i))
+        items = [(listing.path(i), int(listing.offsets[i]), int(listing.sizes[i]), listing.reasons.get(i))
                  for i in range(lo, hi)]
         return (images_path, lo, items, short_side, crop)
 
@@ -342,7 +343,7 @@ def _finish(listing, work, dst, state, src, split, short_side, crop, plan):
     row_bytes = 3 * S * S
     ok = np.flatnonzero(state.status == OK)
     k = len(ok)
-    skipped = [(listing.sources[i], state.reasons.get(i, "")) for i in np.flatnonzero(state.status == SKIPPED)]
+    skipped = [(listing.source(i), state.reasons.get(i, "")) for i in np.flatnonzero(state.status == SKIPPED)]
     warn_skipped(skipped, src)
     if k == 0:
         shutil.rmtree(work, ignore_errors=True)
@@ -393,7 +394,7 @@ def _write_files(listing, work, state, row, ok, k, S, skipped) -> dict:
     text("classes.txt", [f"{c}\t{n}\n" for c, n in zip(listing.classes, listing.names)])
     status_name = {OK: "ok", SKIPPED: "skipped"}
     text("manifest.tsv", itertools.chain(["source\tlabel\tclass\tstatus\trow\treason\n"], (
-        f"{listing.sources[i]}\t{listing.labels[i]}\t"
+        f"{listing.source(i)}\t{listing.labels[i]}\t"
         f"{listing.classes[listing.labels[i]] if listing.labels[i] >= 0 else ''}\t"
         f"{status_name[state.status[i]]}\t{row[i]}\t{state.reasons.get(i, '')}\n" for i in range(N))))
     text("skipped.tsv", ["source\treason\n"] + [f"{s}\t{r}\n" for s, r in skipped])

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .folder import load_rgb
+from .folder import load_rgb, to_rgb
 
 
 def short_side_size(width: int, height: int, short_side: int) -> tuple:
@@ -64,7 +64,7 @@ def preprocess_image(src, short_side=256, crop=256) -> np.ndarray:
     -------
     np.ndarray, uint8, (crop, crop, 3) HWC
     """
-    im = load_rgb(src) if not isinstance(src, Image.Image) else src.convert("RGB")
+    im = load_rgb(src) if not isinstance(src, Image.Image) else to_rgb(src)
     if short_side is not None:
         im = resize_short_side(im, short_side)
     a = np.asarray(im, dtype=np.uint8)  # (H, W, 3)

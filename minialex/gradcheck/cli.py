@@ -41,8 +41,9 @@ def main(argv=None):
                     help=f"max relative error that passes (default {DEFAULT_THRESHOLD:g})")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                     help=f"with --lab: time limit per module (default {DEFAULT_TIMEOUT:g} s; 0: none)")
-    ap.add_argument("--format", choices=("text", "json", "gradescope"), default="text",
-                    help="with --lab: a table (default), JSON, or Gradescope's results.json")
+    ap.add_argument("--format", choices=("text", "json", "gradescope", "junit"), default="text",
+                    help="with --lab: a table (default), JSON, Gradescope's results.json, or JUnit XML "
+                         "(as pytest --junitxml writes it)")
     ap.add_argument("--output", metavar="FILE", help="with --lab: write the report to FILE "
                     "(e.g. /autograder/results/results.json) instead of stdout")
     ap.add_argument("--weights", metavar="FILE|K=V,...",
@@ -51,7 +52,8 @@ def main(argv=None):
     ap.add_argument("--visibility", default="visible",
                     choices=("visible", "hidden", "after_due_date", "after_published"),
                     help="with --format gradescope: the tests' visibility (default visible)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="print each full report")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="print each full report (with --lab: all that the module printed)")
     args = ap.parse_args(argv)
 
     if args.list:

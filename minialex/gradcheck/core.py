@@ -191,23 +191,10 @@ def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, 
                                "(the layer below may still need it)")
     grads = {k: _as_float64(v) for k, v in (getattr(layer, "grads", None) or {}).items()
              if v is not None}
-
-    analytic = {"dx": None if dx is None else _as_float64(dx)}
-    numeric = {"dx": numerical_gradient(f, x, eps)}
-    arrays, dtypes = {"dx": x}, {"dx": x_dtype}
-    if analytic["dx"] is None:
-        report.notes.append("backward returned None; it must return dx")
-        report.tensors.append(TensorCheck("dx", tuple(x.shape), float("inf"), (), False))
-    else:
-        report.tensors.append(_tensor_check("dx", analytic["dx"], numeric["dx"], threshold))
-    for k, p in params.items():
-        num = numerical_gradient(f, p, eps)
-        if k not in grads:
-            report.tensors.append(TensorCheck(k, tuple(p.shape), float("inf"), (), False))
-            report.notes.append(f"backward did not fill grads[{k!r}]")
-            continue
-        report.tensors.append(_tensor_check(k, grads[k], num, threshold))
-        analytic[k], numeric[k], arrays[k], dtypes[k] = grads[k], num, p, p_dtypes[k]
+    grads["dx"] = None if dx is None else _as_float64(dx)
+    arrays = {"dx": x, **params}
+    dtypes = {"dx": x_dtype, **p_dtypes}
+    analytic, numeric = _compare_gradients(report, f, arrays, grads, threshold, eps)
 
     ref_out = None
     if reference is not None:
@@ -215,10 +202,31 @@ def check_layer(layer, x, threshold=DEFAULT_THRESHOLD, eps=DEFAULT_EPS, seed=0, 
         report.forward = _tensor_check("out", _as_float64(fwd(layer, x)), ref_out, threshold)
     hyper = _hyper_of(layer, reference)
     hyper.update(info or {})
-    ctx = CheckContext(_kind_of(reference, layer, info=info), hyper, f, arrays,
-                       {k: v for k, v in analytic.items() if v is not None}, numeric, dout,
-                       threshold, eps, dtypes, out_dtype, out, ref_out, layer, reference)
+    ctx = CheckContext(_kind_of(reference, layer, info=info), hyper, f,
+                       {k: v for k, v in arrays.items() if k in analytic}, analytic, numeric, dout,
+                       threshold, eps, {k: v for k, v in dtypes.items() if k in analytic}, out_dtype, out,
+                       ref_out, layer, reference)
     return _finish(report, ctx, diagnose)
+
+
+def _compare_gradients(report, f, arrays, grads, threshold, eps):
+    """One ``TensorCheck`` per array (dx first, then each parameter) against centred differences.
+
+    ``grads`` maps "dx" and each parameter name to the analytic gradient (None
+    when backward did not return or fill it). Returns (analytic, numeric) for
+    the tensors that have both.
+    """
+    analytic, numeric = {}, {}
+    for k, arr in arrays.items():
+        num = numerical_gradient(f, arr, eps)
+        if grads.get(k) is None:
+            report.tensors.append(TensorCheck(k, tuple(arr.shape), float("inf"), (), False))
+            report.notes.append("backward returned None; it must return dx" if k == "dx"
+                                else f"backward did not fill grads[{k!r}]")
+            continue
+        report.tensors.append(_tensor_check(k, grads[k], num, threshold))
+        analytic[k], numeric[k] = grads[k], num
+    return analytic, numeric
 
 
 def _forward_caller(layer, reference, train):

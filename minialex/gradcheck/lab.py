@@ -184,6 +184,16 @@ def _reason(outcome):
     return ", ".join(bad) + " wrong" + (f" [{codes}]" if codes else "")
 
 
+MAX_PRINTED = 20000      # characters kept of what one case printed (the report shows fewer)
+
+
+def _cap(text):
+    if len(text) <= MAX_PRINTED:
+        return text
+    n = text.count("\n")
+    return text[:MAX_PRINTED] + f"\n... ({len(text) - MAX_PRINTED} more characters, {n} lines in all)\n"
+
+
 @contextlib.contextmanager
 def captured():
     """Collect what the student's code prints (stdout and stderr) instead of showing it."""
@@ -197,10 +207,17 @@ def grade_case(case, obj, filename=None, threshold=None):
     with captured() as buf:
         try:
             out = run_case(case, obj, threshold)
+        except SystemExit as e:                             # exit() in a forward would end the grading
+            where = _student_line(e, filename)
+            return LabRow(case.name, case.label, "ERROR", "called exit()",
+                          hints=[f"{LAB_OF[case.name]} / {case.name} [{case.label}]: your code called "
+                                 f"exit({e.code if e.code is not None else ''})" + (f" at {where}" if where else "")
+                                 + "; a layer must return its result, never end the program"],
+                          tags=sorted(case.tags), printed=_cap(buf.getvalue()))
         except NotImplementedError as e:
             where = _student_line(e, filename)
             return LabRow(case.name, case.label, "TODO", "not implemented yet" + (f" ({where})" if where else ""),
-                          tags=sorted(case.tags), printed=buf.getvalue())
+                          tags=sorted(case.tags), printed=_cap(buf.getvalue()))
         except Exception as e:                              # noqa: BLE001 - student code may raise anything
             msg = f"{'TypeError' if isinstance(e, ConstructorError) else type(e).__name__}: {e}"
             where = _student_line(e, filename)
@@ -210,16 +227,16 @@ def grade_case(case, obj, filename=None, threshold=None):
                               hints=[f"{LAB_OF[case.name]} / {case.name} [{case.label}]: the autograder "
                                      f"itself raised {msg} outside your code; this is not your mistake, "
                                      "please report it to your instructor"],
-                              tags=sorted(case.tags), printed=buf.getvalue())
+                              tags=sorted(case.tags), printed=_cap(buf.getvalue()))
             return LabRow(case.name, case.label, "ERROR", f"raised {msg[:120]}",
                           hints=[f"{LAB_OF[case.name]} / {case.name} [{case.label}]: your code raised {msg}"
                                  + (f" at {where}" if where else "")],
-                          tags=sorted(case.tags), printed=buf.getvalue())
+                          tags=sorted(case.tags), printed=_cap(buf.getvalue()))
     fwd = out.errors.get("out", out.errors.get("loss"))
     grads = [v for k, v in out.errors.items() if k not in ("out", "loss")]
     row = LabRow(case.name, case.label, out.verdict, "" if out.passed else _reason(out),
                  max(grads) if grads else None, fwd, failures=out.failures, tags=sorted(case.tags),
-                 seconds=out.seconds, printed=buf.getvalue())
+                 seconds=out.seconds, printed=_cap(buf.getvalue()))
     row.hints = [failure_line(row, f) + "".join(f"\n      {d}" for d in f.details) for f in out.failures]
     return row
 
@@ -249,7 +266,7 @@ def grade(source, names=None, threshold=None, on_row=None):
         filename = str(Path(source).resolve())
         with captured() as buf:
             source = load_student_module(source)
-        printed = buf.getvalue()
+        printed = _cap(buf.getvalue())
     if isinstance(source, dict):
         ns, label = source, "namespace"
     else:

@@ -79,14 +79,22 @@ class ConstructorError(TypeError):
 
 
 def _construct(cls, name, kwargs):
+    """cls with the agreed arguments (by keyword; Conv2D's three sizes by position), checked for
+    forward and backward."""
     args = ()
     if name == "Conv2D":          # the three sizes positionally, as the agreed signature's order gives them
         kwargs = dict(kwargs)
         args = tuple(kwargs.pop(k) for k in ("in_channels", "out_channels", "kernel_size"))
     try:
-        return cls(*args, **kwargs)
+        layer = cls(*args, **kwargs)
     except TypeError as e:
         raise ConstructorError(f"{e}; the agreed constructor is {SIGNATURES[name]}") from e
+    for meth in ("forward", "backward"):
+        if not callable(getattr(layer, meth, None)):
+            raise StudentError("out" if meth == "forward" else "dx",
+                               f"your {name} has no {meth}() method; a layer needs forward(x) -> out and "
+                               "backward(dout) -> dx")
+    return layer
 
 
 def _accepts_train(fn):
@@ -128,6 +136,15 @@ def _student_layer(case, obj, inp):
                 raise StudentError(key, f"Conv2D: params[{key!r}] has shape {tuple(np.shape(have[key]))}, "
                                    f"expected {inp[key].shape} (w: (F, C/G, K, K), b: (F,))")
             have[key] = inp[key].copy()
+            now = (getattr(layer, "params", None) or {}).get(key)
+            if now is None or np.shape(now) != inp[key].shape or not np.array_equal(now, inp[key]):
+                if hasattr(layer, key):                # params built on each access from attributes
+                    setattr(layer, key, inp[key].copy())
+                now = (getattr(layer, "params", None) or {}).get(key)
+                if now is None or not np.array_equal(now, inp[key]):
+                    raise StudentError(key, f"Conv2D: setting params[{key!r}] does not change the layer "
+                                       "(is `params` rebuilt on every access?); keep the arrays in the "
+                                       "`params` dict itself")
     x = inp["x"].copy()
     problems = []
     out = layer.forward(x, train=True) if _accepts_train(layer.forward) else layer.forward(x)
@@ -145,13 +162,17 @@ def _student_layer(case, obj, inp):
                                 "untouched (another layer may still need it): work on a copy",
                                 "mutates_input", "an in-place operation on dout"))
     tensors = {"out": out, "dx": _array(dx, "dx")}
+    fwd = (lambda a: layer.forward(a, train=True)) if _accepts_train(layer.forward) else layer.forward
+
+    def probe(a):                          # <your forward(a), dout>: its gradient is your forward's dx
+        return float(np.sum(np.asarray(fwd(a.copy()), dtype=np.float64) * dout))
     if name == "Conv2D":
         grads = getattr(layer, "grads", None) or {}
         for key in ("w", "b"):
             if key not in grads or grads[key] is None:
                 raise StudentError(key, f"your backward did not fill grads[{key!r}]")
             tensors[key] = _array(grads[key], f"grads[{key!r}]")
-    return tensors, problems, dout
+    return tensors, problems, dout, probe
 
 
 def _student_col2im(case, fn, inp):
@@ -162,7 +183,7 @@ def _student_col2im(case, fn, inp):
     if not np.array_equal(cols, inp["cols"]):
         problems.append(Failure("cols", "your col2im modified its input cols in place; it must leave "
                                 "it untouched: work on a copy", "mutates_input", "an in-place operation"))
-    return {"dx": _array(dx, "dx")}, problems, None
+    return {"dx": _array(dx, "dx")}, problems, None, None
 
 
 def _student_softmax(case, fn, inp):
@@ -175,7 +196,7 @@ def _student_softmax(case, fn, inp):
                                 "(e.g. `x -= x.max(...)`); it must leave it untouched: work on a copy, "
                                 "`z = x - x.max(axis=1, keepdims=True)`", "mutates_input",
                                 "an in-place operation on the logits"))
-    if not (isinstance(res, tuple) and len(res) == 2):
+    if not (isinstance(res, (tuple, list)) and len(res) == 2):
         raise StudentError("loss", "softmax_cross_entropy must return a pair (loss, dx), got "
                            f"{type(res).__name__}" + (f" of length {len(res)}" if isinstance(res, tuple) else ""))
     loss, dx = res
@@ -184,7 +205,10 @@ def _student_softmax(case, fn, inp):
         raise StudentError("loss", f"your loss has shape {loss.shape}; it must be a scalar, the mean "
                            f"over the batch of the {x.shape[0]} per-sample losses (np.mean, or .mean())",
                            "loss_not_scalar", "per-sample losses returned instead of their mean")
-    return {"loss": loss, "dx": _array(dx, "dx")}, problems, None
+
+    def probe(a):                          # your loss at a: its gradient is your loss's dx
+        return float(np.asarray(fn(a.copy(), inp["y"].copy())[0], dtype=np.float64))
+    return {"loss": loss, "dx": _array(dx, "dx")}, problems, None, probe
 
 
 def _reference(case, inp, dout):
@@ -238,8 +262,10 @@ def run_case(case, obj, threshold=None):
     runner = {"col2im": _student_col2im, "softmax_cross_entropy": _student_softmax}.get(case.name,
                                                                                         _student_layer)
     try:
+        if not callable(obj):
+            raise StudentError("out", f"`{case.name}` is a {type(obj).__name__}, not a function or class")
         with np.errstate(all="ignore"):       # an overflow shows up as a non-finite result instead
-            mine, problems, dout = runner(case, obj, inp)
+            mine, problems, dout, probe = runner(case, obj, inp)
     except StudentError as e:
         e.failure.step = default_step(case, e.failure.tensor)
         if e.failure.code == "interface" and not e.failure.cause:
@@ -248,7 +274,7 @@ def run_case(case, obj, threshold=None):
     ref = _reference(case, inp, dout)
     failures, errors = _compare(case, mine, ref, threshold)
     if failures:
-        failures = _diagnose(case, inp, dout, mine, ref, failures, threshold, obj)
+        failures = _diagnose(case, inp, dout, mine, ref, failures, threshold, probe)
     for f in problems:
         f.step = default_step(case, f.tensor)
     failures = problems + failures
@@ -319,12 +345,14 @@ def _value_text(key, m, r, err):
             f"{float(m[idx]):.6g}, reference {float(r[idx]):.6g})")
 
 
-def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
+def _diagnose(case, inp, dout, mine, ref, failures, threshold, probe=None):
     """Name the variant each failing tensor matches; say where the errors sit otherwise."""
+    variants = []
     try:
-        variants = list(_variants(case, inp, dout if dout is not None else None))
-    except Exception:      # noqa: BLE001 - a variant that cannot be built proves nothing
-        variants = []
+        for v in _variants(case, inp, dout):
+            variants.append(v)
+    except Exception:      # noqa: BLE001 - a variant that cannot be built proves nothing; keep the others
+        pass
     fwd_key = "loss" if "loss" in ref else "out"
     fwd_fail = any(f.tensor == fwd_key and f.code != "shape" for f in failures)
     fwd_variant = None
@@ -361,6 +389,9 @@ def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
                                   + v.cause.replace("your forward ", "one "), v.step)
             if v is not None:
                 f.code, f.cause, f.step = v.code, v.cause, v.step
+        if not f.code and fwd_fail and f.tensor == "dx" and _follows(probe, inp["x"], m):
+            f.cause = ("it is the right gradient of your own forward, so it follows from the forward's "
+                       "mistake (above): fix the forward first")
         found = _where(case, f.tensor, m, ref[f.tensor], threshold, inp)
         specific = [d for d in found if d.code != "where"]
         promoted = None
@@ -373,6 +404,21 @@ def _diagnose(case, inp, dout, mine, ref, failures, threshold, obj):
             f.step = default_step(case, f.tensor)
         out.append(f)
     return out
+
+
+def _follows(probe, x, dx, eps=1e-6):
+    """Is ``dx`` the gradient of the student's own forward? One directional derivative, 2 calls."""
+    if probe is None or dx.shape != x.shape:
+        return False
+    v = np.random.default_rng(7).standard_normal(x.shape)
+    v /= np.linalg.norm(v)
+    try:
+        with np.errstate(all="ignore"):
+            num = (probe(x + eps * v) - probe(x - eps * v)) / (2 * eps)
+    except Exception:      # noqa: BLE001 - the forward raising here proves nothing
+        return False
+    ana = float(np.sum(dx * v))
+    return bool(np.isfinite(num)) and abs(num - ana) <= 1e-5 * (abs(num) + abs(ana)) + 1e-9
 
 
 def _matches(m, v):

@@ -4,6 +4,8 @@
     --format json         the same as data: rows, failures (code, cause, step), score
     --format gradescope   Gradescope's results.json: score, max_score, and per test
                           its name, score, max_score, output and visibility
+    --format junit        JUnit XML, as ``pytest --junitxml`` writes it, for CI systems
+                          (GitLab, Jenkins, GitHub test reporters): one testcase per case
 
 Weights: each case is worth 1 point unless ``--weights`` says otherwise, as a
 JSON file or inline, ``lrn=2,Conv2D=3,"Conv2D:3x3, stride 2, ...=0.5"``. A
@@ -14,6 +16,7 @@ cases is worth 10. A MISSING name scores 0 of all its cases' weights.
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..labs.spec import LAB_OF, TAG_TEXT, step_text
@@ -24,8 +27,10 @@ PRINT_LINES, PRINT_CHARS = 12, 1500
 def failure_line(row, f):
     """One line: lab, name, tensor, case, what is wrong, the likely cause and the notebook step."""
     head = f"{row.lab} / {row.name} / {f.tensor} [{row.check}]: {f.what}"
-    if f.cause:
+    if f.cause and f.code:
         cause = f"most likely cause [{f.code}]: {f.cause}"
+    elif f.cause:
+        cause = f.cause
     elif f.code:
         cause = f"[{f.code}]"
     else:
@@ -135,7 +140,7 @@ def format_text(result, verbose=False, weights=None):
     if result.summaries:
         lines += ["", "which cases fail:"] + [f"  - {s}" for s in result.summaries]
     lines += [f"note: {n}" for n in result.notes]
-    shown = printed_text(result)
+    shown = printed_text(result, *((10 ** 9, 10 ** 9) if verbose else ()))   # -v: all of it
     if shown:
         lines += ["", shown]
     _, got, best = scores(result, weights)
@@ -184,3 +189,26 @@ def format_gradescope(result, weights=None, visibility="visible"):
     return {"score": got, "max_score": best, "output": summary or ("all checks pass" if result.passed
                                                                     else "see the failing tests"),
             "visibility": visibility, "stdout_visibility": "hidden", "tests": tests}
+
+
+def format_junit(result, weights=None):
+    """JUnit XML: one <testcase> per case; FAIL, MISSING, TODO, TIMEOUT are failures, ERROR errors."""
+    per, got, best = scores(result, weights)
+    bad = [r for r in result.rows if not r.passed]
+    suite = ET.Element("testsuite", name="minialex.gradcheck", tests=str(len(result.rows)),
+                       failures=str(sum(r.verdict != "ERROR" for r in bad)),
+                       errors=str(sum(r.verdict == "ERROR" for r in bad)),
+                       time=f"{sum(r.seconds for r in result.rows):.3f}")
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", name="score", value=f"{got:g}")
+    ET.SubElement(props, "property", name="max_score", value=f"{best:g}")
+    for r, s, m in per:
+        tc = ET.SubElement(suite, "testcase", classname=f"{r.lab}.{r.name}", name=r.check,
+                           time=f"{r.seconds:.3f}")
+        if not r.passed:
+            tag = "error" if r.verdict == "ERROR" else "failure"
+            el = ET.SubElement(tc, tag, message=f"{r.verdict}: {r.reason}"[:500], type=r.verdict)
+            el.text = "\n".join(r.hints)
+        if r.printed:
+            ET.SubElement(tc, "system-out").text = r.printed[:PRINT_CHARS]
+    return ET.tostring(suite, encoding="unicode")

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .lab import EXIT_FAIL, EXIT_UNUSABLE, LabResult, LabRow, StudentModuleError, grade, planned_rows
-from .labreport import format_gradescope, format_json, format_text, parse_weights
+from .labreport import format_gradescope, format_json, format_junit, format_text, parse_weights
 
 DEFAULT_TIMEOUT = 60.0
 _WORKER = "import sys; from minialex.gradcheck.labrun import worker; sys.exit(worker(sys.argv[1:]))"
@@ -74,8 +74,8 @@ def grade_in_child(path, names=None, threshold=None, timeout=DEFAULT_TIMEOUT, on
     cmd = [sys.executable, "-c", _WORKER, str(path),
            ",".join(names) if isinstance(names, (list, tuple)) else (names or ""),
            "" if threshold is None else repr(float(threshold))]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_child_env(), start_new_session=True)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_child_env(), start_new_session=True)
     q = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stdout, q), daemon=True).start()
     err_lines = []
@@ -176,6 +176,8 @@ def run_lab(path, names=None, threshold=None, out=None, err=None, verbose=False,
         _write(output, out, format_json(result, weights))
     elif fmt == "gradescope":
         _write(output, out, format_gradescope(result, weights, visibility))
+    elif fmt == "junit":
+        _write(output, out, format_junit(result, weights))
     else:
         text = format_text(result, verbose=verbose, weights=weights)
         if output:
@@ -186,7 +188,7 @@ def run_lab(path, names=None, threshold=None, out=None, err=None, verbose=False,
 
 
 def _write(output, out, data):
-    text = json.dumps(data, indent=2)
+    text = data if isinstance(data, str) else json.dumps(data, indent=2)
     if output:
         Path(output).write_text(text + "\n")
     else:

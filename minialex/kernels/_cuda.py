@@ -229,6 +229,9 @@ KERNEL_SPECS = {
                 "int32 half, T coeff, T beta", "T dx", _LRN_BWD_SRC),
     "sgd_update": ("raw T g, T m, T wd_lr, T lr", "T w, T v", _SGD_SRC),
     "dropout_mask": ("uint64 seed, float64 p", "T mask", _DROPOUT_MASK_SRC),
+    # the same stream, its seed read from a one-element device buffer (CUDA graphs: kernels/graphs.py)
+    "dropout_mask_buf": ("raw uint64 seeds, float64 p", "T mask",
+                         "const unsigned long long seed = seeds[0];\n" + _DROPOUT_MASK_SRC),
     "crop_flip_shift": ("raw uint8 x, raw T mean, raw int32 top, raw int32 left, raw int32 flip, raw T shift, "
                         "int32 C, int32 H, int32 W, int32 SH, int32 SW, int32 pad", "T out", _CROP_FLIP_SHIFT_SRC),
 }
@@ -434,13 +437,18 @@ def dropout_mask(shape, p, seed, dtype, device=None):
     ``Dropout`` draws ``seed`` from its host generator once per mask, so the
     masks are reproducible from the layer's seed and a checkpoint's rng state,
     while no random numbers are made on the host or copied to the GPU.
+    ``seed`` may also be a (1,) uint64 device array, read by the kernel when it
+    runs: a CUDA graph replays it with the seed copied in before each replay.
     """
     cp = _cupy()
     ctx = cp.cuda.Device(device) if device is not None else contextlib.nullcontext()
     with ctx:
         mask = cp.empty(shape, dtype=dtype)
         _check_index_range(mask.shape)
-        _kernel("dropout_mask")(_uint64(seed), float(p), mask)
+        if hasattr(seed, "shape"):                            # a device buffer, not a number
+            _kernel("dropout_mask_buf")(seed, float(p), mask)
+        else:
+            _kernel("dropout_mask")(_uint64(seed), float(p), mask)
     return mask
 
 

@@ -16,7 +16,10 @@ class CudaDropout(Dropout):
     """Dropout on CuPy arrays with masks from ``_cuda.dropout_mask`` (no host draws, no copy)."""
 
     kernel_path = "cuda"
+    seed_buffer = None      # a CUDA graph's (1,) uint64 device seed (kernels/graphs.py), set per layer
 
     def _new_mask(self, x):
-        seed = int(self.rng.integers(0, 2 ** 63))
+        seed = self.seed_buffer                   # set by a CUDA graph (kernels/graphs.py), else
+        if seed is None:                          # drawn here, once per mask
+            seed = int(self.rng.integers(0, 2 ** 63))
         return _cuda.dropout_mask(x.shape, self.p, seed, x.dtype, device=x.device.id)

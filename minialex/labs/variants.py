@@ -180,6 +180,11 @@ def lrn_variants(x, dout, size, alpha, beta, k):
                       ("lrn", 1), run(fwd_sum=lambda a, _h, lo=lo, hi=hi: window_between(a, lo, hi),
                                       bwd_sum=lambda a, _h, lo=lo, hi=hi: window_between(a, -hi, -lo)),
                       then=lambda lo=lo, hi=hi: _lrn_backward_windows(run, h, size, lo, hi, fix))
+    C = x.shape[1]
+    yield Variant("lrn_window", "forward", "your forward sums a_j^2 over ALL channels; the paper's sum runs "
+                  f"over a window of n adjacent maps, {_window_text(-h, h)} (Sec. 3.3)", ("lrn", 1),
+                  run(fwd_sum=lambda a, _h: window_between(a, -C, C),
+                      bwd_sum=lambda a, _h: window_between(a, -C, C)))
     yield Variant("lrn_window_edges", "forward",
                   "your forward's window wraps around at the first and last channels (np.roll?); the "
                   "paper clips it: check the clipping of the LRN window, max(0, i - n//2) .. "
@@ -461,6 +466,7 @@ def softmax_variants(x, y):
     loss, dx = ref["loss"], ref["dx"]
     onehot = np.zeros_like(dx)
     onehot[np.arange(N), y] = 1
+    log_p = np.log(np.maximum(dx * N + onehot, 1e-300))              # log softmax(x), from the reference
     yield Variant("softmax_mean", "forward", "your loss is the SUM of -log p[y] over the batch; the "
                   "paper's objective is the mean (divide by N)", ("softmax", 2),
                   {"loss": loss * N, "dx": dx * N})
@@ -470,12 +476,14 @@ def softmax_variants(x, y):
     every[:, y] = 1                                                   # what dx[:, y] -= 1 touches
     fancy = ("`dx[:, y]` (or `log_p[:, y]`) picks the label columns of ALL rows in every row; "
              "index one entry per row with [np.arange(N), y]")
-    log_p = np.log(dx * N + onehot)                                   # log softmax(x), from the reference
     yield Variant("softmax_label", "forward", f"your loss averages -log p over every row's label in every row: "
                   f"{fancy}", ("softmax", 2),
                   {"loss": -log_p[:, y].mean()})
     yield Variant("softmax_label", "backward", f"your dx subtracts 1 at the labels of all rows: {fancy}",
                   ("softmax", 3), {"dx": dx + (onehot - every) / N})
+    yield Variant("softmax_label", "forward", "your loss averages -log p over ALL classes; the loss is "
+                  "-log p of the correct class only, -log softmax(x)[y], averaged over the batch",
+                  ("softmax", 2), {"loss": -log_p.mean()})
     yield Variant("softmax_sign", "forward", "your loss is +mean log p[y]: the loss is its NEGATIVE "
                   "(a log-probability is <= 0, the loss >= 0)", ("softmax", 2), {"loss": -loss, "dx": -dx})
     yield Variant("scale_factor", "backward", f"your dx is {N} x the right value, {N} = N, the batch size: "

@@ -100,5 +100,6 @@ def check_ndim(x, ndim, layer, what="x"):
 
 def check_float(x, layer, what="x"):
     """Raise ValueError unless ``x`` is a floating-point array."""
-    if not np.issubdtype(np.dtype(x.dtype), np.floating):
+    dt = np.dtype(x.dtype)
+    if not (np.issubdtype(dt, np.floating) or dt.name == "bfloat16"):   # ml_dtypes' bfloat16 (kind "V")
         raise ValueError(f"{layer}: {what} must be a floating-point array, got dtype {x.dtype}")

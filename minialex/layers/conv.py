@@ -26,8 +26,9 @@ class Conv2D(Layer):
     Backward derivation: docs/derivations.md#convolution.
 
     ``forward``/``backward`` below: im2col of the whole batch, one GEMM per
-    group, the columns kept for backward. (The fast twins in
-    ``minialex/kernels/conv.py`` compute the same with less memory traffic.)
+    group; backward keeps only x and rebuilds the columns (one more im2col,
+    much less memory). (The fast twins in ``minialex/kernels/conv.py``
+    compute the same with less memory traffic.)
 
     ``input_grad=False`` (an attribute, also settable later) makes backward
     skip dL/dx and return None: right for the first layer, whose input is the
@@ -111,16 +112,22 @@ class Conv2D(Layer):
         out = xp.matmul(w_g, cols_g)                                # (G, Fg, N*OH*OW)
         out = out.reshape(F, N, OH, OW).transpose(1, 0, 2, 3)       # (N, F, OH, OW)
         out = out + b.reshape(1, F, 1, 1)
-        self.cache = (x.shape, cols_g)
+        # Keep x, not the columns: they hold K*K/s^2 times x's bytes (conv2 at
+        # batch 128: 896 MB against 36 MB), and backward rebuilds them with
+        # one im2col. On a GPU this is what keeps the paper net's peak memory
+        # near PyTorch's (docs/gpu.md, "Memory").
+        self.cache = (x.shape, x)
         return out
 
     def backward(self, dout):
         xp = get_array_module(dout)
-        x_shape, cols_g = self.cache
+        x_shape, x = self.cache
         w = self.params["w"]
         N, C, H, W = x_shape
         F, G, K, s, p = self.out_channels, self.groups, self.kernel_size, self.stride, self.padding
         OH, OW = dout.shape[2], dout.shape[3]
+        cols = self.im2col(x, K, K, s, p)                                     # (C*K*K, N*OH*OW), recomputed
+        cols_g = cols.reshape(G, C // G * K * K, N * OH * OW)                  # (G, Cg*K*K, N*OH*OW)
         dout_g = dout.transpose(1, 0, 2, 3).reshape(G, F // G, N * OH * OW)  # (G, Fg, N*OH*OW)
         self.grads["b"] = dout.sum(axis=(0, 2, 3))                            # (F,)
         # dW_g = dout_g cols_g^T, one 2-D product per group: the BLAS (cuBLAS on
@@ -129,6 +136,7 @@ class Conv2D(Layer):
         # against 1.2 ms).
         dw = xp.stack([dout_g[g] @ cols_g[g].T for g in range(G)])            # (G, Fg, Cg*K*K)
         self.grads["w"] = dw.reshape(w.shape)                                 # (F, Cg, K, K)
+        del cols, cols_g                    # freed before dcols (the same size) is allocated
         if not self.input_grad:
             self.cache = None
             return None

@@ -35,6 +35,9 @@ def build_parser(names):
                    help="CIFAR-10: the official cifar-10-batches-py folder's parent or a JPEG copy "
                         "(default ../shared/data/cifar10-jpg)")
     p.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
+    p.add_argument("--publish", default=None, metavar="DIR",
+                   help="afterwards copy result.md, the figure and metrics/ (small files, no checkpoints) "
+                        "to DIR, e.g. docs/results/NAME")
     return p
 
 
@@ -65,7 +68,21 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"result: {out / 'result.md'}")
+    if args.publish:
+        print(f"published to {publish(out, Path(args.publish))}")
     return 0
+
+
+def publish(out, dest):
+    """Copy the small files of an experiment folder (result.md, *.png, metrics/*.csv) to ``dest``."""
+    import shutil
+
+    (dest / "metrics").mkdir(parents=True, exist_ok=True)
+    for f in [out / "result.md", *out.glob("*.png")]:
+        shutil.copyfile(f, dest / f.name)
+    for f in (out / "metrics").glob("*.csv"):
+        shutil.copyfile(f, dest / "metrics" / f.name)
+    return dest
 
 
 if __name__ == "__main__":

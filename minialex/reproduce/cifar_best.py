@@ -28,8 +28,8 @@ CLAIM = "the AlexNet structure on the full CIFAR-10: best test error in <= 2 h o
 
 FULL = dict(net="cifar-wide", epochs=30, lrs=(0.01, 0.02, 0.04), sweep_epochs=3, sweep_images=15000,
             seeds=(0,))
-QUICK = dict(net="cifar", epochs=2, lrs=(0.01, 0.03), sweep_epochs=1, sweep_images=1000, seeds=(0,),
-             train_limit=1500)
+QUICK = dict(net="cifar", epochs=2, lrs=(0.01, 0.03), sweep_epochs=1, sweep_images=600, seeds=(0,),
+             train_limit=1000)
 
 
 def run(ctx):

@@ -59,22 +59,29 @@ class Context:
         """The --seeds given, or the experiment's default."""
         return list(self.seeds) if self.seeds else list(default)
 
-    def run_dir(self, spec):
-        return self.out / "runs" / spec.name
+    def run_dir(self, spec, shared=None):
+        root = self.out if shared is None else self.out.parent / shared
+        return root / "runs" / spec.name
 
-    def train(self, spec, until=None):
+    def train(self, spec, until=None, shared=None):
         """Train ``spec`` (or continue it with --resume); in report-only mode read what is there.
 
+        shared: a folder name beside OUT (e.g. "cifar-baseline") whose runs
+        several experiments use (the ablations' common baseline); a finished
+        shared run is reused without --resume.
         Returns the run's result dict (``runner.train_run``); raises
         ``Stopped`` when the run was interrupted.
         """
-        d = self.run_dir(spec)
+        d = self.run_dir(spec, shared)
         if self.report_only:
             r = read_run(d)
             r.setdefault("spec", spec.to_dict())
+            r["dir"] = str(d)
             return r
-        r = train_run(spec, self.data, d, resume=self.resume, extra_epochs_until=until, log=self.log,
+        resume = self.resume or (shared is not None and (d / "run.json").is_file())
+        r = train_run(spec, self.data, d, resume=resume, extra_epochs_until=until, log=self.log,
                       progress=self.progress)
+        r["dir"] = str(d)
         if r["status"] != "done":
             raise Stopped(spec.name)
         return r
@@ -82,7 +89,14 @@ class Context:
     # ------------------------------------------------------------ report
     def command(self):
         """The command that makes (or continues) this experiment."""
-        args = [a for a in self.argv if a not in ("--resume", "--report")]
+        args, skip = [], False
+        for a in self.argv:                  # drop the options that do not change what is trained
+            if skip:
+                skip = False
+            elif a == "--publish":
+                skip = True
+            elif a not in ("--resume", "--report", "--progress") and not a.startswith("--publish="):
+                args.append(a)
         return "python -m minialex.reproduce " + " ".join(shlex.quote(a) for a in args)
 
     def write_result(self, title, claims, runs, notes, figure=None):
@@ -126,7 +140,7 @@ class Context:
             lines.append(run_row(r))
         lines += ["", "Train top-1 is the running error over the last epoch's (augmented, dropout-on) "
                   "batches; val is the held-out part of the training images; test is the "
-                  f"{'bundled 2,000-image' if self.quick else '10,000-image'} test split, read once per "
+                  f"{'1,000-image sample of the bundled' if self.quick else '10,000-image'} test split, read once per "
                   "finished run.", ""]
         lines += [n + "\n" for n in notes]
         path = self.out / "result.md"
@@ -135,7 +149,7 @@ class Context:
         return path
 
     def run_dir_of(self, r):
-        return self.out / "runs" / r["spec"]["name"]
+        return Path(r["dir"]) if "dir" in r else self.out / "runs" / r["spec"]["name"]
 
     def _data_name(self):
         return self._data.name if self._data is not None else (
@@ -148,7 +162,7 @@ def pct(v):
 
 def run_row(r):
     s, m = r["spec"], r.get("metrics") or {}
-    ep = r.get("epochs") or (m["epoch"][-1] if m.get("epoch") else 0)
+    ep = int(r.get("epochs") or (m["epoch"][-1] if m.get("epoch") else 0))
     last = (lambda k: m[k][-1] if m.get(k) else None)
     wall = r.get("wall_s") or last("wall_s")
     status = r.get("status", "?")
@@ -172,14 +186,14 @@ def mean_spread(values):
     return f"{a.mean():.2f} ± {spread:.2f}% ({len(a)} seeds, {kind})"
 
 
-def choose_lr(ctx, make_spec, lrs, score="val_top1"):
+def choose_lr(ctx, make_spec, lrs, score="val_top1", shared=None):
     """Train ``make_spec(lr)`` for each lr and return (best lr, the sweep's results).
 
     The score is the last epoch's ``score`` column of metrics.csv (validation
     top-1 error by default: never the test set). Ties go to the smaller lr.
     In report-only mode an unfinished sweep returns (None, results).
     """
-    results = [ctx.train(make_spec(lr)) for lr in lrs]
+    results = [ctx.train(make_spec(lr), shared=shared) for lr in lrs]
     scored = [(r["metrics"][score][-1], lr) for r, lr in zip(results, lrs)
               if r.get("status") == "done" and r["metrics"].get(score)]
     if len(scored) < len(lrs):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .. import figures  # noqa: F401  (selects a headless matplotlib backend before pyplot loads)
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 DPI = 100
 SIZE = (6.0, 4.0)
@@ -36,6 +37,7 @@ def error_curves(path, runs, title=""):
             ax.plot([m["epoch"][-1]], [100 * r["test_top1"]], "*", color=c, ms=10,
                     label=f"{name} test {100 * r['test_top1']:.1f}%")
     ax.set_xlabel("epochs")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("top-1 error (%)")
     ax.set_ylim(0, None)
     ax.grid(alpha=0.3)
@@ -59,6 +61,7 @@ def grouped_curves(path, groups, title="", column="val_top1", ylabel="validation
             ax.plot(m["epoch"], [100 * v for v in m["train_top1"]], ":", color=f"C{i}", lw=0.8)
             first = False
     ax.set_xlabel("epochs")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel + " (solid); train, dotted")
     ax.set_ylim(0, None)
     ax.grid(alpha=0.3)
@@ -71,6 +74,7 @@ def grouped_curves(path, groups, title="", column="val_top1", ylabel="validation
 def fig1_curves(path, relu_runs, tanh_runs, target=0.25, title=""):
     """Figure 1 of the paper: training error rate against epochs; ReLU solid, tanh dashed, the 25% line."""
     fig, ax = plt.subplots(figsize=SIZE)
+    top = 0.8
     for runs, style, label in ((relu_runs, "-", "ReLU"), (tanh_runs, "--", "tanh")):
         first = True
         for r in runs:
@@ -79,12 +83,14 @@ def fig1_curves(path, relu_runs, tanh_runs, target=0.25, title=""):
                 continue
             ax.plot([0] + list(m["epoch"]), [0.9] + list(m["train_top1"]), style, color="k", lw=1.3,
                     label=label if first else None)
+            top = max(top, min(1.0, 1.05 * max(m["train_top1"])))
             first = False
     ax.axhline(target, color="0.5", lw=0.8)
     ax.text(ax.get_xlim()[1], target, f" {int(100 * target)}%", va="center", fontsize=8, color="0.4")
     ax.set_xlabel("Epochs")
     ax.set_ylabel("Training error rate")
-    ax.set_ylim(0, 0.8)
+    ax.set_ylim(0, top)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()

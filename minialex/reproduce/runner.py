@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 VAL_IMAGES = 5000          # held out from the 50,000 CIFAR-10 training images (500 per class)
-QUICK_VAL_IMAGES = 500     # held out from the bundled subset's 10,000 (50 per class)
+QUICK_VAL_IMAGES = 300     # held out from the bundled subset's 10,000 (30 per class)
+QUICK_TEST_IMAGES = 1000   # of the bundled 2,000 test images (a seeded, class-mixed sample)
 RUN_FILE = "run.json"      # written when a run has finished and been tested
 
 
@@ -90,8 +91,9 @@ def load_splits(quick=False, data=None, val_images=None, seed=0):
     quick=False: the full CIFAR-10 (50,000 train, 10,000 test), from ``data``
     (a ``cifar-10-batches-py`` folder's parent, or a JPEG copy with
     train/<class>/ and test/<class>/), by default the JPEG copy in
-    ../shared/data/cifar10-jpg. quick=True: the bundled 10,000/2,000 subset.
-    ``val_images`` (default 5,000 or 500 for quick) are held out, class-balanced.
+    ../shared/data/cifar10-jpg. quick=True: the bundled subset (10,000 training
+    images, 1,000 of its 2,000 test images).
+    ``val_images`` (default 5,000, or 300 for quick) are held out, class-balanced.
     """
     from ..data import load_cifar10, load_cifar10_jpg, load_default
     from ..data.split import holdout_split
@@ -99,7 +101,8 @@ def load_splits(quick=False, data=None, val_images=None, seed=0):
     if quick:
         d = load_default()
         xtr, ytr, xte, yte, names = d.x_train, d.y_train, d.x_test, d.y_test, d.class_names
-        source = "bundled CIFAR-10 subset (10,000 train, 2,000 test; JPEG q75)"
+        xte, yte = _subset(xte, yte, QUICK_TEST_IMAGES, 0)
+        source = f"bundled CIFAR-10 subset (10,000 train; {QUICK_TEST_IMAGES:,} of its 2,000 test; JPEG q75)"
         n_val = val_images or QUICK_VAL_IMAGES
     else:
         root = Path(data) if data is not None else find_cifar10_jpg()
@@ -250,28 +253,36 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
             f"{spec.epochs} epochs, batch {spec.batch_size}, lr {spec.lr} ({spec.schedule}); {run_dir}")
     load0 = load_average()
     while True:
-        if until is not None:
-            trainer.epochs = min(trainer.epoch + 1, spec.epochs)   # the (unfinished) next epoch
+        if until is not None:                       # one epoch at a time, until the target is reached
+            at_boundary = trainer.batch == 0 and trainer.epoch > 0
+            if trainer.epoch >= spec.epochs or (at_boundary and until(read_metrics(run_dir / "metrics.csv"))):
+                break                               # (also when a resumed run had reached it already)
+            trainer.epochs = trainer.epoch + 1
         summary = trainer.fit()
         trainer.wall = summary["wall_s"]            # fit() again continues the run's clock
         trainer._t0 = None
         if summary["stopped"] != "done":
             return {"spec": spec.to_dict(), "status": "stopped",
                     "metrics": read_metrics(run_dir / "metrics.csv")}
-        if until is None or trainer.epoch >= spec.epochs or until(read_metrics(run_dir / "metrics.csv")):
+        if until is None:
             break
     _, test1, test5 = evaluate_batches(model, data.x_test, data.y_test, et)
+    # the training error in test mode (centre crop, no dropout) on a fixed sample of the training
+    # images: with the test error, the train/test gap of Sec. 4.1 and 4.2
+    xs, ys = _subset(xtr, ytr, len(data.y_val), 4242)
+    _, clean1, _ = evaluate_batches(model, xs, ys, et)
     m = read_metrics(run_dir / "metrics.csv")
     result = {"spec": spec.to_dict(), "status": "done", "epochs": trainer.epoch, "steps": trainer.step,
               "test_top1": test1, "test_top5": test5, "val_top1": m["val_top1"][-1],
-              "train_top1": m["train_top1"][-1], "wall_s": summary["wall_s"], "machine": machine(),
+              "train_eval_top1": clean1, "train_eval_images": len(ys),
+              "train_top1": m["train_top1"][-1], "wall_s": trainer.wall, "machine": machine(),
               "load_avg": f"{load0} at the start, {load_average()} at the end", "data": data.name,
               "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     tmp = done_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, done_file)
     log(f"{spec.name}: done, {trainer.epoch} epochs, test top-1 error {100 * test1:.2f}% "
-        f"(val {100 * result['val_top1']:.2f}%), {summary['wall_s'] / 60:.1f} min")
+        f"(val {100 * result['val_top1']:.2f}%), {trainer.wall / 60:.1f} min")
     result["metrics"] = m
     return result
 
@@ -285,9 +296,9 @@ def read_run(run_dir):
         result = json.loads((run_dir / RUN_FILE).read_text())
         result["metrics"] = read_metrics(run_dir / "metrics.csv")
         return result
-    if (run_dir / "metrics.csv").is_file():
-        m = read_metrics(run_dir / "metrics.csv")
-        return {"status": "running" if m else "not yet run", "metrics": m}
+    if (run_dir / "metrics.csv").is_file() or (run_dir / "checkpoint.npz").is_file():
+        m = read_metrics(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else {}
+        return {"status": "started, not finished", "metrics": m}
     return {"status": "not yet run", "metrics": {}}
 
 

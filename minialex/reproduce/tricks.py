@@ -159,14 +159,22 @@ def table(rows):
     def tests(arm):
         return [r.get("test_top1") for r in rows.get(arm, []) if r.get("test_top1") is not None]
 
+    def unfinished(arm):
+        """'running (epoch e/E)' for a started run, else 'not yet run'."""
+        for r in rows.get(arm, []):
+            m = r.get("metrics") or {}
+            if m.get("epoch"):
+                return f"running (epoch {int(m['epoch'][-1])}/{r['spec']['epochs']})"
+        return "not yet run"
+
     base = tests("baseline")
     base_mean = sum(base) / len(base) if base else None
     out = [("baseline (cifar recipe, step schedule): test top-1 error", "–",
-            mean_spread(base) if base else "not yet run")]
+            mean_spread(base) if base else unfinished("baseline"))]
     for arm in list(TRICKS) + ["all"]:
         t = tests(arm)
         if not t:
-            ours = "running" if rows.get(arm) else "not yet run"
+            ours = unfinished(arm)
         else:
             m = sum(t) / len(t)
             diff = f"; effect {100 * (m - base_mean):+.2f} points" if base_mean is not None else ""

@@ -235,3 +235,17 @@ print(f"notebook ran in {time.perf_counter() - t_start:.1f} s wall, {time.proces
 # units are scaled by nearly the same factor, i.e. with activities of this size LRN acts mostly as a
 # constant rescaling plus a mild suppression of the units with strong neighbours. Whether it helps, and by how much, needs longer runs and several seeds
 # (the paper's 2-point CIFAR-10 gain was measured on a fully trained net).
+
+
+# %% [markdown]
+# ## Full scale, beside this miniature
+#
+# Everything above is this notebook's **miniature**, run live in about a minute. Below is the
+# **full-scale** result, read from `docs/results/lrn-cifar/` (not computed here): Sec. 3.3 at full scale: cuda-convnet's four-layer CIFAR-10 net (two conv, two locally connected layers) with and without LRN, two seeds each, on the full CIFAR-10.
+# `docs/results.md` has every claim; `python -m minialex.reproduce lrn-cifar --quick` runs the same
+# experiment's own miniature, and without `--quick` the full run (hours on a CPU).
+
+# %%
+from minialex.reproduce.published import show
+
+show("lrn-cifar")

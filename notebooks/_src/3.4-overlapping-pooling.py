@@ -179,3 +179,17 @@ print(f"notebook ran in {time.perf_counter() - t_start:.1f} s wall, {time.proces
 # **Reading the result.** The printed errors are from one seed and 3 epochs; differences of a few
 # points between the two poolings are within run-to-run noise at this size. The paper's effect (0.4%
 # top-1, slightly less overfitting) was measured on ImageNet with fully trained nets.
+
+
+# %% [markdown]
+# ## Full scale, beside this miniature
+#
+# Everything above is this notebook's **miniature**, run live in about a minute. Below is the
+# **full-scale** result, read from `docs/results/pool/` (not computed here): Sec. 3.4 at full scale: the cifar AlexNet with 3/2 and 2/2 pooling, two seeds each, on the full CIFAR-10.
+# `docs/results.md` has every claim; `python -m minialex.reproduce pool --quick` runs the same
+# experiment's own miniature, and without `--quick` the full run (hours on a CPU).
+
+# %%
+from minialex.reproduce.published import show
+
+show("pool")

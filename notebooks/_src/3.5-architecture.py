@@ -175,3 +175,17 @@ print(f"{len(errors)} checks, worst {max(errors.values()):.1e}:",
       "PASS" if max(errors.values()) < 1e-6 else "FAIL")
 assert max(errors.values()) < 1e-6
 print(f"notebook ran in {time.perf_counter() - t_start:.1f} s wall, {time.process_time():.1f} s CPU")
+
+
+# %% [markdown]
+# ## Full scale, beside this miniature
+#
+# Everything above is this notebook's **miniature**, run live in about a minute. Below is the
+# **full-scale** result, read from `docs/results/cifar-best/` (not computed here): The whole architecture trained at full scale: `AlexNetConfig.cifar_wide()` on the full CIFAR-10 (`python -m minialex.reproduce cifar-best`).
+# `docs/results.md` has every claim; `python -m minialex.reproduce cifar-best --quick` runs the same
+# experiment's own miniature, and without `--quick` the full run (hours on a CPU).
+
+# %%
+from minialex.reproduce.published import show
+
+show("cifar-best")

@@ -145,3 +145,17 @@ for i in range(3):
 ax.set_xlabel("R"); ax.set_ylabel("G"); ax.set_zlabel("B"); ax.legend(fontsize=8)
 plt.show()
 print(f"notebook ran in {time.perf_counter() - t_start:.1f} s wall, {time.process_time():.1f} s CPU")
+
+
+# %% [markdown]
+# ## Full scale, beside this miniature
+#
+# Everything above is this notebook's **miniature**, run live in about a minute. Below is the
+# **full-scale** result, read from `docs/results/augment/` (not computed here): Sec. 4.1 at full scale: the cifar AlexNet with and without crops and flips, two seeds each, on the full CIFAR-10, with the train/test gap.
+# `docs/results.md` has every claim; `python -m minialex.reproduce augment --quick` runs the same
+# experiment's own miniature, and without `--quick` the full run (hours on a CPU).
+
+# %%
+from minialex.reproduce.published import show
+
+show("augment")

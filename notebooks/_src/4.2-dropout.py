@@ -164,3 +164,17 @@ print(f"notebook ran in {time.perf_counter() - t_start:.1f} s wall, {time.proces
 # single forward pass. The agreement rate and the mean probability difference printed above say how
 # close the two predictors are for *this* small net; the paper only claims that the scaling is a
 # reasonable approximation to the geometric mean of the ensemble.
+
+
+# %% [markdown]
+# ## Full scale, beside this miniature
+#
+# Everything above is this notebook's **miniature**, run live in about a minute. Below is the
+# **full-scale** result, read from `docs/results/dropout/` (not computed here): Sec. 4.2 at full scale: the cifar AlexNet with and without dropout, two seeds each, on the full CIFAR-10, with the train/test gap.
+# `docs/results.md` has every claim; `python -m minialex.reproduce dropout --quick` runs the same
+# experiment's own miniature, and without `--quick` the full run (hours on a CPU).
+
+# %%
+from minialex.reproduce.published import show
+
+show("dropout")

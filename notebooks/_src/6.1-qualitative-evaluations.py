@@ -96,6 +96,40 @@ for t, (a, b) in enumerate(slices):
           f"kernels {np.round(c[a:b], 2)}")
 
 # %% [markdown]
+# ### What you are looking at, and why it is not yet Figure 3
+#
+# The two grids above look alike, and both look like colour noise; the towers' colourfulness is
+# about the same after training as at initialisation. Two numbers explain it:
+
+# %%
+moved = figures.moved_from_init(model)          # ||w - w0|| / ||w0||, w0 rebuilt from the config's seed
+w_rand = np.random.default_rng(1).standard_normal((2000, 3, 5, 5))   # i.i.d. kernels, like an init
+print(f"conv1 moved {100 * moved:.0f}% from its initialisation in {EPOCHS} epochs "
+      f"({EPOCHS * -(-N_TRAIN // BATCH)} SGD steps)")
+print(f"colourfulness of i.i.d. random kernels: {colourfulness(w_rand).mean():.2f} "
+      "(2/3 in expectation: the variance across 3 channels is 2/3 of the total); a grey kernel: 0.00")
+
+# %% [markdown]
+# - **The kernels have barely left their random start.** Each still consists mostly of its
+#   initialisation, which is independent noise in every tap and colour: that is the colour noise you
+#   see. Our narrow net trained for the steps printed above; the paper's kernels are the product of about
+#   90 epochs over 1.2 million images (about 840,000 steps of 128, Sec. 5). README's default run
+#   (`python -m minialex.train`, 8 epochs on the bundled subset) is in the same situation: its conv1
+#   moved 23% from its initialisation (measured on that run; `python -m minialex.viz filters` prints
+#   the number for any checkpoint), and its Figure 3 also looks like noise.
+# - **The colourfulness numbers measure the noise, not a learned split.** Random kernels score 2/3
+#   (printed above), and that is what both towers score, before and after. The paper's GPU-1 kernels
+#   would score near 0 (grey edges and gratings); its GPU-2 kernels higher (colour blobs). A split
+#   between the towers can only show once the kernels are mostly learned weights, not initial ones.
+#
+# So this cell shows how to *draw and measure* Figure 3, on a net too small and too briefly trained to
+# *reproduce* it. The full-scale figure belongs to the results page, `docs/results.md`: conv1 of
+# the long full-CIFAR-10 run (`python -m minialex.reproduce cifar-best`), drawn with
+# `python -m minialex.viz filters` from its checkpoint, which also prints how far its kernels moved.
+# That page marks the runs that are still going; until that run has finished, this notebook's
+# miniature and the default run are all there is, and they show the method, not the paper's result.
+
+# %% [markdown]
 # ## 2. Top-5 labels (Figure 4, left)
 #
 # Eight test images, each with the five most probable labels (`figures.plot_top5`; the bar of the true

@@ -104,3 +104,17 @@ print(f"notebook ran in {time.perf_counter() - t_start:.1f} s wall, {time.proces
 # 2,000 CIFAR-10 images can confirm or refute: the shallower net is also cheaper and may even learn
 # faster at first. The printed change is what this one run gave; a real test needs the full training
 # run (`python -m minialex.train --drop-conv 3`) and several seeds.
+
+
+# %% [markdown]
+# ## Full scale, beside this miniature
+#
+# Everything above is this notebook's **miniature**, run live in about a minute. Below is the
+# **full-scale** result, read from `docs/results/depth/` (not computed here): Sec. 7 at full scale: the cifar AlexNet with and without conv3, two seeds each, on the full CIFAR-10.
+# `docs/results.md` has every claim; `python -m minialex.reproduce depth --quick` runs the same
+# experiment's own miniature, and without `--quick` the full run (hours on a CPU).
+
+# %%
+from minialex.reproduce.published import show
+
+show("depth")
