@@ -54,6 +54,17 @@ def _cupy():
 # index of the output element this thread writes (C order).
 # ----------------------------------------------------------------------------
 
+# The sums of the gather kernels run in ``A``: float for a 16-bit T (float16:
+# col2im adds up to 25 windows for conv2, and float16's spacing near 16 is
+# 2^-6), T itself otherwise, so float and double are computed as before.
+# Written without naming the half type, so the same preamble serves CuPy's
+# float16 and the C++ harness's _Float16 (tests/cuda_cpu_harness.py).
+ACC_PREAMBLE = r"""
+template <bool Small, typename F, typename T> struct minialex_acc { typedef T type; };
+template <typename F, typename T> struct minialex_acc<true, F, T> { typedef F type; };
+"""
+_ACC = "typedef minialex_acc<(sizeof(T) < 4), float, T>::type A;   // the accumulator type\n"
+
 _IM2COL_SRC = r"""
     // cols: (C*KH*KW, N*OH*OW); row r = (c, kh, kw), column q = (n, oh, ow).
     // 32-bit index arithmetic (the wrapper refuses 2**31 elements or more):
@@ -81,17 +92,17 @@ _COL2IM_SRC = r"""
     const int oh0 = hp < KH ? 0 : (hp - KH) / s + 1, oh1 = min(hp / s + 1, OH);
     const int ow0 = wp < KW ? 0 : (wp - KW) / s + 1, ow1 = min(wp / s + 1, OW);
     const int NQ = N * OH * OW;
-    T acc = 0;
+    A acc = 0;
     for (int oh = oh0; oh < oh1; ++oh) {
         const int kh = hp - oh * s;
         for (int ow = ow0; ow < ow1; ++ow) {
             const int kw = wp - ow * s;
             const int r = (c * KH + kh) * KW + kw;
             const int q = (n * OH + oh) * OW + ow;
-            acc += cols[r * NQ + q];
+            acc += (A)cols[r * NQ + q];
         }
     }
-    dx = acc;
+    dx = (T)acc;
 """
 
 _MAXPOOL_FWD_SRC = r"""
@@ -121,14 +132,14 @@ _MAXPOOL_BWD_SRC = r"""
     const ptrdiff_t nc = i / ((ptrdiff_t)W * H);
     const int oh0 = h < z ? 0 : (h - z) / s + 1, oh1 = min(h / s + 1, OH);
     const int ow0 = w < z ? 0 : (w - z) / s + 1, ow1 = min(w / s + 1, OW);
-    T acc = 0;
+    A acc = 0;
     for (int oh = oh0; oh < oh1; ++oh) {
         for (int ow = ow0; ow < ow1; ++ow) {
             const ptrdiff_t o = (nc * OH + oh) * OW + ow;
-            if (arg[o] == (h - oh * s) * z + (w - ow * s)) acc += dout[o];
+            if (arg[o] == (h - oh * s) * z + (w - ow * s)) acc += (A)dout[o];
         }
     }
-    dx = acc;
+    dx = (T)acc;
 """
 
 _LRN_FWD_SRC = r"""
@@ -213,11 +224,11 @@ _INTS = "int32 N, int32 C, int32 H, int32 W, int32 KH, int32 KW, int32 OH, int32
 # same bodies as C++ on a machine without a GPU.
 KERNEL_SPECS = {
     "im2col": (f"raw T x, {_INTS}", "T col", _IM2COL_SRC),
-    "col2im": (f"raw T cols, {_INTS}", "T dx", _COL2IM_SRC),
+    "col2im": (f"raw T cols, {_INTS}", "T dx", _ACC + _COL2IM_SRC),
     "maxpool_fwd": ("raw T x, int32 H, int32 W, int32 OH, int32 OW, int32 z, int32 s",
                     "T out, int32 arg", _MAXPOOL_FWD_SRC),
     "maxpool_bwd": ("raw T dout, raw int32 arg, int32 H, int32 W, int32 OH, int32 OW, int32 z, int32 s",
-                    "T dx", _MAXPOOL_BWD_SRC),
+                    "T dx", _ACC + _MAXPOOL_BWD_SRC),
     "lrn_fwd": ("raw T x, int32 C, int32 H, int32 W, int32 half, T k, T coeff, T beta",
                 "T out, T scale", _LRN_FWD_SRC),
     "lrn_bwd": ("raw T dout, raw T x, raw T scale, raw T out, int32 C, int32 H, int32 W, "
@@ -242,7 +253,8 @@ def _kernel(name):
     """Build (once) the ElementwiseKernel called ``name``; CuPy compiles it per dtype and device."""
     cp = _cupy()
     in_params, out_params, src = KERNEL_SPECS[name]
-    return cp.ElementwiseKernel(in_params, out_params, src, f"minialex_{name}", options=_NVRTC_OPTIONS)
+    return cp.ElementwiseKernel(in_params, out_params, src, f"minialex_{name}", options=_NVRTC_OPTIONS,
+                                preamble=ACC_PREAMBLE)
 
 
 def _on_device_of(a):
