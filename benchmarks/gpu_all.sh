@@ -10,7 +10,8 @@
 # Stages, each with its own time limit, writing these 8 files to --out (default
 # $OUT on a device machine, else ./gpu-out; a device call returns at most 8):
 #   1. bench.md     first the machine: GPU, driver, python/numpy/cupy/torch versions, date
-#   2. tests.log    python -m pytest -m gpu (tests/test_gpu.py, tests/test_gpu_precision.py)
+#   2. tests.log    the GPU tests (tests/test_gpu.py, test_gpu_precision.py) and NVRTC's compile
+#                   of every kernel (test_cuda_compile.py, float16 included)
 #   3. bench.md     benchmarks/gpu.py --suite: paper and cifar nets x fp32/tf32/fp16 vs PyTorch
 #      bench.json   the same rows
 #   4. data.log     pack_images.py --unpack (parts only), python -m minialex.data prepare DIR
@@ -77,7 +78,7 @@ stage() {   # stage NAME LIMIT_S LOGFILE CMD...: run CMD under a time limit, out
   timeout --signal=INT --kill-after=30 "$limit" "$@" >>"$OUTDIR/$log" 2>&1
   local rc=$?
   if [ "$SMOKE" = 1 ] && [ "$name" = "gpu tests" ] && [ $rc -eq 5 ]; then
-    rc=0                      # pytest's 5: every GPU test skipped, which is right on the CPU
+    rc=0                      # pytest's 5: every test skipped (no CuPy), which is right on the CPU
   fi
   echo "   $name: exit $rc after $((SECONDS - t0)) s -> $OUTDIR/$log"
   if [ $rc -ne 0 ]; then FAILED=$((FAILED + 1)); tail -5 "$OUTDIR/$log"; fi
@@ -99,8 +100,8 @@ if [ "$DRY" = 0 ]; then
 fi
 
 # 2. the GPU tests (they skip without CuPy or a device: the smoke run shows them skipping)
-stage "gpu tests" "$TEST_LIMIT" tests.log "$PY" -m pytest -m gpu -q -p no:cacheprovider \
-  tests/test_gpu.py tests/test_gpu_precision.py
+stage "gpu tests" "$TEST_LIMIT" tests.log "$PY" -m pytest -q -p no:cacheprovider \
+  tests/test_gpu.py tests/test_gpu_precision.py tests/test_cuda_compile.py
 
 # 3. the benchmark table
 stage "benchmark" "$BENCH_LIMIT" bench.md "$PY" benchmarks/gpu.py "${BENCH_ARGS[@]}" --json "$OUTDIR/bench.json"
