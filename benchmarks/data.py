@@ -75,7 +75,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="100 images per class, fewer batches")
     ap.add_argument("--imagenette", default=str(REPO.parent / "shared" / "data" / "imagenette2-224"))
-    ap.add_argument("--workers", type=int, default=None, help="prepare's decoding threads")
+    ap.add_argument("--workers", type=int, default=None, help="prepare's decoding processes (default: all cores)")
     ap.add_argument("--batches", type=int, default=None, help="loader batches to time")
     args = ap.parse_args(argv)
     per_class = 100 if args.quick else None

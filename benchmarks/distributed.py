@@ -17,8 +17,10 @@ For 2x1 the script also reports, per step, the time in the gradient
 average, split into the wait for the slower rank (a barrier first) and the
 all-reduce itself (pack, ``MPI_Allreduce`` of one flat float32 buffer,
 unpack), and the bytes all-reduced. The barrier exists only here, to
-separate the two; training has none. The load average is printed before
-and after: the machine may be shared.
+separate the two; training has none. After the steps, ``MPI_Allreduce``
+alone on a float32 buffer of the model's size (min of 3) shows what the
+transfer costs without packing. The load average is printed before and
+after: the machine may be shared.
 """
 from __future__ import annotations
 
@@ -88,7 +90,15 @@ def child(args):
             steps.append(t4 - t0)
             waits.append(t2 - t1)
             reduces.append(t3 - t2)
-    mine = {"rank": comm.rank, "step_s": steps, "wait_s": waits, "allreduce_s": reduces,
+    raw = []                                            # MPI_Allreduce alone on a buffer of the same size
+    if comm.size > 1:
+        buf = np.ones(model.num_params(), dtype=np.float32)
+        for _ in range(3):
+            comm.barrier()
+            t = time.perf_counter()
+            comm.comm.Allreduce(comm.MPI.IN_PLACE, buf, op=comm.MPI.SUM)
+            raw.append(time.perf_counter() - t)
+    mine = {"rank": comm.rank, "step_s": steps, "wait_s": waits, "allreduce_s": reduces, "mpi_s": raw,
             "bytes": comm.grad_bytes, "threads": os.environ.get("NUMBA_NUM_THREADS"),
             "params": model.num_params()}
     everyone = comm.comm.allgather(mine) if comm.size > 1 else [mine]
@@ -149,14 +159,16 @@ def main(argv=None):
             if ranks > 1:
                 p0 = r["per_rank"][0]
                 row.update(bytes=p0["bytes"], allreduce_median_s=_median(p0["allreduce_s"]),
-                           wait_median_s=max(_median(p["wait_s"]) for p in r["per_rank"]))
+                           wait_median_s=max(_median(p["wait_s"]) for p in r["per_rank"]),
+                           mpi_only_min_s=min(p0["mpi_s"]))
             rows.append(row)
             extra = ""
             if ranks > 1:
                 extra = (f"  all-reduce {row['bytes'] / 2**20:7.2f} MiB: {1e3 * row['allreduce_median_s']:7.1f} ms "
                          f"({100 * row['allreduce_median_s'] / row['step_median_s']:.0f}% of the step, "
                          f"{row['bytes'] / row['allreduce_median_s'] / 1e9:.2f} GB/s); "
-                         f"wait for the slower rank {1e3 * row['wait_median_s']:.1f} ms")
+                         f"wait for the slower rank {1e3 * row['wait_median_s']:.1f} ms; "
+                         f"MPI_Allreduce alone {1e3 * row['mpi_only_min_s']:.1f} ms")
             print(f"{config:6s} batch {batch:4d}  {row['layout']}  step min {row['step_min_s']:7.3f} s  "
                   f"median {row['step_median_s']:7.3f} s  {row['images_per_s']:7.1f} img/s{extra}", flush=True)
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -3,7 +3,7 @@
     python benchmarks/gpu.py                       # paper config, batch 128, float32, GPU 0
     python benchmarks/gpu.py --steps 50 --device 1
     python benchmarks/gpu.py --gpus 0,1            # minialex's two towers on two GPUs (Sec. 3.2)
-    python benchmarks/gpu.py --layer-kernels cuda  # max-pool and LRN through minialex/kernels/_cuda.py
+    python benchmarks/gpu.py --kernels reference   # the readable layers on the GPU (MINIALEX_KERNELS)
 
 Measures, in one run on one GPU:
   * training images/s of a full step (forward, softmax loss, backward, SGD
@@ -28,6 +28,16 @@ paper's alpha = 1e-4 is alpha = 5e-4 there. Before timing, both nets are
 given the same weights and their test-mode logits are compared (``--no-check``
 skips it), so the two really are the same network.
 
+``--suite`` (issue 20) instead runs, for the paper and the cifar net, three
+pairs in one process on one GPU, and prints one table (``--json FILE`` also
+writes it): minialex fp32 against PyTorch fp32 (TF32 off), minialex tf32
+against PyTorch TF32, minialex fp16 (float16 working copy, float32 masters,
+loss scaling) against PyTorch AMP fp16 with channels-last and
+``cudnn.benchmark``. Each row has images/s, peak memory, the ratios, and the
+physical limit: images/s if every multiply-add of a training step (3x the
+forward's) ran at the GPU's peak FLOP/s for that precision (``PEAK_TFLOPS``,
+dense, or ``--peak-tflops``).
+
 Without CuPy or a CUDA device the script prints why and exits with status 0
 (nothing to measure is not a failure of the code); without PyTorch it
 measures minialex alone and says so. Paste the printed block into
@@ -37,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import sys
 import time
@@ -61,13 +72,23 @@ def parse_args(argv=None):
     p.add_argument("--device", type=int, default=0, help="CUDA device id for both frameworks")
     p.add_argument("--gpus", default=None,
                    help="minialex only: place the two towers on these devices, e.g. 0,1 (Sec. 3.2)")
-    p.add_argument("--layer-kernels", choices=("as-is", "cuda"), default="as-is",
-                   help="as-is: the layers as they are; cuda: route MaxPool2D and LocalResponseNorm "
-                        "through minialex/kernels/_cuda.py (for layers not yet wired to it)")
+    p.add_argument("--kernels", choices=("fast", "reference"), default="fast",
+                   help="minialex's layers: fast = their CUDA twins (minialex/kernels/, default); "
+                        "reference = the readable layers (sets MINIALEX_KERNELS)")
     p.add_argument("--torch-tf32", action="store_true",
                    help="let PyTorch use TF32 tensor cores (off by default: both run true float32)")
     p.add_argument("--no-torch", action="store_true", help="measure minialex only")
     p.add_argument("--no-check", action="store_true", help="skip the same-weights logits comparison")
+    p.add_argument("--suite", action="store_true",
+                   help="paper and cifar nets x (fp32, tf32, fp16), each against its PyTorch peer (issue 20)")
+    p.add_argument("--configs", default="paper,cifar", help="--suite: the nets, comma-separated")
+    p.add_argument("--precisions", default="fp32,tf32,fp16", help="--suite: the modes, comma-separated")
+    p.add_argument("--json", default=None, metavar="FILE", help="--suite: also write the rows as JSON")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="--suite: also time minialex fp32/tf32 with the step captured as a CUDA graph "
+                        "(minialex.kernels.graphs; rows named fp32+graph, tf32+graph)")
+    p.add_argument("--peak-tflops", default=None, metavar="FP32,TF32,FP16",
+                   help="--suite: the GPU's dense peaks, if it is not in PEAK_TFLOPS")
     p.add_argument("--profile", action="store_true",
                    help="also time every layer's forward and backward (and the SGD update) on its own, "
                         "minialex beside PyTorch, with CUDA events")
@@ -77,53 +98,6 @@ def parse_args(argv=None):
 # ----------------------------------------------------------------------------
 # minialex
 # ----------------------------------------------------------------------------
-def use_cuda_layer_kernels():
-    """Route MaxPool2D and LocalResponseNorm through minialex/kernels/_cuda.py for CuPy arrays.
-
-    The same few lines the layers get as hooks; here as wrappers so the effect
-    can be measured whether or not the layers carry the hooks yet.
-    """
-    from minialex.kernels import _cuda
-    from minialex.layers import LocalResponseNorm, MaxPool2D
-
-    pool_fwd, pool_bwd = MaxPool2D.forward, MaxPool2D.backward
-    lrn_fwd, lrn_bwd = LocalResponseNorm.forward, LocalResponseNorm.backward
-
-    def is_gpu(a):
-        return backend.get_array_module(a) is not np
-
-    def pool_forward(self, x, train=True):
-        if not is_gpu(x):
-            return pool_fwd(self, x, train)
-        out, arg = _cuda.maxpool_forward(x, self.kernel_size, self.stride)
-        self.cache = ("cuda", x.shape, arg)
-        return out
-
-    def pool_backward(self, dout):
-        if not (isinstance(self.cache, tuple) and self.cache[0] == "cuda"):
-            return pool_bwd(self, dout)
-        _, x_shape, arg = self.cache
-        self.cache = None
-        return _cuda.maxpool_backward(dout, arg, x_shape, self.kernel_size, self.stride)
-
-    def lrn_forward(self, x, train=True):
-        if not is_gpu(x):
-            return lrn_fwd(self, x, train)
-        out, scale = _cuda.lrn_forward(x, self.size, self.coeff, self.beta, self.k)
-        self.cache = (x, scale, out)
-        return out
-
-    def lrn_backward(self, dout):
-        if not is_gpu(dout):
-            return lrn_bwd(self, dout)
-        x, scale, out = self.cache
-        self.cache = None
-        return _cuda.lrn_backward(dout, x, scale, out, self.size, self.coeff, self.beta)
-
-    MaxPool2D.forward, MaxPool2D.backward = pool_forward, pool_backward
-    LocalResponseNorm.forward, LocalResponseNorm.backward = lrn_forward, lrn_backward
-
-
 def bench_minialex(cp, args, x_host, y_host, weights_out=None):
     """Time minialex's training step; returns a dict of figures."""
     pool = cp.get_default_memory_pool()                 # one pool per device inside
@@ -375,6 +349,221 @@ def print_profile(mini_rows, torch_rows):
 
 
 # ----------------------------------------------------------------------------
+# --suite: precision modes, two nets, physical limits (issue 20)
+# ----------------------------------------------------------------------------
+# Dense (no sparsity) peak TFLOP/s by GPU name, from NVIDIA's data sheets (SXM parts):
+# fp32 on CUDA cores, TF32 and fp16 on tensor cores with float32 accumulation.
+PEAK_TFLOPS = {
+    "H200": {"fp32": 67.0, "tf32": 494.7, "fp16": 989.4},
+    "H100": {"fp32": 67.0, "tf32": 494.7, "fp16": 989.4},    # the PCIe H100 is lower: pass --peak-tflops
+    "A100": {"fp32": 19.5, "tf32": 156.0, "fp16": 312.0},
+}
+
+
+def peak_tflops(gpu_name, override=None):
+    """{precision: dense peak TFLOP/s} for ``gpu_name``; None where unknown and not given."""
+    if override:
+        fp32, tf32, fp16 = (float(v) for v in override.split(","))
+        return {"fp32": fp32, "tf32": tf32, "fp16": fp16}
+    for key, peaks in PEAK_TFLOPS.items():
+        if key in gpu_name:
+            return peaks
+    return None
+
+
+def train_flops_per_image(model):
+    """FLOPs of one training step per image: 3 x the forward's 2*MACs of every conv and fc.
+
+    Backward costs two products per layer (dx and dw) of the forward's size;
+    conv1's dx is skipped in training but counted here (as PyTorch's FLOP
+    counters do), so the limit errs on the generous side by conv1's share.
+    """
+    from minialex.layers import Conv2D, Linear
+
+    macs = 0
+    for _, layer, out in model.layer_shapes():
+        if isinstance(layer, Conv2D):
+            F, OH, OW = out
+            K, Cg = layer.kernel_size, layer.in_channels // layer.groups
+            macs += F * OH * OW * Cg * K * K
+        elif isinstance(layer, Linear):
+            macs += layer.params["w"].shape[0] * layer.params["w"].shape[1]
+    return 3 * 2 * macs
+
+
+def torch_peer(torch, model):
+    """The PyTorch twin of a minialex AlexNet, layer by layer (LRN alpha * n: PyTorch divides by n)."""
+    from minialex import layers as L
+
+    nn, mods = torch.nn, []
+    for layer in model.layers:
+        if isinstance(layer, L.Conv2D):
+            mods.append(nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                  stride=layer.stride, padding=layer.padding, groups=layer.groups))
+        elif isinstance(layer, L.Linear):
+            mods.append(nn.Linear(*layer.params["w"].shape))
+        elif isinstance(layer, L.LocalResponseNorm):
+            mods.append(nn.LocalResponseNorm(layer.size, alpha=layer.coeff * layer.size, beta=layer.beta, k=layer.k))
+        elif isinstance(layer, L.MaxPool2D):
+            mods.append(nn.MaxPool2d(layer.kernel_size, layer.stride))
+        elif isinstance(layer, L.ReLU):
+            mods.append(nn.ReLU())
+        elif isinstance(layer, L.Dropout):
+            mods.append(nn.Dropout(layer.p))
+        elif isinstance(layer, L.Flatten):
+            mods.append(nn.Flatten())
+        else:
+            raise ValueError(f"torch_peer: no PyTorch twin for {type(layer).__name__}")
+    return nn.Sequential(*mods)
+
+
+def suite_minialex(cp, cfg, mode, batch, steps, warmup, graphs=False):
+    """images/s and peak pool bytes of minialex's training step in ``mode`` (fp32, tf32, fp16);
+    ``graphs``: the step captured once as a CUDA graph and replayed (fp32/tf32 only)."""
+    from minialex.precision import MIXED, MixedPrecisionNet, configure_matmul
+
+    pool = cp.get_default_memory_pool()
+    pool.free_all_blocks()
+    configure_matmul(cp, mode)
+    model = AlexNet(cfg).to(cp)
+    model.layers[0].input_grad = False                  # as the trainer: no dL/d(image)
+    net = MixedPrecisionNet(model, dtype=MIXED[mode]) if mode in MIXED else model
+    opt = SGD(net)
+    rng = np.random.default_rng(0)
+    x = cp.asarray(rng.standard_normal((batch, *model.input_shape)).astype(np.float32))
+    y = cp.asarray(rng.integers(0, cfg.num_classes, batch))
+    loss = SoftmaxCrossEntropy(check_finite=False)
+    captured = None
+    if graphs:
+        from minialex.kernels.graphs import CapturedStep
+
+        captured = CapturedStep(net, SoftmaxCrossEntropy(check_finite=False, check_labels=False), opt)
+
+    def step():
+        if captured is not None:
+            return captured(x, y)
+        value = loss(net.forward(x, train=True), y)
+        net.backward(loss.backward())
+        if getattr(net, "grads_finite", True):          # fp16: one host sync, as the trainer
+            opt.step()
+        if hasattr(net, "scaler"):
+            net.scaler.update(net.grads_finite)
+        return value
+
+    for _ in range(warmup):
+        step()
+    cp.cuda.Device().synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        value = step()
+    cp.cuda.Device().synchronize()
+    dt = time.perf_counter() - t
+    held = pool.total_bytes() + (captured.pool.total_bytes() if captured is not None else 0)
+    out = {"images_per_s": steps * batch / dt, "peak_bytes": held, "loss": float(value),
+           "flops_per_image": train_flops_per_image(model)}
+    del net, model, opt, x, y, step, captured
+    pool.free_all_blocks()
+    return out
+
+
+def suite_torch(torch, model, mode, batch, steps, warmup, device=0):
+    """The PyTorch peer: fp32 (TF32 off), TF32, or AMP fp16 with channels-last and GradScaler."""
+    dev = torch.device(f"cuda:{device}")
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(dev)
+    net = torch_peer(torch, model).to(dev)
+    fmt = torch.channels_last if mode == "fp16" else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((batch, *model.input_shape)).astype(np.float32)).to(dev)
+    x = x.to(memory_format=fmt)
+    y = torch.from_numpy(rng.integers(0, model.config.num_classes, batch)).to(dev)
+    lossf = torch.nn.CrossEntropyLoss()
+    scaler = torch.amp.GradScaler("cuda", enabled=mode == "fp16")
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=mode == "fp16"):
+            value = lossf(net(x), y)
+        scaler.scale(value).backward()
+        scaler.step(opt)
+        scaler.update()
+        return value
+
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize(dev)
+    t = time.perf_counter()
+    for _ in range(steps):
+        value = step()
+    torch.cuda.synchronize(dev)
+    dt = time.perf_counter() - t
+    out = {"images_per_s": steps * batch / dt, "peak_bytes": torch.cuda.max_memory_reserved(dev),
+           "loss": float(value)}
+    del net, opt, x, y
+    torch.cuda.empty_cache()
+    return out
+
+
+def suite_row(config, mode, batch, mini, ref, peaks):
+    """One table row: rates, memory, the ratios and the physical limit (images/s at peak FLOP/s)."""
+    limit = None
+    if peaks is not None:
+        limit = peaks[mode.split("+")[0]] * 1e12 / mini["flops_per_image"]
+    return {"config": config, "precision": mode, "batch": batch,
+            "minialex_img_s": mini["images_per_s"], "torch_img_s": ref["images_per_s"] if ref else None,
+            "speed_ratio": mini["images_per_s"] / ref["images_per_s"] if ref else None,
+            "minialex_peak_gib": mini["peak_bytes"] / 2**30, "torch_peak_gib": ref["peak_bytes"] / 2**30 if ref else None,
+            "memory_ratio": mini["peak_bytes"] / ref["peak_bytes"] if ref else None,
+            "limit_img_s": limit, "minialex_of_limit": mini["images_per_s"] / limit if limit else None}
+
+
+def format_suite(rows):
+    """The table, as Markdown: one line per (net, precision)."""
+    def f(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    head = ("| net | precision | batch | minialex img/s | PyTorch img/s | speed ratio | minialex GiB | "
+            "PyTorch GiB | memory ratio | limit img/s | minialex / limit |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(f"| {r['config']} | {r['precision']} | {r['batch']} | {f(r['minialex_img_s'], '.0f')} | "
+                     f"{f(r['torch_img_s'], '.0f')} | {f(r['speed_ratio'], '.2f')} | {f(r['minialex_peak_gib'], '.2f')} | "
+                     f"{f(r['torch_peak_gib'], '.2f')} | {f(r['memory_ratio'], '.2f')} | {f(r['limit_img_s'], '.0f')} | "
+                     f"{f(r['minialex_of_limit'], '.1%')} |")
+    return "\n".join(lines)
+
+
+def run_suite(cp, torch, args, gpu_name):
+    import json
+
+    peaks = peak_tflops(gpu_name, args.peak_tflops)
+    rows = []
+    for name in args.configs.split(","):
+        cfg = {"paper": AlexNetConfig.paper, "cifar": AlexNetConfig.cifar}[name]()
+        for mode in args.precisions.split(","):
+            mini = suite_minialex(cp, cfg, mode, args.batch, args.steps, args.warmup)
+            ref = suite_torch(torch, AlexNet(cfg), mode, args.batch, args.steps, args.warmup, args.device) \
+                if torch is not None else None
+            rows.append(suite_row(name, mode, args.batch, mini, ref, peaks))
+            print(format_suite(rows[-1:]).splitlines()[-1], flush=True)
+            if args.cuda_graphs and mode in ("fp32", "tf32"):
+                mini = suite_minialex(cp, cfg, mode, args.batch, args.steps, args.warmup, graphs=True)
+                rows.append(suite_row(name, mode + "+graph", args.batch, mini, ref, peaks))
+                print(format_suite(rows[-1:]).splitlines()[-1], flush=True)
+    print("\n" + format_suite(rows))
+    if peaks is None:
+        print(f"(no peak FLOP/s known for {gpu_name}: pass --peak-tflops FP32,TF32,FP16 for the limits)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"gpu": gpu_name, "date": str(datetime.date.today()),
+                                               "rows": rows}, indent=1))
+    return 0
+
+
+# ----------------------------------------------------------------------------
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -386,8 +575,7 @@ def main(argv=None):
     if args.device >= n_dev:
         print(f"benchmarks/gpu.py: --device {args.device} does not exist; {n_dev} CUDA device(s) visible")
         return 2
-    if args.layer_kernels == "cuda":
-        use_cuda_layer_kernels()
+    os.environ["MINIALEX_KERNELS"] = args.kernels            # read when the models are built
     torch = None
     if not args.no_torch:
         try:
@@ -404,8 +592,11 @@ def main(argv=None):
     x = rng.standard_normal((args.batch, 3, 224, 224)).astype(np.float32)
     y = rng.integers(0, 1000, args.batch).astype(np.int64)
 
+    if args.suite:
+        with cp.cuda.Device(args.device):
+            return run_suite(cp, torch, args, gpu_name)
     print(f"GPU {args.device}: {gpu_name}; batch {args.batch}, float32, {args.steps} timed steps "
-          f"after {args.warmup} warm-up; layer kernels: {args.layer_kernels}; "
+          f"after {args.warmup} warm-up; kernels: {args.kernels}; "
           f"PyTorch TF32 {'on' if args.torch_tf32 else 'off'}")
     weights = {}
     mini = bench_minialex(cp, args, x, y, weights_out=weights)
@@ -441,11 +632,11 @@ def main(argv=None):
     if torch is not None:
         versions += f", torch {torch.__version__} (CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()})"
     print("\n--- paste into benchmarks/RESULTS.md ---")
-    print(f"| {datetime.date.today()} | {gpu_name} | {args.batch} | {args.layer_kernels} "
+    print(f"| {datetime.date.today()} | {gpu_name} | {args.batch} | {args.kernels} "
           f"| {mini['images_per_s']:.0f} | {ref['images_per_s']:.0f} | {mini['images_per_s'] / ref['images_per_s']:.2f} "
           f"| {mini['peak_pool_bytes'] / 2**30:.2f} | {ref['peak_reserved_bytes'] / 2**30:.2f} | {versions} |"
           if ref else
-          f"| {datetime.date.today()} | {gpu_name} | {args.batch} | {args.layer_kernels} "
+          f"| {datetime.date.today()} | {gpu_name} | {args.batch} | {args.kernels} "
           f"| {mini['images_per_s']:.0f} | - | - | {mini['peak_pool_bytes'] / 2**30:.2f} | - | {versions} |")
     return 0
 

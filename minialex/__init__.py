@@ -15,6 +15,16 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+# Under mpiexec the ranks on one machine share its cores (docs/distributed.md):
+# unless the user has chosen, each rank's pools get its share of the cores,
+# not all of them each (2 ranks x 2 threads on 2 cores oversubscribe them).
+# Like the settings above, this only holds if NumPy is imported after minialex.
+_local = next((int(v) for v in map(_os.environ.get, ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE",
+                                                     "MV2_COMM_WORLD_LOCAL_SIZE")) if v and v.isdigit()), 1)
+if _local > 1:
+    for _var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        _os.environ.setdefault(_var, str(max(1, (_os.cpu_count() or 1) // _local)))
+
 __version__ = "0.1.0"
 
 from .backend import get_array_module, get_backend  # noqa: E402,F401

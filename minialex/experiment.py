@@ -206,7 +206,7 @@ def run(args, log=print, comm=None):
     ``comm``: the communicator (``make_comm``); None makes one. Under data
     parallelism (mpiexec) only rank 0 logs, shows progress and writes files.
     """
-    from .backend import get_backend
+    from .backend import get_backend, kernel_paths
     from .data import BatchLoader, EvalTransform, TrainTransform, load_dataset, subset
     from .distributed import rank_devices, use_rank_dropout
     from .model import AlexNet
@@ -238,6 +238,8 @@ def run(args, log=print, comm=None):
     num_classes = len(data.class_names)
     if cfg.num_classes != num_classes:
         cfg = type(cfg).from_dict({**cfg.to_dict(), "num_classes": num_classes})
+    check_labels(ytr, cfg.num_classes, "training")   # once here: the loss does not check on a GPU
+    check_labels(yval, cfg.num_classes, "validation")
     prep, mean = preprocessing(args, cfg, data)
     model = AlexNet(cfg)
     net = model                                     # what trains: the model, or its two towers
@@ -246,6 +248,8 @@ def run(args, log=print, comm=None):
     if args.gpus is not None:                       # Sec. 3.2: tower 0 on one GPU, tower 1 on another
         from .towers import TwoTowerAlexNet, parse_gpus, transfer_plan
         devices = rank_devices(comm.local_rank, parse_gpus(args.gpus, args.backend))   # this rank's pair
+        if xp is not np:                            # the logits, the loss and fc8 live on tower 0's GPU
+            xp.cuda.Device(devices[0]).use()
         net = TwoTowerAlexNet(model, devices=devices, xp=xp)
         plan = transfer_plan(model, args.batch_size)
         log(f"two towers on CUDA devices {net.devices}: {plan['between_towers'] / 2**20:.1f} MiB cross "
@@ -253,15 +257,17 @@ def run(args, log=print, comm=None):
             f"fc8 {plan['head'] / 2**20:.1f}, LRN halo {plan['lrn'] / 2**20:.1f} MiB; forward + backward)")
     elif xp is not np:
         model.to(xp)
+    log(describe_kernels(net.kernel_paths() if net is not model else kernel_paths(model)))
     if net is model and hasattr(model.layers[0], "input_grad"):
         # Training never uses dL/d(image): conv1 skips its input gradient (on
         # the CPU the rotated-kernel convolution, on the GPU the col2im). The
         # towers keep it, as they count its bytes.
         model.layers[0].input_grad = False
     tricks = tricks_of(args)
-    if tricks.precision == "fp16":                  # Bag of Tricks Sec. 3.2: float16 copy, float32 master
-        from .precision import MixedPrecisionNet
-        net = MixedPrecisionNet(model)
+    from .precision import MIXED, MixedPrecisionNet, configure_matmul
+    log(configure_matmul(xp, tricks.precision))     # cuBLAS compute type: fp32, TF32 (docs/gpu.md)
+    if tricks.precision in MIXED:                   # Bag of Tricks Sec. 3.2: half copy, float32 master
+        net = MixedPrecisionNet(model, dtype=MIXED[tricks.precision])
     tt = Scaled(TrainTransform(mean=mean, crop=cfg.input_size, pad=args.pad, flip=not args.no_flip,
                                pca=data.pca if args.pca_color else None), args.input_scale)
     et = Scaled(EvalTransform(mean=mean, crop=cfg.input_size), args.input_scale)
@@ -286,10 +292,17 @@ def run(args, log=print, comm=None):
             teacher = load_teacher(tricks.distill, data.class_names, prep, xp=xp)
         except ValueError as e:
             raise SystemExit(f"error: --distill: {e}") from None
+    graph_step = None
+    if getattr(args, "cuda_graphs", False):         # one CUDA graph per batch shape and lr (docs/gpu.md)
+        from .kernels.graphs import CapturedStep
+        from .layers import SoftmaxCrossEntropy
+        graph_step = CapturedStep(net, SoftmaxCrossEntropy(check_finite=False, check_labels=False), opt)
+        log("CUDA graphs: the training step is captured once per batch shape and learning rate")
     trainer = Trainer(net, opt, sched, loader, (xval, yval, et), args.out, args.epochs,
                       max_steps=args.max_steps, meta=meta,
                       progress=not args.quiet, plot=not args.no_plot, xp=xp, log=log,
-                      tricks=tricks, teacher=teacher, comm=comm, val_name=data.held_name, overwrite=overwrite)
+                      tricks=tricks, teacher=teacher, comm=comm, val_name=data.held_name, overwrite=overwrite,
+                      graph_step=graph_step)
     if ckpt is not None:
         m = trainer.restore(ckpt)
         log(f"resumed {ckpt} at {position_text(m['step'], m['epoch'], m['batch'], len(loader))}")
@@ -309,6 +322,22 @@ def run(args, log=print, comm=None):
         summary["tower_bytes_per_step"] = dict(net.bytes_per_step())   # measured on the last step
     summary["setup_s"] = time.perf_counter() - t0 - (summary["wall_s"] - trainer.wall)
     return summary
+
+
+def check_labels(y, num_classes, split):
+    """Raise ValueError naming the first label outside [0, num_classes) (host labels, checked once)."""
+    y = np.asarray(y)
+    bad = y[(y < 0) | (y >= num_classes)]
+    if bad.size:
+        raise ValueError(f"{split} label {int(bad[0])} out of range, expected 0 <= label < {num_classes}")
+
+
+def describe_kernels(paths):
+    """One log line: which layers run which path, e.g. "kernels: numba: relu1, lrn1, ...; reference: fc6"."""
+    groups = {}
+    for name, path in paths.items():
+        groups.setdefault(path, []).append(name)
+    return "kernels (MINIALEX_KERNELS): " + "; ".join(f"{p}: {', '.join(n)}" for p, n in groups.items())
 
 
 def _silent(*args, **kwargs):

@@ -22,6 +22,21 @@ Both classes use ``get_array_module``: the same plumbing serves CuPy (the GPU
 backend). On NumPy the float16 net runs the readable layers, since numba has no
 float16 type; there it is a correctness reference, about a hundred times
 slower than float32 (NumPy has no float16 BLAS). docs/tricks.md has details.
+
+The four ``--precision`` modes (``PRECISIONS``; docs/gpu.md, "Precision"):
+
+======  ==================  ==============================================  =========
+mode    arrays              matrix products (cuBLAS on CuPy)                backends
+======  ==================  ==============================================  =========
+fp32    float32             float32 in, float32 compute (TF32 off)          both
+tf32    float32             float32 in, TF32 tensor cores, float32 sums     cupy
+fp16    float16 + fp32 mst  float16 in, tensor cores, float32 accumulation  both
+bf16    bfloat16 + fp32 mst bfloat16 in (needs ``ml_dtypes``)               both
+======  ==================  ==============================================  =========
+
+``configure_matmul(xp, precision)`` sets CuPy's cuBLAS compute type once,
+where the run starts (the switch is process-wide in CuPy, as
+``torch.backends.cuda.matmul.allow_tf32`` is in PyTorch).
 """
 from __future__ import annotations
 
@@ -30,8 +45,50 @@ import dataclasses
 import numpy as np
 
 from .backend import device_of, get_array_module
+from .kernels import accelerate
 
 HALF = "float16"
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
+MIXED = {"fp16": "float16", "bf16": "bfloat16"}     # precision -> the working copy's dtype
+
+
+def working_dtype(name):
+    """np.dtype for "float16" or "bfloat16" (the latter from ``ml_dtypes``; ValueError naming it if absent)."""
+    if name == "bfloat16":
+        try:
+            import ml_dtypes  # noqa: F401  (registers np.dtype("bfloat16"))
+        except ImportError:
+            raise ValueError("precision bf16 needs the ml_dtypes package (NumPy and CuPy take bfloat16 "
+                             "from it): pip install ml_dtypes, or use --precision fp16") from None
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def configure_matmul(xp, precision):
+    """Set how matrix products compute for ``precision``; returns a line for the log.
+
+    CuPy hands ``matmul`` to cuBLAS ``gemmEx``; its compute type per input
+    dtype is set by ``cupy._core._routines_linalg.set_compute_type`` (the
+    setting ``CUPY_TF32=1`` also reaches, but only before the first product).
+    fp32 asks for plain float32 compute (CUBLAS_COMPUTE_32F: no TF32), tf32
+    for CUBLAS_COMPUTE_32F_FAST_TF32; float16 inputs always accumulate in
+    float32 there (CUBLAS_COMPUTE_32F, tensor-core algorithm on sm_70+),
+    which COMPUTE_TYPE_FP32 states explicitly. On NumPy only fp32, fp16 and
+    bf16 exist (the CPU has no TF32): tf32 raises ValueError.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if xp is np:
+        if precision == "tf32":
+            raise ValueError("precision tf32 needs --backend cupy: TF32 is a tensor-core mode of NVIDIA GPUs "
+                             "(sm_80+); on the CPU use fp32")
+        return f"matmul: numpy BLAS, {MIXED.get(precision, 'float32')} inputs"
+    linalg = xp._core._routines_linalg                   # CuPy's matmul module (cupy >= 10)
+    f32 = linalg.COMPUTE_TYPE_TF32 if precision == "tf32" else linalg.COMPUTE_TYPE_FP32
+    linalg.set_compute_type(np.float32, f32)
+    linalg.set_compute_type(np.float16, linalg.COMPUTE_TYPE_FP32)   # half inputs, float32 sums
+    return (f"matmul: cuBLAS, float32 inputs in {'TF32' if precision == 'tf32' else 'float32'} compute"
+            + (f"; the working copy's {MIXED[precision]} inputs accumulate in float32" if precision in MIXED else ""))
 
 
 class LossScaler:
@@ -105,10 +162,7 @@ class LossScaler:
 
 def use_readable_kernels(model):
     """Make every layer of ``model`` run its readable xp code (numba has no float16)."""
-    for layer in model.layers:
-        for attr in ("impl", "im2col_impl"):
-            if hasattr(layer, attr):
-                setattr(layer, attr, "reference")
+    accelerate(model, kernels="reference")
 
 
 class MixedPrecisionNet:
@@ -129,12 +183,15 @@ class MixedPrecisionNet:
     Paper:   Bag of Tricks Sec. 3.2; Micikevicius et al. 2018.
     """
 
-    def __init__(self, master, scaler=None):
+    def __init__(self, master, scaler=None, dtype=HALF):
         self.master = master
         self.config = master.config
-        self.scaler = scaler if scaler is not None else LossScaler()
+        self.dtype = working_dtype(dtype)                    # float16, or bfloat16 (float32's range:
+        if scaler is None:                                   # no underflow to guard, S = 1 and stays
+            scaler = LossScaler() if dtype == HALF else LossScaler(init_scale=1.0, growth_interval=2 ** 62)
+        self.scaler = scaler
         xp = master.xp
-        half_cfg = dataclasses.replace(master.config, dtype=HALF)
+        half_cfg = dataclasses.replace(master.config, dtype=dtype)
         self.half = type(master)(half_cfg)                   # same seed: same dropout streams
         if xp is not np:
             self.half.to(xp)
@@ -163,13 +220,13 @@ class MixedPrecisionNet:
         if not train:
             return self.master.forward(x, train=False)
         self._sync()                                          # the master moved since the last step
-        logits = self.half.forward(x.astype(HALF), train=True)    # (N, K) float16
+        logits = self.half.forward(x.astype(self.dtype), train=True)    # (N, K) float16
         return logits.astype(np.float32)
 
     def backward(self, dlogits):
         """Scale dL/dlogits by S, backpropagate in float16, unscale into float32; sets ``grads_finite``."""
         with np.errstate(over="ignore", invalid="ignore"):         # an overflow is expected, and handled
-            d16 = (dlogits * np.float32(self.scaler.scale)).astype(HALF)   # (N, K); may overflow to inf
+            d16 = (dlogits * np.float32(self.scaler.scale)).astype(self.dtype)   # (N, K); may overflow to inf
             self.half.backward(d16)
         self._grads, self.grads_finite = self.scaler.unscale(dict(self.half.named_grads()))
         return None

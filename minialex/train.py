@@ -22,6 +22,7 @@ from pathlib import Path
 from .data.datasets import check_data_folder
 from .distributed.comm import EXIT_COMM, CommError, format_bytes
 from .errors import OneLineParser, UserError, describe, run_cli
+from .precision import working_dtype
 from .experiment import (CONFIG_DEFAULTS, SCHEDULES, check_out, check_shapes, make_comm, merge_resume_args,
                          model_config, resume_path, run)
 from .trainer import Diverged
@@ -138,6 +139,10 @@ def build_parser():
                    help="with --backend cupy: place the two towers (Sec. 3.2) on these CUDA devices: "
                         "0,1 puts tower 0 on GPU 0 and tower 1 on GPU 1; 0 runs both towers on GPU 0. "
                         "The log reports the bytes that cross between the towers per step")
+    g.add_argument("--cuda-graphs", action="store_true",
+                   help="with --backend cupy: capture the training step (forward, backward, SGD) as a CUDA "
+                        "graph once per batch shape and learning rate and replay it (fewer kernel launches "
+                        "from Python; fp32/tf32, no tricks, one GPU; docs/gpu.md)")
     g.add_argument("--config", choices=tuple(CONFIG_DEFAULTS), default="cifar",
                    help="network: paper = Sec. 3.5 exactly (224x224 input, 60,965,224 parameters); "
                         "cifar = the same structure for 32x32 CIFAR-10 (default); cifar-wide = cifar with twice "
@@ -242,10 +247,12 @@ def build_parser():
                         "(BoT Sec. 3.1: 5 of 120 epochs); default 0, none")
     t.add_argument("--no-bias-decay", action="store_true",
                    help="weight decay on weights only, not on biases (BoT Sec. 3.1; Sec. 5 decays all)")
-    t.add_argument("--precision", choices=("fp32", "fp16"), default="fp32",
+    t.add_argument("--precision", choices=("fp32", "tf32", "fp16", "bf16"), default="fp32",
                    help="fp16: float16 activations and gradients, float32 master weights, dynamic loss "
-                        "scaling, overflowed steps skipped and counted (BoT Sec. 3.2). On numpy it runs the "
-                        "readable layers, about 100x slower: a correctness check, not a speed-up")
+                        "scaling, overflowed steps skipped and counted (BoT Sec. 3.2); bf16: the same in "
+                        "bfloat16 (needs ml_dtypes); tf32: float32 arrays, matrix products on TF32 tensor cores "
+                        "(--backend cupy only). On numpy fp16/bf16 run the readable layers, about 100x slower: "
+                        "a correctness check, not a speed-up (docs/gpu.md)")
     t.add_argument("--label-smoothing", type=_float_in("--label-smoothing", 0, 1, hi_open=True), default=0.0,
                    metavar="EPS", help="targets 1-EPS for the true class, EPS/(K-1) for the others "
                                        "(BoT Sec. 5.2: 0.1); default 0")
@@ -305,8 +312,26 @@ def parse_args(argv=None):
         p.error(f"--distill {args.distill}: no such checkpoint file")
     if args.warmup and args.warmup >= args.epochs and args.resume is None:
         p.error(f"--warmup {args.warmup:g} epochs must be shorter than the run (--epochs {args.epochs})")
-    if args.precision == "fp16" and args.gpus is not None:
-        p.error("--precision fp16 with --gpus (two towers on two devices) is not supported yet")
+    if args.precision in ("fp16", "bf16") and args.gpus is not None:
+        p.error(f"--precision {args.precision} with --gpus (two towers on two devices) is not supported yet")
+    if getattr(args, "cuda_graphs", False):
+        on = [o for o, v in (("--precision " + args.precision, args.precision in ("fp16", "bf16")),
+                             ("--gpus", args.gpus is not None), ("--warmup", bool(args.warmup)),
+                             ("--label-smoothing", bool(args.label_smoothing)), ("--mixup", bool(args.mixup)),
+                             ("--distill", args.distill is not None), ("--lr-scaling linear", args.lr_scaling != "none"),
+                             ("--no-bias-decay", args.no_bias_decay)) if v]
+        if args.backend != "cupy":
+            p.error("--cuda-graphs needs --backend cupy (CUDA graphs replay GPU kernels)")
+        if on:
+            p.error(f"--cuda-graphs captures the paper's plain step (fp32 or tf32, one GPU); not with {', '.join(on)}")
+    if args.precision == "tf32" and args.backend != "cupy":
+        p.error("--precision tf32 needs --backend cupy: TF32 is a tensor-core mode of NVIDIA GPUs; on the CPU "
+                "use fp32")
+    if args.precision == "bf16":
+        try:
+            working_dtype("bfloat16")
+        except ValueError as e:
+            p.error(str(e))
     if args.config == "paper" and args.data in ("default", "cifar10"):
         p.error(f"--config paper takes 224x224 crops of 256x256 images (Sec. 2, 4.1), but --data {args.data} "
                 "is 32x32 CIFAR-10; use --config cifar, or --data PATH with ImageNet-style images")

@@ -69,6 +69,7 @@ from .errors import CheckpointError, RunExistsError
 from .evaluation import errors_from_sums, evaluate_sums
 from .metrics import MetricsLog, correct_topk
 from .progress import Progress
+from .precision import MIXED
 from .tricks import Objective, Tricks, warmup_factor
 
 CHECKPOINT = "checkpoint.npz"
@@ -218,7 +219,7 @@ class Trainer:
 
     def __init__(self, model, optimizer, schedule, loader, val, out, epochs, max_steps=None,
                  meta=None, progress=True, plot=True, xp=np, log=print, tricks=None, teacher=None, comm=None,
-                 val_name="val", overwrite=False):
+                 val_name="val", overwrite=False, graph_step=None):
         self.model, self.optimizer, self.schedule, self.loader = model, optimizer, schedule, loader
         self.val_x, self.val_y, self.val_transform = val
         self.val_name = val_name                    # what the held-out split is called: "val" or "test"
@@ -229,9 +230,15 @@ class Trainer:
         self.meta = dict(meta or {})
         self.progress, self.plot, self.xp, self.log = progress, plot, xp, log
         self.tricks = tricks if tricks is not None else Tricks()
-        if (self.tricks.precision == "fp16") != hasattr(model, "scaler"):
+        if (self.tricks.precision in MIXED) != hasattr(model, "scaler"):
             raise ValueError(f"Trainer: precision {self.tricks.precision} needs "
-                             f"{'a' if self.tricks.precision == 'fp16' else 'no'} MixedPrecisionNet as the model")
+                             f"{'a' if self.tricks.precision in MIXED else 'no'} MixedPrecisionNet as the model")
+        self.graph_step = graph_step                # a kernels.graphs.CapturedStep: the step as a CUDA graph
+        tricks_on = [t for t in self.tricks.active() if t != "precision" or self.tricks.precision in MIXED]
+        if graph_step is not None and (tricks_on or (comm is not None and comm.size > 1)):
+            raise ValueError("Trainer: a CUDA graph step runs the paper's plain step (fp32 or tf32) on one "
+                             f"process; got tricks {tricks_on or 'none'} and "
+                             f"{comm.size if comm is not None else 1} process(es)")
         self.objective = Objective(self.tricks, _num_classes(model), teacher)
         self.loss_fn = self.objective.loss
         self.warmup_steps = int(round(self.tricks.warmup_epochs * len(loader)))
@@ -318,6 +325,9 @@ class Trainer:
         Data parallel: x, y are this rank's part; the loss and hits are summed
         over the ranks and the gradients averaged before the update.
         """
+        self.comm.step = self.step + 1                               # named if a collective hangs
+        if self.graph_step is not None:
+            return self._graph_train_step(x, y)
         xb, targets = self.objective.inputs(x, y, self.loader.seed, self.epoch, self.batch)   # mixup etc.
         logits = self.model.forward(xb, train=True)                  # (B, K); B: this rank's images
         yh = to_numpy(y)
@@ -353,6 +363,27 @@ class Trainer:
         self.acc["c5"] += int(c5)
         self.acc["n"] += int(n)
         return loss, int(n)
+
+    def _graph_train_step(self, x, y):
+        """``_train_step`` as one CUDA graph replay (kernels/graphs.py): the paper's step, no tricks.
+
+        The loss and the hits are read after the replay, so a non-finite loss
+        is seen after its update (the checkpoint on disk stays the last good one).
+        """
+        yh = to_numpy(y)
+        if yh.min() < 0 or yh.max() >= self.num_classes:             # the graph's loss does not check
+            raise ValueError(f"label {yh.min() if yh.min() < 0 else yh.max()} out of range, expected "
+                             f"0 <= label < {self.num_classes}")
+        loss = float(self.graph_step(x, y))                          # one sync per step
+        logits = self.graph_step.logits
+        if not math.isfinite(loss):
+            raise Diverged(f"loss is {loss} at step {self.step + 1} (epoch {self.epoch + 1}, "
+                           f"batch {self.batch + 1})")
+        self.acc["loss"] += loss * len(yh)
+        self.acc["c1"] += int(correct_topk(logits, yh, 1).sum())
+        self.acc["c5"] += int(correct_topk(logits, yh, 5).sum())
+        self.acc["n"] += len(yh)
+        return loss, len(yh)
 
     def fit(self):
         """Train until ``epochs`` are done, ``max_steps`` is reached or a signal arrives.
@@ -453,7 +484,7 @@ class Trainer:
                                  xp=self.xp)
         except ValueError:                          # non-finite logits on the validation set
             sums = (math.nan, 0, 0, max(hi - lo, 1))  # reduced with the others, so every rank stops
-        val_loss, val1, val5 = errors_from_sums(self.comm.allreduce_sum(sums))
+        val_loss, val1, val5 = errors_from_sums(self.comm.allreduce_sum(sums, "the validation all-reduce"))
         if not math.isfinite(val_loss):
             raise Diverged(f"validation loss is {val_loss} after step {self.step}")
         lr = self.optimizer.lr
@@ -470,7 +501,7 @@ class Trainer:
                  f"{self.val_name} loss {val_loss:.4f} top-1 {100 * val1:.1f}% {top5_text(val5, self.num_classes)} | "
                  f"lr {lr:g} | "
                  f"{row['images_per_s']:.0f} img/s, data wait {100 * a['wait'] / max(a['seconds'], 1e-9):.0f}%"
-                 + (f" | fp16: {a['skipped']} steps skipped (overflow), loss scale {self.model.scaler.scale:g}"
+                 + (f" | {self.tricks.precision}: {a['skipped']} steps skipped (overflow), loss scale {self.model.scaler.scale:g}"
                     if hasattr(self.model, "scaler") else "") + self._comm_note(a))
         if self.plot and self.writer:
             from .figures import plot_curves       # matplotlib: only when drawing

@@ -14,7 +14,7 @@ switch                 what it does                                        BoT
 ``lr_scaling``         "linear": lr = base lr * batch / 256                Sec. 3.1
 ``warmup_epochs``      lr rises linearly from lr/W to lr over W steps      Sec. 3.1
 ``no_bias_decay``      weight decay on weights only (``SGD(decay_bias)``)  Sec. 3.1
-``precision``          "fp16": ``minialex.precision``                      Sec. 3.2
+``precision``          "fp16", "bf16", "tf32": ``minialex.precision``      Sec. 3.2
 (schedule)             cosine decay: ``--schedule cosine``                 Sec. 5.1
 ``label_smoothing``    eps: ``layers/label_smoothing.py``                  Sec. 5.2
 ``distill``            teacher checkpoint, ``distill_t`` = T               Sec. 5.3
@@ -40,7 +40,7 @@ from .layers.label_smoothing import check_smoothing, smooth_labels
 from .layers.soft_target import SoftTargetCrossEntropy, one_hot
 
 LR_SCALINGS = ("none", "linear")
-PRECISIONS = ("fp32", "fp16")
+from .precision import PRECISIONS
 REFERENCE_BATCH = 256          # BoT Sec. 3.1: lr 0.1 for batch 256, scaled linearly with the batch
 
 
@@ -51,7 +51,7 @@ class Tricks:
     lr_scaling: str = "none"       # "linear": lr = base * batch / 256 (BoT Sec. 3.1, Goyal et al. 2017)
     warmup_epochs: float = 0.0     # linear lr warm-up over this many epochs; 0 = none (BoT Sec. 3.1; 5 there)
     no_bias_decay: bool = False    # weight decay on conv/FC weights only, not biases (BoT Sec. 3.1)
-    precision: str = "fp32"        # "fp16": float16 passes, float32 master weights, loss scaling (BoT Sec. 3.2)
+    precision: str = "fp32"        # fp16/bf16: half passes, float32 master weights, loss scaling (BoT Sec. 3.2); tf32: cupy
     label_smoothing: float = 0.0   # eps; targets 1-eps and eps/(K-1) (BoT Sec. 5.2; 0.1 there)
     mixup: float = 0.0             # alpha of lam ~ Beta(alpha, alpha); 0 = no mixup (BoT Sec. 5.4; 0.2 there)
     distill: str = ""              # teacher checkpoint (a trained minialex run); "" = none (BoT Sec. 5.3)

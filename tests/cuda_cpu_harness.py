@@ -14,7 +14,11 @@ import numpy as np
 from minialex.kernels import _cuda
 
 CXX = shutil.which("g++") or shutil.which("clang++")
-CTYPES = {"float32": ("float", ctypes.c_float), "float64": ("double", ctypes.c_double)}
+CTYPES = {"float32": ("float", ctypes.c_float), "float64": ("double", ctypes.c_double),
+          "float16": ("_Float16", None)}
+# Kernels also built for float16 (as GCC's _Float16): those without T scalar
+# arguments, which ctypes cannot pass as a 16-bit float.
+HALF_KERNELS = ("im2col", "col2im", "maxpool_fwd", "maxpool_bwd")
 
 
 def parse_params(text):
@@ -46,12 +50,22 @@ def kernel_source(name, T):
             f"  for (ptrdiff_t i = 0; i < n_out; ++i) {{\n    {' '.join(binds)}\n{body}\n  }}\n}}\n")
 
 
+def half_supported(directory):
+    """True when the C++ compiler has _Float16 (GCC 12+ and clang on x86-64 and arm64)."""
+    probe = directory / "half.cpp"
+    probe.write_text("_Float16 f(_Float16 a, _Float16 b) { return a + b; }\n")
+    r = subprocess.run([CXX, "-c", "-o", str(directory / "half.o"), str(probe)], capture_output=True)
+    return r.returncode == 0
+
+
 def build_library(directory):
-    """Compile every kernel in float and double into ``directory``; returns the ctypes library."""
+    """Compile every kernel in float and double (and HALF_KERNELS in _Float16 where the compiler
+    has it: ``lib.half``) into ``directory``; returns the ctypes library."""
+    HALF = half_supported(directory)
     src = ["#include <cmath>", "#include <cstddef>", "#include <algorithm>",
-           "using std::min; using std::max; using std::pow;"]
+           "using std::min; using std::max; using std::pow;", _cuda.ACC_PREAMBLE]
     for name in _cuda.KERNEL_SPECS:
-        for T in ("float", "double"):
+        for T in ("float", "double") + (("_Float16",) if name in HALF_KERNELS and HALF else ()):
             src.append(kernel_source(name, T))
     (directory / "k.cpp").write_text("\n".join(src))
     so = directory / "k.so"
@@ -59,7 +73,9 @@ def build_library(directory):
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(r.stderr)
-    return ctypes.CDLL(str(so))
+    lib = ctypes.CDLL(str(so))
+    lib.half = HALF
+    return lib
 
 
 class CpuKernel:
@@ -82,7 +98,7 @@ class CpuKernel:
             if isinstance(a, np.ndarray):
                 if self.check is not None:
                     self.check(a)
-                expected = {"int32": np.int32, "uint8": np.uint8}.get(t, arrays[0].dtype)
+                expected = {"int32": np.int32, "uint8": np.uint8, "uint64": np.uint64}.get(t, arrays[0].dtype)
                 assert a.flags.c_contiguous and a.dtype == expected, (self.name, t, a.dtype)
                 c_args.append(a.ctypes.data_as(ctypes.c_void_p))
             else:

@@ -46,7 +46,13 @@ class FakeArray(np.ndarray):
 
     def get(self):
         """To the host, from whatever device is current (as CuPy's ``get``)."""
+        self._fake.no_sync("get()")
         return np.array(self.view(np.ndarray))
+
+    def set(self, arr, stream=None):
+        """From the host (as CuPy's ``set``; asynchronous on ``stream`` there)."""
+        self._fake.check(self)
+        np.copyto(self.view(np.ndarray), np.asarray(arr, dtype=self.dtype).reshape(self.shape))
 
     def _result(self, out):
         """Label new arrays with the current device (CuPy allocates there)."""
@@ -91,12 +97,15 @@ class FakeArray(np.ndarray):
         return self._fake.wrap(np.ndarray.astype(self.view(np.ndarray), dtype, copy=True))
 
     def __float__(self):
+        self._fake.no_sync("float()")
         return float(self.view(np.ndarray))
 
     def __int__(self):
+        self._fake.no_sync("int()")
         return int(self.view(np.ndarray))
 
     def __bool__(self):
+        self._fake.no_sync("bool()")
         return bool(self.view(np.ndarray))
 
 
@@ -139,12 +148,67 @@ class _Device:
         pass
 
 
+class StreamCaptureError(RuntimeError):
+    pass
+
+
+class _Stream:
+    """cupy.cuda.Stream: a context manager; ``begin_capture``/``end_capture`` as CuPy's (CUDA graphs).
+
+    The stand-in cannot record kernels: while a capture is open the step
+    still runs on NumPy, and ``end_capture`` returns a ``_Graph`` whose
+    ``launch`` calls ``fake.replay(graph)`` (set by the test to rerun the step),
+    so tests check the plumbing, not CUDA's capture. What it does enforce as
+    CUDA does: no host sync (``float``, ``int``, ``bool``, ``get``) while
+    capturing (cudaErrorStreamCaptureUnsupported on a GPU).
+    """
+
+    def __init__(self, fake, non_blocking=False):
+        self.fake = fake
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def synchronize(self):
+        self.fake.no_sync("Stream.synchronize()")
+
+    def begin_capture(self, mode=None):
+        if self.fake.capturing:
+            raise StreamCaptureError("a capture is already open")
+        self.fake.capturing = True
+        self.fake.captures += 1
+
+    def end_capture(self):
+        self.fake.capturing = False
+        return _Graph(self.fake)
+
+
+class _Graph:
+    def __init__(self, fake):
+        self.fake = fake
+
+    def launch(self, stream=None):
+        self.fake.launches += 1
+        self.fake.replay(self)
+
+
+class _MemoryPool:
+    def __init__(self, fake):
+        self.fake, self.allocations = fake, 0
+
+    def malloc(self, nbytes):
+        self.allocations += 1
+
+
 class FakeCupy:
     """The module object that stands in for ``cupy`` (only what minialex uses)."""
 
     __name__ = "cupy"
     __version__ = "fake"
-    float32, float64, int32, int64 = np.float32, np.float64, np.int32, np.int64
+    float16, float32, float64, int32, int64 = np.float16, np.float32, np.float64, np.int32, np.int64
 
     def __init__(self, n_devices=2, kernel_lib=None):
         self.n_devices = n_devices
@@ -163,8 +227,25 @@ class FakeCupy:
                 def getDeviceCount():
                     return fake.n_devices
 
+        class _using_allocator:
+            def __init__(self, malloc):
+                self.malloc = malloc
+
+            def __enter__(self):
+                fake.allocators.append(self.malloc)
+
+            def __exit__(self, *exc):
+                fake.allocators.pop()
+                return False
+
+        cuda.Stream = lambda non_blocking=False: _Stream(fake, non_blocking)
+        cuda.MemoryPool = lambda: _MemoryPool(fake)
+        cuda.using_allocator = _using_allocator
         self.cuda = cuda
         self.ndarray = self.array_class
+        self.capturing, self.captures, self.launches = False, 0, 0
+        self.allocators = []            # the allocator stack of cuda.using_allocator
+        self.replay = None              # what a _Graph's launch runs (tests set it)
 
         class random:
             @staticmethod
@@ -172,6 +253,23 @@ class FakeCupy:
                 return fake.wrap(np.random.default_rng().standard_normal(size).astype(dtype))
 
         self.random = random
+
+        class _routines_linalg:
+            """cupy._core._routines_linalg's compute-type switch: records what was asked, per dtype."""
+            COMPUTE_TYPE_TBD, COMPUTE_TYPE_DEFAULT, COMPUTE_TYPE_PEDANTIC = 0, 1, 2
+            COMPUTE_TYPE_FP16, COMPUTE_TYPE_FP32, COMPUTE_TYPE_FP64 = 3, 4, 5
+            COMPUTE_TYPE_BF16, COMPUTE_TYPE_TF32 = 6, 7
+            compute_types = {}
+
+            @classmethod
+            def set_compute_type(cls, dtype, compute_type):
+                cls.compute_types[np.dtype(dtype).name] = compute_type
+
+        class _core:
+            pass
+
+        _core._routines_linalg = _routines_linalg
+        self._core = _core
         self.transfers = []            # (from device, to device, bytes) of every cross-device copy
 
     # -- current device, per thread as in CUDA -----------------------------
@@ -183,6 +281,11 @@ class FakeCupy:
     def current(self, d):
         self._local.dev = d
 
+    def no_sync(self, what):
+        if self.capturing:
+            raise StreamCaptureError(f"{what} during a CUDA graph capture: a host sync "
+                                     "(cudaErrorStreamCaptureUnsupported on a GPU)")
+
     def check(self, *objs):
         for o in objs:
             if isinstance(o, FakeArray) and o._dev != self.current:
@@ -190,6 +293,10 @@ class FakeCupy:
                                      f"{o._dev} while current = {self.current}")
 
     def wrap(self, result):
+        if isinstance(result, np.generic):             # CuPy's reductions return 0-d device arrays
+            result = np.asarray(result)
+        if self.allocators and isinstance(result, np.ndarray):
+            self.allocators[-1](result.nbytes)         # new arrays come from the active allocator
         if isinstance(result, np.ndarray) and not isinstance(result, FakeArray):
             out = result.view(self.array_class)
             out._dev = self.current
@@ -271,4 +378,16 @@ def patch_minialex(monkeypatch, fake):
             if getattr(mod, "to_numpy", None) is real_to_numpy:
                 monkeypatch.setattr(mod, "to_numpy", to_numpy)
     monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(sys.modules, "cupyx", _fake_cupyx(fake))
     fake.install(monkeypatch)
+
+
+def _fake_cupyx(fake):
+    """``cupyx.scatter_add`` (the readable col2im's unbuffered scatter on CuPy) as NumPy's ``add.at``."""
+    import types
+
+    def scatter_add(a, slices, value):
+        fake.check(a, *_flatten(list(slices) if isinstance(slices, tuple) else [slices]), value)
+        np.add.at(a.view(np.ndarray), _unwrap(slices), _unwrap(value))
+
+    return types.SimpleNamespace(scatter_add=scatter_add, __name__="cupyx")

@@ -28,7 +28,7 @@ def nvrtc_or_skip():
 
 
 NDIM = {"x": 4, "cols": 2, "dout": 4, "arg": 4, "scale": 4, "out": 4, "g": 1,
-        "mean": 3, "top": 1, "left": 1, "flip": 1, "shift": 2}
+        "mean": 3, "top": 1, "left": 1, "flip": 1, "shift": 2, "seeds": 1}
 
 
 def wrapped_source(name, T):
@@ -41,7 +41,7 @@ def wrapped_source(name, T):
         ct = c_type(t, T)
         args.append(f"CArray<{ct}, 1, true, true> _raw_{n}")
         binds.append(f"{ct} &{n} = _raw_{n}[i];")
-    return (f"#include <cupy/carray.cuh>\ntypedef {T} T;\n"
+    return (f"#include <cupy/carray.cuh>\n{_cuda.ACC_PREAMBLE}\ntypedef {T} T;\n"
             f'extern "C" __global__ void minialex_{name}({", ".join(args)}, CIndexer<1, true> _ind) {{\n'
             f"  CUPY_FOR(i, _ind.size()) {{ {' '.join(binds)}\n{body}\n  }}\n}}\n")
 
@@ -56,4 +56,17 @@ def test_kernel_body_compiles_with_nvrtc(name, T):
         nvrtc.compileProgram(prog, [f"-I{include}", "--std=c++17", "-arch=compute_80", *_cuda._NVRTC_OPTIONS])
     except Exception:
         pytest.fail(f"{name} ({T}) does not compile:\n{nvrtc.getProgramLog(prog)}")
+    assert len(nvrtc.getPTX(prog)) > 0
+
+
+@pytest.mark.parametrize("name", ["im2col", "col2im", "maxpool_fwd", "maxpool_bwd"])
+def test_gather_kernels_compile_in_float16(name):
+    """--precision fp16 runs them on CuPy's float16 type; the sums in float (ACC_PREAMBLE)."""
+    nvrtc = nvrtc_or_skip()
+    include = os.path.join(os.path.dirname(cupy.__file__), "_core", "include")
+    prog = nvrtc.createProgram(wrapped_source(name, "float16"), f"{name}.cu", [], [])
+    try:
+        nvrtc.compileProgram(prog, [f"-I{include}", "--std=c++17", "-arch=compute_80", *_cuda._NVRTC_OPTIONS])
+    except Exception:
+        pytest.fail(f"{name} (float16) does not compile:\n{nvrtc.getProgramLog(prog)}")
     assert len(nvrtc.getPTX(prog)) > 0

@@ -114,14 +114,14 @@ def test_maxpool_ties_and_overlapping_windows(cuda_on_cpu):
 def test_lrn(cuda_on_cpu, dtype, size, alpha, beta, k, conv, C):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, C, 4, 5)).astype(dtype)
-    layer = LocalResponseNorm(size, alpha, beta, k, alpha_convention=conv, impl="reference")  # readable path keeps scale
+    layer = LocalResponseNorm(size, alpha, beta, k, alpha_convention=conv)  # the readable layer keeps scale
     out = layer.forward(x)
     _, scale, _ = layer.cache
-    got, got_scale = cuda_on_cpu.lrn_forward(x, size, layer.coeff, beta, k)
+    got, got_scale = cuda_on_cpu.lrn_forward(x, size, k, layer.coeff, beta)
     assert rel_error(out, got) < TOL[dtype] and rel_error(scale, got_scale) < TOL[dtype]
     dout = rng.standard_normal(x.shape).astype(dtype)
     dx = layer.backward(dout)
-    got_dx = cuda_on_cpu.lrn_backward(dout, x, got_scale, got, size, layer.coeff, beta)
+    got_dx = cuda_on_cpu.lrn_backward(dout, x, got_scale, got, size, k, layer.coeff, beta)
     assert rel_error(dx, got_dx) < TOL[dtype]
 
 
@@ -139,6 +139,16 @@ def test_dropout_mask_is_the_splitmix_stream_thresholded(cuda_on_cpu, dtype, p):
     u, _ = splitmix_uniform(7 * 33, seed)
     assert mask.dtype == dtype and mask.shape == (7, 33)
     np.testing.assert_array_equal(mask.ravel(), (u >= p).astype(dtype))
+
+
+def test_dropout_mask_with_the_seed_in_a_buffer_is_the_same_stream(cuda_on_cpu):
+    """dropout_mask_buf (CUDA graphs read the seed from device memory) = the seed passed by value."""
+    seed = 2 ** 63 + 12345                                    # above int64: the full uint64 range
+    by_value = cuda_on_cpu.dropout_mask((5, 41), 0.3, seed, np.float32)
+    in_buffer = cuda_on_cpu.dropout_mask((5, 41), 0.3, np.array([seed], dtype=np.uint64), np.float32)
+    np.testing.assert_array_equal(by_value, in_buffer)
+    u, _ = splitmix_uniform(5 * 41, seed)
+    np.testing.assert_array_equal(in_buffer.ravel(), (u >= 0.3).astype(np.float32))
 
 
 def test_dropout_mask_keep_rate_and_seeds(cuda_on_cpu):
@@ -191,3 +201,37 @@ def test_crop_flip_shift_equals_the_numba_loader_kernel(cuda_on_cpu, pad, crop, 
     crop_flip_shift_f32(x, mean, top, left, flip, shift, pad, want)
     got = cuda_on_cpu.crop_flip_shift(x, mean, top, left, flip, shift, pad, (crop, crop))
     np.testing.assert_array_equal(got, want)
+
+
+# ----------------------------------------------------------------------------
+# float16 (--precision fp16): the gather kernels sum in float (_cuda.ACC_PREAMBLE)
+# ----------------------------------------------------------------------------
+def test_half_col2im_sums_in_float_then_rounds_once(cuda_on_cpu, library):
+    if not library.half:
+        pytest.skip("the C++ compiler has no _Float16")
+    # K=5, s=1, p=2 (conv2): an inner pixel sums 25 windows. Every column entry 1 + 2^-10
+    # (exact in float16): the float sum 25.0244 rounds once to 25.03125; a float16 running
+    # sum loses the 2^-10 from 16 on (its spacing there is 2^-6) and ends lower.
+    x_shape = (1, 1, 9, 9)
+    cols = np.full((25, 81), 1 + 2.0 ** -10, dtype=np.float16)
+    dx = cuda_on_cpu.col2im(cols, x_shape, 5, 5, 1, 2)
+    assert dx.dtype == np.float16
+    exact = col2im_reference(cols.astype(np.float64), x_shape, 5, 5, 1, 2)
+    np.testing.assert_array_equal(dx, exact.astype(np.float16))       # one rounding of the exact sum
+    assert dx[0, 0, 4, 4] == np.float16(25.03125)
+
+
+def test_half_im2col_and_maxpool_match_the_reference(cuda_on_cpu, library):
+    if not library.half:
+        pytest.skip("the C++ compiler has no _Float16")
+    rng = np.random.default_rng(7)
+    x = distinct(rng, (2, 3, 13, 13), np.float16)
+    np.testing.assert_array_equal(cuda_on_cpu.im2col(x, 3, 3, 2, 1), im2col_reference(x, 3, 3, 2, 1))
+    out, arg = cuda_on_cpu.maxpool_forward(x, 3, 2)
+    ref = MaxPool2D(3, 2)                                   # the readable layer (numba has no float16)
+    np.testing.assert_array_equal(out, ref.forward(x))
+    dout = rng.standard_normal(out.shape).astype(np.float16)
+    dx = cuda_on_cpu.maxpool_backward(dout, arg, x.shape, 3, 2)
+    exact = MaxPool2D(3, 2)
+    exact.forward(x.astype(np.float64))
+    np.testing.assert_array_equal(dx, exact.backward(dout.astype(np.float64)).astype(np.float16))

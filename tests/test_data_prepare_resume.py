@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -125,17 +126,30 @@ def test_kill_9_at_random_moments_with_two_workers(tmp_path):
     for attempt in range(12):
         proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
+        lines, started = [], threading.Event()
+
+        def read(stream=proc.stderr, lines=lines, started=started):
+            for line in stream:
+                lines.append(line)
+                if line.startswith("resuming"):
+                    started.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         work = tmp_path / "out" / ".set.partial"
         t0 = time.monotonic()
-        while proc.poll() is None and not (work / "images.u8").exists() and time.monotonic() - t0 < 30:
+        # wait until this run works: the first creates the work folder, later ones say they resume
+        while proc.poll() is None and time.monotonic() - t0 < 30 and not (
+                started.is_set() if attempt else (work / "state.npz").exists()):
             time.sleep(0.01)
         if attempt < 6:  # the first six runs are killed after a random time; the last one may finish
             time.sleep(rng.uniform(0.1, 0.5) * t_ref)
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 kills += 1
-        err = proc.communicate()[1]
-        resumed += "resuming" in err
+        proc.wait()
+        reader.join(10)
+        resumed += any(line.startswith("resuming") for line in lines)
         if dst.exists():
             break
         assert not (work / "meta.json").exists()   # nothing that looks complete before it is

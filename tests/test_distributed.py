@@ -24,6 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import minialex.checkpoint  # noqa: F401  (imported before the CuPy stand-in patches, see fake_cupy)
+import minialex.kernels._cuda  # noqa: F401
+import minialex.optim  # noqa: F401
+import minialex.towers  # noqa: F401
 from minialex.checkpoint import read_checkpoint
 from minialex.distributed import (EXIT_COMM, RankRNG, SingleProcess, SliceRNG, Watchdog, rank_devices,
                                   shard_range, use_rank_dropout)
@@ -110,12 +114,40 @@ def test_pack_unpack_and_single_process():
     assert rank_devices(3) == (3,) and rank_devices(1, (0, 0)) == (1, 1)
 
 
+def test_launched_without_mpi4py_is_a_clear_error(monkeypatch, capsys, tmp_path):
+    """mpiexec started 2 ranks but mpi4py is missing: one line saying what to install, status 4."""
+    from minialex import train
+    from minialex.distributed import CommError, launched_ranks, world
+
+    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE", raising=False)
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setitem(sys.modules, "mpi4py", None)             # import mpi4py now fails
+    assert launched_ranks() == 2
+    with pytest.raises(CommError, match=r"launched with 2 ranks, but mpi4py is not installed: pip install"):
+        world()
+    assert train.main(["--config", "tiny", "--out", str(tmp_path)]) == EXIT_COMM
+    err = capsys.readouterr().err
+    assert err.startswith("error: launched with 2 ranks") and "Traceback" not in err
+    assert not (tmp_path / "checkpoint.npz").exists()
+
+
+def test_ranks_on_one_machine_share_its_cores_unless_told():
+    code = "import os, minialex; print(os.environ['NUMBA_NUM_THREADS'], os.environ['OPENBLAS_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if not k.endswith("NUM_THREADS")}
+    env.update(PYTHONPATH=str(ROOT), MPI_LOCALNRANKS="2")
+    share = str(max(1, os.cpu_count() // 2))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [share, share]
+    env["NUMBA_NUM_THREADS"] = "7"                                 # the user's choice stands
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["7", share]
+
+
 def test_watchdog_ends_a_process_stuck_in_a_collective():
     """A guarded call past the limit: one line naming the rank and the call, exit status 4, quickly."""
     code = ("import time, sys; sys.path.insert(0, %r)\n"
             "from minialex.distributed import Watchdog\n"
-            "dog = Watchdog(timeout=0.5, rank=3, period=0.1)\n"
-            "dog.step = 12\n"
+            "dog = Watchdog(timeout=0.5, rank=3, period=0.1, step=lambda: 12)\n"
             "with dog.guard('the gradient all-reduce'):\n"
             "    time.sleep(30)\n" % str(ROOT))
     t = time.monotonic()
@@ -240,6 +272,62 @@ def test_nccl_two_towers_per_rank_reduce_each_tower_on_its_own_gpus(fake_gpus):
     assert reduces == sorted((r, d, n, dt) for r, devs in ((0, (0, 1)), (1, (2, 3))) for d in devs
                              for n, dt in ((4, "float32"), (2, "float64")))     # per rank, GPU and dtype
     assert sum(1 for c in nccl.calls if c[0] == "get_unique_id") == 2       # one group per tower
+
+
+@pytest.fixture
+def fake_gpus_with_kernels(tmp_path_factory, monkeypatch):
+    from cuda_cpu_harness import CXX, build_library
+    from fake_cupy import FakeCupy, patch_minialex
+    from fake_nccl import FakeNccl
+
+    if CXX is None:
+        pytest.skip("no C++ compiler to build minialex/kernels/_cuda.py's kernels for the stand-in")
+    fake = FakeCupy(n_devices=4, kernel_lib=build_library(tmp_path_factory.mktemp("dist_fake_gpu")))
+    patch_minialex(monkeypatch, fake)
+    FakeNccl(fake).install(monkeypatch)
+    return fake
+
+
+def test_two_tower_pairs_data_parallel_match_one_process(fake_gpus_with_kernels):
+    """--gpus 0,1 under 2 ranks: towers on GPUs (0, 1) and (2, 3), NCCL per tower; one SGD step on
+    4 + 4 images equals one step of the one-device net on the 8 (float64, to 1e-10)."""
+    from minialex.layers import SoftmaxCrossEntropy
+    from minialex.model import AlexNet, AlexNetConfig
+    from minialex.optim import SGD
+    from minialex.towers import TwoTowerAlexNet
+
+    fake = fake_gpus_with_kernels
+    from minialex.distributed.nccl import NCCLCommunicator
+
+    cfg = AlexNetConfig.tiny(dtype="float64", dropout=0.0)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((8,) + AlexNet(cfg).input_shape)
+    y = rng.integers(0, cfg.num_classes, 8)
+    ref = AlexNet(cfg)
+    loss = SoftmaxCrossEntropy()
+    loss.forward(ref.forward(x), y)
+    ref.backward(loss.backward())
+    SGD(ref, lr=0.1).step()
+
+    def rank(host):
+        comm = NCCLCommunicator(host, devices=rank_devices(host.local_rank, (0, 1)))
+        net = TwoTowerAlexNet(AlexNet(cfg), devices=comm.devices, xp=fake)
+        lo, hi = comm.shard(len(y))
+        with fake.cuda.Device(comm.devices[0]):          # as train.py makes tower 0's GPU current
+            xb, yb = fake.asarray(x[lo:hi]), fake.asarray(y[lo:hi])
+            fn = SoftmaxCrossEntropy()
+            fn.forward(net.forward(xb), yb)
+            net.backward(fn.backward())
+        comm.average_grads(net.named_grads(), weight=(hi - lo) / len(y))
+        SGD(net, lr=0.1).step()
+        params = {k: np.array(getattr(v, "get", lambda: v)()) for k, v in net.unsplit_params().items()}
+        return params, {p.device.id for _, p in net.named_params()}
+
+    (p0, devs0), (p1, devs1) = _run_ranks(2, rank)
+    assert devs0 == {0, 1} and devs1 == {2, 3}
+    for k, w in ref.named_params():
+        assert np.abs(p0[k] - w).max() <= 1e-10 * max(np.abs(w).max(), 1), k
+        np.testing.assert_array_equal(p0[k], p1[k])      # the ranks hold the same weights
 
 
 def test_nccl_refuses_a_device_the_machine_lacks(fake_gpus):
@@ -408,7 +496,7 @@ def test_sigterm_to_the_job_stops_every_rank_with_a_checkpoint(tmp_path):
     assert "stopped (Ctrl-C/SIGTERM)" in stdout and "continue with --resume" in stdout
     assert "Traceback" not in stderr
     ck = read_checkpoint(tmp_path / "checkpoint.npz")
-    assert ck["extra"]["step"] > 4 and ck["extra"]["args"]["ranks"] == 2
+    assert ck["extra"]["step"] >= 4 and ck["extra"]["args"]["ranks"] == 2    # at least the first epoch
 
 
 @mpi
@@ -444,3 +532,57 @@ def test_a_hung_rank_ends_the_job_through_the_watchdog(tmp_path):
     assert time.monotonic() - t < 30
     assert p.returncode != 0
     assert "error: rank 0 waited more than 3 s in" in stderr and "another rank has died or stopped" in stderr
+    assert re.search(r"waited more than 3 s in [a-z '-]+ at step \d+", stderr), stderr
+
+
+# ------------------------------------------------------------------ on real GPUs (marker gpu)
+def _cuda_devices():
+    from minialex.backend import cupy_available
+
+    if not cupy_available():
+        return 0
+    import cupy
+
+    return cupy.cuda.runtime.getDeviceCount()
+
+
+def _need_gpus(n):
+    if _MISSING is not None:
+        pytest.skip(f"needs mpi4py and mpiexec: {_MISSING}")
+    if _cuda_devices() < n:
+        pytest.skip(f"needs CuPy and {n} CUDA device{'s' if n > 1 else ''} (found {_cuda_devices()})")
+    try:
+        from cupy.cuda import nccl  # noqa: F401
+    except ImportError:
+        pytest.skip("this CuPy has no NCCL (cupy.cuda.nccl)")
+
+
+@pytest.mark.gpu
+def test_nccl_communicator_with_one_rank_on_a_real_gpu():
+    """Real NCCL, one member (one GPU is one rank): the calls work and the sum is the rank's own share."""
+    _need_gpus(1)
+    import cupy as cp
+
+    from minialex.distributed import MPICommunicator
+    from minialex.distributed.nccl import NCCLCommunicator
+
+    comm = NCCLCommunicator(MPICommunicator(timeout=60), devices=(0,))
+    with cp.cuda.Device(0):
+        grads = [("w", cp.arange(6, dtype=cp.float32).reshape(2, 3)), ("b", cp.full(3, 4.0, dtype=cp.float64))]
+    comm.average_grads(grads, weight=0.5)
+    assert np.array_equal(grads[0][1].get(), np.arange(6, dtype=np.float32).reshape(2, 3) * 0.5)
+    assert np.array_equal(grads[1][1].get(), np.full(3, 2.0))
+    assert comm.grad_bytes == 6 * 4 + 3 * 8
+    comm.close()
+
+
+@pytest.mark.gpu
+def test_two_gpu_ranks_match_one_gpu_process(tmp_path):
+    """mpiexec -n 2 --backend cupy (NCCL, one GPU per rank) against one process on one GPU, 6 steps."""
+    _need_gpus(2)
+    _train(1, tmp_path / "one", "--backend", "cupy", "--max-steps", "6")
+    log = _train(2, tmp_path / "two", "--backend", "cupy", "--max-steps", "6")
+    assert "data parallel: NCCL on CUDA devices (0,)" in log
+    _, w1 = _weights(tmp_path / "one")
+    _, w2 = _weights(tmp_path / "two")
+    assert max(np.abs(w2[k] - w1[k]).max() / max(np.abs(w1[k]).max(), 1e-12) for k in w1) < 1e-4

@@ -137,7 +137,7 @@ def test_distillation_loss_is_hard_loss_when_student_copies_teacher():
     (lambda: DistillationLoss(0), "temperature must be > 0, got 0"),
     (lambda: draw_mixup(0.0, 4, 0, 0, 0), "mixup alpha must be > 0"),
     (lambda: Tricks(lr_scaling="sqrt"), "lr scaling must be one of"),
-    (lambda: Tricks(precision="bf16"), "precision must be one of"),
+    (lambda: Tricks(precision="fp8"), "precision must be one of"),
     (lambda: Tricks(warmup_epochs=-1), "warm-up must be >= 0 epochs"),
     (lambda: smooth_labels(np.array([0]), 1, 0.1), "at least 2 classes"),
 ])
@@ -259,7 +259,8 @@ def test_teacher_with_other_classes_is_refused(tmp_path, capsys):
     (["--warmup", "3"], "--warmup 3 epochs must be shorter than the run (--epochs 2)"),
     (["--warmup", "-1"], "--warmup must be in [0"),
     (["--lr-scaling", "sqrt"], "invalid choice: 'sqrt'"),
-    (["--precision", "bf16"], "invalid choice: 'bf16'"),
+    (["--precision", "fp8"], "invalid choice: 'fp8'"),
+    (["--precision", "tf32"], "--precision tf32 needs --backend cupy"),
 ])
 def test_bad_trick_options_fail_before_any_work(tmp_path, capsys, argv, needle):
     with pytest.raises(SystemExit) as e:

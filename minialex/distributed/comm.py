@@ -42,8 +42,8 @@ EXIT_COMM = 4                 # exit status after a communication failure
 DEFAULT_TIMEOUT = 300.0       # seconds a collective may wait (--comm-timeout)
 
 # Environment variables through which launchers announce the number of ranks:
-# MPICH/Hydra and Intel MPI (PMI_SIZE), Open MPI, MVAPICH2, and Slurm's srun.
-_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_SIZE")
+# PMI_SIZE (MPICH's Hydra, Intel MPI, Slurm's srun --mpi=pmi2), Open MPI, MVAPICH2.
+_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
 class CommError(RuntimeError):
@@ -86,18 +86,23 @@ class Communicator:
     rank, size : this process's index and the number of processes
     local_rank : index among the processes on this machine (picks the GPU)
     grad_bytes : bytes of gradients this rank all-reduced in the last ``average_grads``
+    step : the training step in progress (the trainer sets it; error messages name it)
     """
 
     rank, size, local_rank = 0, 1, 0
     grad_bytes = 0
+    step = None
     name = "interface"
 
     def shard(self, n):
         """[lo, hi) of this rank's part of n items (``shard_range``)."""
         return shard_range(n, self.rank, self.size)
 
-    def allreduce_sum(self, values):
-        """Sum small host figures over the ranks: a sequence of k numbers -> a list of k Python floats."""
+    def allreduce_sum(self, values, what="an all-reduce of the step's figures"):
+        """Sum small host figures over the ranks: a sequence of k numbers -> a list of k Python floats.
+
+        ``what`` names the call in the error message if it never completes.
+        """
         raise NotImplementedError
 
     def average_grads(self, named_grads, weight):
@@ -111,7 +116,7 @@ class Communicator:
 
     def any(self, flag):
         """True on every rank if ``flag`` is true on at least one."""
-        return bool(self.allreduce_sum([1.0 if flag else 0.0])[0] > 0)
+        return bool(self.allreduce_sum([1.0 if flag else 0.0], what="the all-reduce of a stop or skip flag")[0] > 0)
 
     def barrier(self, what="barrier"):
         """Return when every rank has called it."""
@@ -130,7 +135,7 @@ class SingleProcess(Communicator):
 
     name = "single process"
 
-    def allreduce_sum(self, values):
+    def allreduce_sum(self, values, what=""):
         return [float(v) for v in values]
 
     def average_grads(self, named_grads, weight):
@@ -145,20 +150,20 @@ class SingleProcess(Communicator):
 class Watchdog:
     """Exits the process with a clear error when a guarded call runs past ``timeout`` seconds.
 
-        dog = Watchdog(timeout=300, rank=1, abort=comm.Abort)
+        dog = Watchdog(timeout=300, rank=1, abort=comm.Abort, step=lambda: trainer_step)
         with dog.guard("the gradient all-reduce"):
             comm.Allreduce(...)
 
     A daemon thread wakes every ``period`` seconds and looks at what the main
     thread is waiting for. Past the limit it prints one line, calls ``abort``
     (which should end every rank, e.g. ``MPI_Abort``) and, should that return,
-    ``os._exit(EXIT_COMM)``. ``step`` is put into the message when set.
+    ``os._exit(EXIT_COMM)``. ``step()``, when given, names the step in the line.
     """
 
-    def __init__(self, timeout, rank, abort=None, period=None):
+    def __init__(self, timeout, rank, abort=None, period=None, step=None):
         self.timeout, self.rank, self.abort = float(timeout), rank, abort
         self.period = period if period is not None else min(1.0, self.timeout / 10)
-        self.step = None
+        self.step = step
         self._since, self._what = 0.0, None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="minialex-watchdog", daemon=True)
@@ -180,7 +185,8 @@ class Watchdog:
                 self._fire(what)
 
     def _fire(self, what):
-        at = f" at step {self.step}" if self.step is not None else ""
+        step = self.step() if self.step is not None else None
+        at = f" at step {step}" if step is not None else ""
         sys.stderr.write(f"\nerror: rank {self.rank} waited more than {self.timeout:g} s in {what}{at}: "
                          "another rank has died or stopped answering; ending the job "
                          "(--comm-timeout sets the limit)\n")
@@ -227,16 +233,16 @@ class MPICommunicator(Communicator):
         # without it the watchdog only ends this process and the launcher ends the rest.
         can_abort = MPI.Query_thread() == MPI.THREAD_MULTIPLE
         self.watchdog = Watchdog(timeout, self.rank, abort=(lambda: self.comm.Abort(EXIT_COMM))
-                                 if can_abort else None)
+                                 if can_abort else None, step=lambda: self.step)
         self._buffers = {}                          # dtype -> flat host buffer, reused every step
 
     def describe(self):
         return (f"MPI ({self.MPI.Get_library_version().splitlines()[0].strip()}), {self.size} ranks, "
                 f"{self.local_size} on this machine")
 
-    def allreduce_sum(self, values):
+    def allreduce_sum(self, values, what="an all-reduce of the step's figures"):
         v = np.array(values, dtype=np.float64)      # a copy: the caller's values stay as they were
-        with self.watchdog.guard("an all-reduce of the step's figures"):
+        with self.watchdog.guard(what):
             self.comm.Allreduce(self.MPI.IN_PLACE, v, op=self.MPI.SUM)
         return v.tolist()
 

@@ -76,8 +76,16 @@ class NCCLCommunicator(Communicator):
     def watchdog(self):
         return self.host.watchdog
 
-    def allreduce_sum(self, values):
-        return self.host.allreduce_sum(values)
+    @property
+    def step(self):
+        return self.host.step
+
+    @step.setter
+    def step(self, value):
+        self.host.step = value                      # the host's watchdog names it
+
+    def allreduce_sum(self, values, what="an all-reduce of the step's figures"):
+        return self.host.allreduce_sum(values, what)
 
     def barrier(self, what="a barrier"):
         self.host.barrier(what)

@@ -16,6 +16,11 @@ kernel here            readable twin
 ``crop_flip_shift``    ``data/_numba.py``'s ``crop_flip_shift_f32`` (Sec. 2, 4.1)
 =====================  ==========================================================
 
+The wrappers with a numba twin in ``_numba.py`` (im2col, col2im,
+maxpool_forward, maxpool_backward, lrn_forward, lrn_backward) take the same
+arguments in the same order. The fast layers that call them are in this
+package (``conv.py``, ``pool.py``, ``lrn.py``, ``dropout.py``).
+
 Every kernel is an ``ElementwiseKernel`` with one CUDA thread per *output*
 element, and every backward kernel is written as a **gather**: the thread
 that owns input pixel (n, c, h, w) loops over the few windows that contain it
@@ -54,6 +59,17 @@ def _cupy():
 # index of the output element this thread writes (C order).
 # ----------------------------------------------------------------------------
 
+# The sums of the gather kernels run in ``A``: float for a 16-bit T (float16:
+# col2im adds up to 25 windows for conv2, and float16's spacing near 16 is
+# 2^-6), T itself otherwise, so float and double are computed as before.
+# Written without naming the half type, so the same preamble serves CuPy's
+# float16 and the C++ harness's _Float16 (tests/cuda_cpu_harness.py).
+ACC_PREAMBLE = r"""
+template <bool Small, typename F, typename T> struct minialex_acc { typedef T type; };
+template <typename F, typename T> struct minialex_acc<true, F, T> { typedef F type; };
+"""
+_ACC = "typedef minialex_acc<(sizeof(T) < 4), float, T>::type A;   // the accumulator type\n"
+
 _IM2COL_SRC = r"""
     // cols: (C*KH*KW, N*OH*OW); row r = (c, kh, kw), column q = (n, oh, ow).
     // 32-bit index arithmetic (the wrapper refuses 2**31 elements or more):
@@ -81,17 +97,17 @@ _COL2IM_SRC = r"""
     const int oh0 = hp < KH ? 0 : (hp - KH) / s + 1, oh1 = min(hp / s + 1, OH);
     const int ow0 = wp < KW ? 0 : (wp - KW) / s + 1, ow1 = min(wp / s + 1, OW);
     const int NQ = N * OH * OW;
-    T acc = 0;
+    A acc = 0;
     for (int oh = oh0; oh < oh1; ++oh) {
         const int kh = hp - oh * s;
         for (int ow = ow0; ow < ow1; ++ow) {
             const int kw = wp - ow * s;
             const int r = (c * KH + kh) * KW + kw;
             const int q = (n * OH + oh) * OW + ow;
-            acc += cols[r * NQ + q];
+            acc += (A)cols[r * NQ + q];
         }
     }
-    dx = acc;
+    dx = (T)acc;
 """
 
 _MAXPOOL_FWD_SRC = r"""
@@ -121,14 +137,14 @@ _MAXPOOL_BWD_SRC = r"""
     const ptrdiff_t nc = i / ((ptrdiff_t)W * H);
     const int oh0 = h < z ? 0 : (h - z) / s + 1, oh1 = min(h / s + 1, OH);
     const int ow0 = w < z ? 0 : (w - z) / s + 1, ow1 = min(w / s + 1, OW);
-    T acc = 0;
+    A acc = 0;
     for (int oh = oh0; oh < oh1; ++oh) {
         for (int ow = ow0; ow < ow1; ++ow) {
             const ptrdiff_t o = (nc * OH + oh) * OW + ow;
-            if (arg[o] == (h - oh * s) * z + (w - ow * s)) acc += dout[o];
+            if (arg[o] == (h - oh * s) * z + (w - ow * s)) acc += (A)dout[o];
         }
     }
-    dx = acc;
+    dx = (T)acc;
 """
 
 _LRN_FWD_SRC = r"""
@@ -213,17 +229,20 @@ _INTS = "int32 N, int32 C, int32 H, int32 W, int32 KH, int32 KW, int32 OH, int32
 # same bodies as C++ on a machine without a GPU.
 KERNEL_SPECS = {
     "im2col": (f"raw T x, {_INTS}", "T col", _IM2COL_SRC),
-    "col2im": (f"raw T cols, {_INTS}", "T dx", _COL2IM_SRC),
+    "col2im": (f"raw T cols, {_INTS}", "T dx", _ACC + _COL2IM_SRC),
     "maxpool_fwd": ("raw T x, int32 H, int32 W, int32 OH, int32 OW, int32 z, int32 s",
                     "T out, int32 arg", _MAXPOOL_FWD_SRC),
     "maxpool_bwd": ("raw T dout, raw int32 arg, int32 H, int32 W, int32 OH, int32 OW, int32 z, int32 s",
-                    "T dx", _MAXPOOL_BWD_SRC),
+                    "T dx", _ACC + _MAXPOOL_BWD_SRC),
     "lrn_fwd": ("raw T x, int32 C, int32 H, int32 W, int32 half, T k, T coeff, T beta",
                 "T out, T scale", _LRN_FWD_SRC),
     "lrn_bwd": ("raw T dout, raw T x, raw T scale, raw T out, int32 C, int32 H, int32 W, "
                 "int32 half, T coeff, T beta", "T dx", _LRN_BWD_SRC),
     "sgd_update": ("raw T g, T m, T wd_lr, T lr", "T w, T v", _SGD_SRC),
     "dropout_mask": ("uint64 seed, float64 p", "T mask", _DROPOUT_MASK_SRC),
+    # the same stream, its seed read from a one-element device buffer (CUDA graphs: kernels/graphs.py)
+    "dropout_mask_buf": ("raw uint64 seeds, float64 p", "T mask",
+                         "const unsigned long long seed = seeds[0];\n" + _DROPOUT_MASK_SRC),
     "crop_flip_shift": ("raw uint8 x, raw T mean, raw int32 top, raw int32 left, raw int32 flip, raw T shift, "
                         "int32 C, int32 H, int32 W, int32 SH, int32 SW, int32 pad", "T out", _CROP_FLIP_SHIFT_SRC),
 }
@@ -239,7 +258,8 @@ def _kernel(name):
     """Build (once) the ElementwiseKernel called ``name``; CuPy compiles it per dtype and device."""
     cp = _cupy()
     in_params, out_params, src = KERNEL_SPECS[name]
-    return cp.ElementwiseKernel(in_params, out_params, src, f"minialex_{name}", options=_NVRTC_OPTIONS)
+    return cp.ElementwiseKernel(in_params, out_params, src, f"minialex_{name}", options=_NVRTC_OPTIONS,
+                                preamble=ACC_PREAMBLE)
 
 
 def _on_device_of(a):
@@ -267,12 +287,13 @@ def _check_index_range(*shapes):
 # ----------------------------------------------------------------------------
 # im2col / col2im
 # ----------------------------------------------------------------------------
-def im2col(x, KH, KW, stride=1, padding=0):
+def im2col(x, KH, KW, stride=1, padding=0, out=None):
     """CUDA im2col, same layout as ``im2col_reference``.
 
     Shapes:  x: (N, C, H, W)  ->  cols: (C*KH*KW, N*OH*OW)
              rows ordered (c, kh, kw), columns ordered (n, oh, ow);
              padded positions read as 0.
+    ``out``: an optional contiguous array of that shape to write into.
     """
     cp = _cupy()
     N, C, H, W = x.shape
@@ -281,15 +302,16 @@ def im2col(x, KH, KW, stride=1, padding=0):
     _check_index_range(x.shape, (C * KH * KW, N * OH * OW))
     with _on_device_of(x):
         x = _contiguous(x)
-        cols = cp.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
+        cols = cp.empty((C * KH * KW, N * OH * OW), dtype=x.dtype) if out is None else out
         _kernel("im2col")(x, N, C, H, W, KH, KW, OH, OW, stride, padding, cols)
     return cols
 
 
-def col2im(cols, x_shape, KH, KW, stride=1, padding=0):
+def col2im(cols, x_shape, KH, KW, stride=1, padding=0, out=None):
     """CUDA col2im, the adjoint of ``im2col``: overlapping windows **add**.
 
     Shapes:  cols: (C*KH*KW, N*OH*OW)  ->  dx: (N, C, H, W)  (= x_shape)
+    ``out``: an optional contiguous array of shape x_shape to write into.
     """
     cp = _cupy()
     N, C, H, W = x_shape
@@ -301,7 +323,7 @@ def col2im(cols, x_shape, KH, KW, stride=1, padding=0):
     _check_index_range(x_shape, cols.shape)
     with _on_device_of(cols):
         cols = _contiguous(cols)
-        dx = cp.empty((N, C, H, W), dtype=cols.dtype)
+        dx = cp.empty((N, C, H, W), dtype=cols.dtype) if out is None else out
         _kernel("col2im")(cols, N, C, H, W, KH, KW, OH, OW, stride, padding, dx)
     return dx
 
@@ -355,7 +377,7 @@ def maxpool_backward(dout, arg, x_shape, z, s):
 # ----------------------------------------------------------------------------
 # Local response normalisation (Sec. 3.3)
 # ----------------------------------------------------------------------------
-def lrn_forward(x, size, coeff, beta, k):
+def lrn_forward(x, size, k, coeff, beta):
     """b_i = a_i / (k + coeff * sum_{j=max(0,i-n//2)}^{min(C-1,i+n//2)} a_j^2) ** beta.
 
     Shapes:  x: (N, C, H, W)  ->  out, scale: (N, C, H, W)
@@ -375,7 +397,7 @@ def lrn_forward(x, size, coeff, beta, k):
     return out, scale
 
 
-def lrn_backward(dout, x, scale, out, size, coeff, beta):
+def lrn_backward(dout, x, scale, out, size, k, coeff, beta):
     """Gradient of ``lrn_forward`` w.r.t. x.
 
         dx_j = dout_j * scale_j^-beta
@@ -383,6 +405,7 @@ def lrn_backward(dout, x, scale, out, size, coeff, beta):
 
     Shapes:  dout, x, scale, out: (N, C, H, W)  ->  dx: (N, C, H, W)
     Same formula as ``LocalResponseNorm.backward``; ``dout`` is not modified.
+    ``k`` is unused (it is inside ``scale``); the signature is the numba twin's.
     """
     cp = _cupy()
     N, C, H, W = x.shape
@@ -426,13 +449,18 @@ def dropout_mask(shape, p, seed, dtype, device=None):
     ``Dropout`` draws ``seed`` from its host generator once per mask, so the
     masks are reproducible from the layer's seed and a checkpoint's rng state,
     while no random numbers are made on the host or copied to the GPU.
+    ``seed`` may also be a (1,) uint64 device array, read by the kernel when it
+    runs: a CUDA graph replays it with the seed copied in before each replay.
     """
     cp = _cupy()
     ctx = cp.cuda.Device(device) if device is not None else contextlib.nullcontext()
     with ctx:
         mask = cp.empty(shape, dtype=dtype)
         _check_index_range(mask.shape)
-        _kernel("dropout_mask")(_uint64(seed), float(p), mask)
+        if hasattr(seed, "shape"):                            # a device buffer, not a number
+            _kernel("dropout_mask_buf")(seed, float(p), mask)
+        else:
+            _kernel("dropout_mask")(_uint64(seed), float(p), mask)
     return mask
 
 
