@@ -8,7 +8,7 @@ What it prints (issue 8):
      the conv1 and conv2 shapes of the paper net, batch 16.
   2. Per layer, forward and backward, at the paper net's shapes (batch 16;
      ``--layers-config cifar --layers-batch 128`` for the cifar net's):
-     minialex fast path (numba kernels, ``MINIALEX_KERNELS=numba``), minialex
+     minialex fast path (numba kernels, ``MINIALEX_KERNELS=fast``), minialex
      readable path (``MINIALEX_KERNELS=reference``) and PyTorch CPU on the same
      layer, and the ratios fast/PyTorch.
   3. The whole training step (forward, softmax loss, backward, SGD with
@@ -69,6 +69,11 @@ def parse_args(argv=None):
                    help="network whose layer shapes section [2] times (default: paper)")
     p.add_argument("--layers-batch", type=int, default=16, help="batch size of section [2] (default 16)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
+    p.add_argument("--net-plan", default=None, metavar="CONFIG:BATCH,...",
+                   help="the training steps of section [3], e.g. cifar:128,paper:128 (default paper:16, "
+                        "paper:128 (64 with --quick), cifar:128)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="section [3] without the readable path (on a busy machine its paper step takes long)")
     p.add_argument("--json", type=Path, default=None, help="also write every measurement to this file")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)   # internal: one configuration
     return p.parse_args(argv)
@@ -194,7 +199,7 @@ def step_gflop(model, N):
 def child_net(spec):
     """One training-step configuration: {"config", "batch", "impl", "steps", "warmup", "threads"}."""
     impl = spec["impl"]
-    os.environ["MINIALEX_KERNELS"] = "numba" if impl == "fast" else "reference"
+    os.environ["MINIALEX_KERNELS"] = "fast" if impl == "fast" else "reference"   # read when the model is built
     import numpy as np
     setup_threads(spec["threads"], impl)
     if impl == "torch":
@@ -239,7 +244,7 @@ def child_net(spec):
     out = summary(ts)
     out.update(cpu_min=min(cpu), peak_mb=rss_mb("VmHWM") - rss0, gflop=gflop,
                info={k: v for k, v in minialex.backend.info().items()
-                     if k in ("kernels_cpu", "numba_threads")})
+                     if k in ("kernels", "numba_threads")})
     if impl == "torch":
         out["torch_threads"] = torch.get_num_threads()
     return out
@@ -283,6 +288,7 @@ def child_layers(spec):
     setup_threads(spec["threads"], "torch" if "torch" in impls else "fast")
     if "torch" in impls:
         import torch
+    from minialex.kernels import accelerate
     from minialex.layers import Dropout, Flatten, ReLU
     N = spec["batch"]
     rows = []
@@ -314,7 +320,7 @@ def child_layers(spec):
                     xt.grad = None
                     return t1 - t0, t2 - t1
             else:
-                layer.im2col_impl = layer.impl = "numba" if impl == "fast" else "reference"
+                accelerate(layer, np, "fast" if impl == "fast" else "reference")
                 d = None
 
                 def fwd_bwd():
@@ -446,12 +452,15 @@ def main(argv=None):
 
     if "net" in sections:
         plan = [("paper", 16), ("paper", 64 if args.quick else 128), ("cifar", 128)]
+        if args.net_plan:
+            plan = [(c, int(n)) for c, n in (item.split(":") for item in args.net_plan.split(","))]
+        net_impls = tuple(i for i in impls if not (args.no_reference and i == "reference"))
         print(f"\n[3] training step (forward, loss, backward, SGD), float32; seconds, min / median of "
               f"{steps} steps after warm-up; peak = extra resident memory of the step's process")
         results["net"] = []
         for cfg, N in plan:
             row = {"config": cfg, "batch": N}
-            for impl in impls:
+            for impl in net_impls:
                 n_steps, warm = steps, 1
                 if impl == "reference" and cfg == "paper" and N > 16:
                     n_steps = 1 if args.quick else 2               # the slow path: fewer steps
@@ -466,7 +475,7 @@ def main(argv=None):
                 print(f"  {'':5s} {'':9s}  fast / PyTorch: time {f['min'] / t['min']:.2f}x (min), "
                       f"{f['median'] / t['median']:.2f}x (median), cpu {f['cpu_min'] / t['cpu_min']:.2f}x;"
                       f" peak memory {f['peak_mb'] / t['peak_mb']:.2f}x;"
-                      f"  reference / fast: {row['reference']['min'] / f['min']:.1f}x")
+                      + (f"  reference / fast: {row['reference']['min'] / f['min']:.1f}x" if "reference" in row else ""))
             results["net"].append(row)
 
     env["loadavg_end"] = os.getloadavg()

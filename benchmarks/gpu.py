@@ -3,7 +3,7 @@
     python benchmarks/gpu.py                       # paper config, batch 128, float32, GPU 0
     python benchmarks/gpu.py --steps 50 --device 1
     python benchmarks/gpu.py --gpus 0,1            # minialex's two towers on two GPUs (Sec. 3.2)
-    python benchmarks/gpu.py --layer-kernels cuda  # max-pool and LRN through minialex/kernels/_cuda.py
+    python benchmarks/gpu.py --kernels reference   # the readable layers on the GPU (MINIALEX_KERNELS)
 
 Measures, in one run on one GPU:
   * training images/s of a full step (forward, softmax loss, backward, SGD
@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import sys
 import time
@@ -71,9 +72,9 @@ def parse_args(argv=None):
     p.add_argument("--device", type=int, default=0, help="CUDA device id for both frameworks")
     p.add_argument("--gpus", default=None,
                    help="minialex only: place the two towers on these devices, e.g. 0,1 (Sec. 3.2)")
-    p.add_argument("--layer-kernels", choices=("as-is", "cuda"), default="as-is",
-                   help="as-is: the layers as they are; cuda: route MaxPool2D and LocalResponseNorm "
-                        "through minialex/kernels/_cuda.py (for layers not yet wired to it)")
+    p.add_argument("--kernels", choices=("fast", "reference"), default="fast",
+                   help="minialex's layers: fast = their CUDA twins (minialex/kernels/, default); "
+                        "reference = the readable layers (sets MINIALEX_KERNELS)")
     p.add_argument("--torch-tf32", action="store_true",
                    help="let PyTorch use TF32 tensor cores (off by default: both run true float32)")
     p.add_argument("--no-torch", action="store_true", help="measure minialex only")
@@ -97,53 +98,6 @@ def parse_args(argv=None):
 # ----------------------------------------------------------------------------
 # minialex
 # ----------------------------------------------------------------------------
-def use_cuda_layer_kernels():
-    """Route MaxPool2D and LocalResponseNorm through minialex/kernels/_cuda.py for CuPy arrays.
-
-    The same few lines the layers get as hooks; here as wrappers so the effect
-    can be measured whether or not the layers carry the hooks yet.
-    """
-    from minialex.kernels import _cuda
-    from minialex.layers import LocalResponseNorm, MaxPool2D
-
-    pool_fwd, pool_bwd = MaxPool2D.forward, MaxPool2D.backward
-    lrn_fwd, lrn_bwd = LocalResponseNorm.forward, LocalResponseNorm.backward
-
-    def is_gpu(a):
-        return backend.get_array_module(a) is not np
-
-    def pool_forward(self, x, train=True):
-        if not is_gpu(x):
-            return pool_fwd(self, x, train)
-        out, arg = _cuda.maxpool_forward(x, self.kernel_size, self.stride)
-        self.cache = ("cuda", x.shape, arg)
-        return out
-
-    def pool_backward(self, dout):
-        if not (isinstance(self.cache, tuple) and self.cache[0] == "cuda"):
-            return pool_bwd(self, dout)
-        _, x_shape, arg = self.cache
-        self.cache = None
-        return _cuda.maxpool_backward(dout, arg, x_shape, self.kernel_size, self.stride)
-
-    def lrn_forward(self, x, train=True):
-        if not is_gpu(x):
-            return lrn_fwd(self, x, train)
-        out, scale = _cuda.lrn_forward(x, self.size, self.coeff, self.beta, self.k)
-        self.cache = (x, scale, out)
-        return out
-
-    def lrn_backward(self, dout):
-        if not is_gpu(dout):
-            return lrn_bwd(self, dout)
-        x, scale, out = self.cache
-        self.cache = None
-        return _cuda.lrn_backward(dout, x, scale, out, self.size, self.coeff, self.beta)
-
-    MaxPool2D.forward, MaxPool2D.backward = pool_forward, pool_backward
-    LocalResponseNorm.forward, LocalResponseNorm.backward = lrn_forward, lrn_backward
-
-
 def bench_minialex(cp, args, x_host, y_host, weights_out=None):
     """Time minialex's training step; returns a dict of figures."""
     pool = cp.get_default_memory_pool()                 # one pool per device inside
@@ -621,8 +575,7 @@ def main(argv=None):
     if args.device >= n_dev:
         print(f"benchmarks/gpu.py: --device {args.device} does not exist; {n_dev} CUDA device(s) visible")
         return 2
-    if args.layer_kernels == "cuda":
-        use_cuda_layer_kernels()
+    os.environ["MINIALEX_KERNELS"] = args.kernels            # read when the models are built
     torch = None
     if not args.no_torch:
         try:
@@ -643,7 +596,7 @@ def main(argv=None):
         with cp.cuda.Device(args.device):
             return run_suite(cp, torch, args, gpu_name)
     print(f"GPU {args.device}: {gpu_name}; batch {args.batch}, float32, {args.steps} timed steps "
-          f"after {args.warmup} warm-up; layer kernels: {args.layer_kernels}; "
+          f"after {args.warmup} warm-up; kernels: {args.kernels}; "
           f"PyTorch TF32 {'on' if args.torch_tf32 else 'off'}")
     weights = {}
     mini = bench_minialex(cp, args, x, y, weights_out=weights)
@@ -679,11 +632,11 @@ def main(argv=None):
     if torch is not None:
         versions += f", torch {torch.__version__} (CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()})"
     print("\n--- paste into benchmarks/RESULTS.md ---")
-    print(f"| {datetime.date.today()} | {gpu_name} | {args.batch} | {args.layer_kernels} "
+    print(f"| {datetime.date.today()} | {gpu_name} | {args.batch} | {args.kernels} "
           f"| {mini['images_per_s']:.0f} | {ref['images_per_s']:.0f} | {mini['images_per_s'] / ref['images_per_s']:.2f} "
           f"| {mini['peak_pool_bytes'] / 2**30:.2f} | {ref['peak_reserved_bytes'] / 2**30:.2f} | {versions} |"
           if ref else
-          f"| {datetime.date.today()} | {gpu_name} | {args.batch} | {args.layer_kernels} "
+          f"| {datetime.date.today()} | {gpu_name} | {args.batch} | {args.kernels} "
           f"| {mini['images_per_s']:.0f} | - | - | {mini['peak_pool_bytes'] / 2**30:.2f} | - | {versions} |")
     return 0
 

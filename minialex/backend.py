@@ -129,57 +129,43 @@ def device_of(a):
     return contextlib.nullcontext()
 
 
-_IMPLS = ("auto", "numba", "reference")
+KERNELS = ("fast", "reference")
+KERNELS_ENV = "MINIALEX_KERNELS"
 
 
-def active_impl(impl="auto"):
-    """Name of the CPU implementation the layers use: "numba" or "reference".
+def kernels_choice(kernels=None):
+    """The one switch between the readable layers and the fast kernels: "fast" or "reference".
 
-    ``MINIALEX_KERNELS`` ("numba", "reference" or "auto") switches every CPU
-    fast path at once (im2col/col2im, Conv2D's chunked GEMM path, MaxPool2D,
-    LRN); ``MINIALEX_IM2COL`` is the older name and is read when
-    ``MINIALEX_KERNELS`` is unset. An explicit ``impl`` wins over both.
-    On CuPy arrays numba is never called.
+    ``kernels`` is what a caller passed (``AlexNet(cfg, kernels=...)``,
+    ``model.to(xp, kernels=...)``, ``minialex.kernels.accelerate``); None
+    means the environment variable ``MINIALEX_KERNELS``, and "fast" when it
+    is unset or empty. "fast" runs each layer's numba kernels on the CPU and
+    CUDA kernels on the GPU (``minialex.kernels``); "reference" runs the
+    readable code of ``minialex.layers`` everywhere. The choice is applied
+    once, when a model is built or moved, never inside a layer.
+
+    Raises ValueError naming the bad value and the two accepted ones.
     """
-    if impl is None:
-        impl = "auto"
-    if impl not in _IMPLS:
-        raise ValueError(f"kernel impl must be one of {_IMPLS}, got {impl!r}")
-    if impl == "auto":
-        env = "MINIALEX_KERNELS" if os.environ.get("MINIALEX_KERNELS") else "MINIALEX_IM2COL"
-        impl = os.environ.get(env, "auto") or "auto"
-        if impl not in _IMPLS:
-            raise ValueError(f"{env} must be one of {_IMPLS}, got {impl!r}")
-    if impl == "auto":
-        if importlib.util.find_spec("numba") is None:  # numba is a dependency; a broken install says so
-            raise ImportError(
-                "minialex needs numba for its CPU kernels; `pip install numba`, "
-                "or set MINIALEX_KERNELS=reference to use the slow NumPy path"
-            )
-        return "numba"
-    return impl
+    where = "kernels"
+    if kernels is None:
+        kernels, where = os.environ.get(KERNELS_ENV, "") or "fast", KERNELS_ENV
+    if kernels not in KERNELS:
+        raise ValueError(f"{where} must be one of {KERNELS}, got {kernels!r}")
+    if kernels == "fast" and importlib.util.find_spec("numba") is None:   # a dependency; say so
+        raise ImportError("minialex needs numba for its fast CPU kernels; `pip install numba`, "
+                          f"or set {KERNELS_ENV}=reference to use the readable NumPy code")
+    return kernels
 
 
-def use_numba(xp, impl="auto"):
-    """True when a layer should call its numba kernel: NumPy arrays and the numba path active."""
-    return xp.__name__ == "numpy" and active_impl(impl) == "numba"
-
-
-def use_cuda(xp, impl="auto"):
-    """True when a layer should call its CuPy kernel (``kernels/_cuda.py``): CuPy arrays,
-    and the readable path not requested. ``impl="reference"`` (or
-    ``MINIALEX_KERNELS=reference``) keeps the readable xp code on the GPU too."""
-    return xp.__name__ != "numpy" and active_impl(impl) != "reference"
-
-
-def info() -> dict:
-    """Versions and the active kernel paths, for bug reports and ``--verbose``.
+def info(model=None) -> dict:
+    """Versions and the kernel paths, for bug reports and the training log.
 
     Returns a dict with python, numpy, numba, cupy versions, the number of
-    CUDA devices, and which CPU kernels the layers use: "numba" (im2col/col2im,
-    Conv2D's chunked path, MaxPool2D and LRN kernels in ``minialex.kernels._numba``)
-    or "reference" (the readable NumPy code), see ``active_impl``; and the
-    thread counts numba and BLAS may use.
+    CUDA devices, ``kernels``: the switch's value for models built from now
+    on ("fast" or "reference", see ``kernels_choice``), the thread counts
+    numba and BLAS may use, and, given a ``model`` (anything with ``names``
+    and ``layers``), ``layers``: {layer name: the path it runs}, e.g.
+    "numba", "cuda", "reference" (each layer's ``kernel_path``).
     """
     out = {
         "python": platform.python_version(),
@@ -187,10 +173,8 @@ def info() -> dict:
         "numba": None,
         "cupy": None,
         "cuda_devices": 0,
-        "im2col_cpu": active_impl(),
-        "kernels_cpu": active_impl(),
-        "MINIALEX_KERNELS": os.environ.get("MINIALEX_KERNELS", ""),
-        "MINIALEX_IM2COL": os.environ.get("MINIALEX_IM2COL", ""),
+        "kernels": kernels_choice(),
+        "MINIALEX_KERNELS": os.environ.get(KERNELS_ENV, ""),
         "cpu_count": os.cpu_count(),
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", ""),
         "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", ""),
@@ -210,4 +194,13 @@ def info() -> dict:
             out["cuda_devices"] = cp.cuda.runtime.getDeviceCount()
         except Exception:
             out["cuda_devices"] = 0
+    if model is not None:
+        out["layers"] = kernel_paths(model)
     return out
+
+
+def kernel_paths(model):
+    """{layer name: path it runs} for a model with ``names`` and ``layers``:
+    "reference" (readable), "numba" or "cuda" (the fast twins of ``minialex.kernels``),
+    with detail where a fast layer has it (e.g. conv's direct or GEMM products)."""
+    return {n: layer.kernel_path for n, layer in zip(model.names, model.layers)}

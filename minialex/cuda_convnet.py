@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import accelerate
 from .layers import (Conv2D, Flatten, Linear, LocallyConnected2D, LocalResponseNorm, MaxPool2D, ReLU,
                      Sequential, Tanh)
 
@@ -64,9 +65,10 @@ class CudaConvnetNet(Sequential):
     ``spec`` holds the name and options it was built from (stored in run metadata).
     """
 
-    def __init__(self, items, input_size, spec, num_classes=10):
+    def __init__(self, items, input_size, spec, num_classes=10, kernels=None):
         super().__init__(*items)
         self.input_size, self.spec, self.num_classes = input_size, dict(spec), num_classes
+        accelerate(self, np, kernels)      # the fast twins or the readable layers, chosen once here
 
     def num_params(self):
         return int(sum(p.size for _, p in self.named_params()))

@@ -110,7 +110,7 @@ def plot_filters(model, path, width_px=800, height_px=600, note=None):
     ``note``: a second title line, e.g. how far the kernels moved from their initialisation.
     """
     conv1 = model["conv1"]
-    slices = getattr(conv1, "tower_slices", [(0, conv1.params["w"].shape[0])])
+    slices = conv1.tower_slices                                 # Sec. 3.2: one range per tower
     grid = filter_grid(conv1.params["w"], slices)
     fig = plt.figure(figsize=(width_px / DPI, height_px / DPI))
     ax = fig.add_axes([0.02, 0.02, 0.96, 0.9])

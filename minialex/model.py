@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import get_array_module, to_device
+from .kernels import accelerate
 from .layers import (Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D, ReLU,
                      Sequential, Tanh)
 
@@ -273,16 +274,21 @@ class AlexNet(Sequential):
     ----------
     config : AlexNetConfig
     names, layers : lists, as in ``Sequential``; ``model["conv1"]`` is a layer.
-    Each Conv2D/Linear layer has ``tower_slices``: a list of ``(start, stop)``
-    output-kernel ranges, one per tower (``[(0, F)]`` for a shared layer).
+    Layers run the fast kernels or the readable code as ``kernels`` says ("fast" or
+    "reference"; default ``MINIALEX_KERNELS``), chosen here and again by ``to``;
+    ``minialex.backend.kernel_paths(model)`` lists each layer's path.
+    Each Conv2D/Linear layer is built with ``towers=config.towers`` (fc8: 1) and
+    gives ``tower_slices``: a list of ``(start, stop)`` output-kernel ranges, one
+    per tower (``[(0, F)]`` for a shared layer); see ``Layer`` for the contract.
     """
 
-    def __init__(self, config=None):
+    def __init__(self, config=None, kernels=None):
         config = AlexNetConfig() if config is None else config
         if not isinstance(config, AlexNetConfig):
             raise ValueError(f"AlexNet: config must be an AlexNetConfig, got {type(config).__name__}")
         self.config = config
         super().__init__(*self._build(config))
+        accelerate(self, np, kernels)      # the fast twins or the readable layers, chosen once here
 
     # ------------------------------------------------------------------
     @staticmethod
@@ -318,8 +324,7 @@ class AlexNet(Sequential):
                                  f"channels, got {C}")
             std, bias = init_of(f"conv{n}", C // G * K * K)
             conv = Conv2D(C, F, K, stride=cfg.conv_strides[i], padding=cfg.conv_paddings[i], groups=G,
-                          rng=rng, weight_std=std, bias_init=bias, dtype=dtype)
-            conv.tower_slices = _tower_slices(F, cfg.towers)
+                          rng=rng, weight_std=std, bias_init=bias, dtype=dtype, towers=cfg.towers)
             items.append((f"conv{n}", conv))
             C, H, _ = conv.output_shape((C, H, H))
             if H < 1:
@@ -341,16 +346,15 @@ class AlexNet(Sequential):
         for j, units in enumerate(cfg.fc_sizes):
             n = 6 + j
             std, bias = init_of(f"fc{n}", D)
-            fc = Linear(D, units, rng=rng, weight_std=std, bias_init=bias, dtype=dtype)
-            fc.tower_slices = _tower_slices(units, cfg.towers)
+            fc = Linear(D, units, rng=rng, weight_std=std, bias_init=bias, dtype=dtype, towers=cfg.towers)
             items += [(f"fc{n}", fc), (f"{act_name}{n}", _activation(cfg.activation))]
             if cfg.dropout > 0:
                 items.append((f"drop{n}", Dropout(cfg.dropout, mode=cfg.dropout_mode, rng=drop_rngs[j])))
             D = units
         n = 6 + len(cfg.fc_sizes)
         std, bias = init_of(f"fc{n}", D, last=True)
-        out = Linear(D, cfg.num_classes, rng=rng, weight_std=std, bias_init=bias, dtype=dtype)
-        out.tower_slices = [(0, cfg.num_classes)]     # shared by both towers (module docstring)
+        out = Linear(D, cfg.num_classes, rng=rng, weight_std=std, bias_init=bias, dtype=dtype,
+                     towers=1)                        # shared by both towers (module docstring)
         items.append((f"fc{n}", out))
         return items
 
@@ -461,8 +465,7 @@ class AlexNet(Sequential):
         conv1's 48 + 48 are Figure 3's two rows. fc8 and every layer of a
         towers=1 net have a single range.
         """
-        return {name: list(layer.tower_slices) for name, layer in zip(self.names, self.layers)
-                if hasattr(layer, "tower_slices")}
+        return {name: layer.tower_slices for name, layer in zip(self.names, self.layers) if layer.tower_axes}
 
     def dropout_layers(self):
         """[(name, Dropout)] in order, e.g. to freeze masks for a gradient check."""
@@ -478,10 +481,13 @@ class AlexNet(Sequential):
             if n in state:
                 l.rng.bit_generator.state = state[n]
 
-    def to(self, xp):
+    def to(self, xp, kernels=None):
         """Move every parameter to ``xp`` (``numpy``, ``cupy`` or their names), in place; returns self.
 
-        Create the optimizer after moving: it holds references to the arrays.
+        The layers become the fast twins for that device, or the readable ones
+        (``kernels``: "fast" or "reference"; default ``MINIALEX_KERNELS``, see
+        ``minialex.kernels.accelerate``). Create the optimizer after moving: it
+        holds references to the arrays.
         """
         if isinstance(xp, str):
             from .backend import get_backend
@@ -491,7 +497,7 @@ class AlexNet(Sequential):
                 layer.params[k] = to_device(layer.params[k], xp)
             layer.grads = {k: None for k in layer.params} if layer.params else layer.grads
             layer.cache = None
-        return self
+        return accelerate(self, xp, kernels)
 
     @property
     def xp(self):
@@ -500,14 +506,6 @@ class AlexNet(Sequential):
 
     def __repr__(self):
         return f"AlexNet({self.config!r}, {self.num_params():,} params)"
-
-
-def _tower_slices(F, towers):
-    """Output ranges per tower: [(0, F/2), (F/2, F)] for two towers, [(0, F)] for one."""
-    if towers == 2:
-        return [(0, F // 2), (F // 2, F)]
-    return [(0, F)]
-
 
 
 # ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ times in all.
 """
 from __future__ import annotations
 
-from .backend import device_of, get_array_module, use_cuda
+from .backend import device_of, get_array_module, kernels_choice
 
 
 def _named(items, what):
@@ -75,6 +75,9 @@ class SGD:
             raise ValueError("SGD: no parameters given")
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
         self.decay_bias = bool(decay_bias)
+        # On CuPy arrays the update runs as one CUDA kernel unless MINIALEX_KERNELS=reference:
+        # chosen once here, like the layers' kernels (create the optimizer after moving the model).
+        self.fused = kernels_choice() == "fast"
         self.velocity = {}
         for name, w in self.params.items():
             xp = get_array_module(w)
@@ -111,7 +114,7 @@ class SGD:
                                  f"expected {tuple(w.shape)}")
             wd = self.weight_decay if (self.decay_bias or w.ndim > 1) else 0.0
             v = self.velocity[name]
-            if use_cuda(get_array_module(w)):           # GPU: the same four lines as one kernel
+            if self.fused and get_array_module(w).__name__ != "numpy":   # GPU: the four lines as one kernel
                 from .kernels import _cuda             # (imports CuPy lazily)
 
                 _cuda.sgd_update(w, v, g, m, wd * lr, lr)

@@ -45,6 +45,7 @@ import dataclasses
 import numpy as np
 
 from .backend import device_of, get_array_module
+from .kernels import accelerate
 
 HALF = "float16"
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
@@ -161,10 +162,7 @@ class LossScaler:
 
 def use_readable_kernels(model):
     """Make every layer of ``model`` run its readable xp code (numba has no float16)."""
-    for layer in model.layers:
-        for attr in ("impl", "im2col_impl"):
-            if hasattr(layer, attr):
-                setattr(layer, attr, "reference")
+    accelerate(model, kernels="reference")
 
 
 class MixedPrecisionNet:

@@ -66,6 +66,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from .backend import device_of, get_array_module, to_device, to_numpy
+from .kernels import accelerate
 from .layers import Conv2D, Dropout, Flatten, Linear, LocalResponseNorm
 
 # Counter names, in the order they are printed.
@@ -141,54 +142,162 @@ def parse_gpus(text, backend="cupy", device_count=None):
 # ----------------------------------------------------------------------------
 # Stages: the unsplit layer list regrouped into per-tower work and connections
 # ----------------------------------------------------------------------------
-class _PerTower:
-    """A layer applied to each tower's own activations; nothing crosses."""
-
-    kind = "local"
+class _Stage:
+    """One step of the tower net: its layers (one per tower, or one shared) and how activations
+    and gradients move through them. ``forward(net, acts, train)`` takes and returns the two
+    towers' activations; ``backward(net, grads)`` the two towers' gradients. ``net`` is the
+    ``TwoTowerAlexNet``: its devices and its counted ``_send``."""
 
     def __init__(self, name, layers):
         self.name, self.layers = name, layers          # one layer per tower
 
+    def param_layers(self):
+        """(tower, layer) pairs whose parameters the optimizer updates; tower None: shared."""
+        return [(t, layer) for t, layer in enumerate(self.layers) if layer.params]
 
-class _Connect:
+    def backward(self, net, grads):
+        return [net._run(t, self.layers[t].backward, grads[t]) for t in (0, 1)]
+
+
+class _PerTower(_Stage):
+    """A layer applied to each tower's own activations; nothing crosses."""
+
+    def forward(self, net, acts, train):
+        return [net._run(t, self.layers[t].forward, acts[t], train) for t in (0, 1)]
+
+
+class _Connect(_Stage):
     """A conv/FC layer whose input is both towers' activations, concatenated on
     axis 1; each tower computes its own output kernels/neurons."""
 
-    kind = "connect"
-
     def __init__(self, name, layers, counter):
-        self.name, self.layers, self.counter = name, layers, counter
+        super().__init__(name, layers)
+        self.counter = counter
         self.sizes = None                              # input channels per tower, set on forward
 
+    def forward(self, net, acts, train):
+        self.sizes = [a.shape[1] for a in acts]
+        out = []
+        for t in (0, 1):
+            with net._on(t):
+                parts = [acts[s] if s == t else net._send(acts[s], t, self.counter) for s in (0, 1)]
+                inp = net.xp.concatenate(parts, axis=1)      # (N, C0 + C1, ...) tower 0's first
+                out.append(self.layers[t].forward(inp, train=train))
+        return out
 
-class _Head:
-    """The shared output layer on devices[0], fed by both towers."""
+    def backward(self, net, grads):
+        c0 = self.sizes[0]
+        pieces = [[None, None], [None, None]]                # pieces[s][t]: dL/d(acts[s]) from tower t
+        for t in (0, 1):
+            with net._on(t):
+                dinp = self.layers[t].backward(grads[t])     # (N, C0 + C1, ...)
+            own = (dinp[:, :c0], dinp[:, c0:])
+            for s in (0, 1):
+                pieces[s][t] = own[s] if s == t else net._send(own[s], s, self.counter)
+        out = []
+        for s in (0, 1):
+            with net._on(s):
+                out.append(pieces[s][0] + pieces[s][1])
+        return out
 
-    kind = "head"
+
+class _Head(_Stage):
+    """The shared output layer on devices[0], fed by both towers: forward returns the logits,
+    backward takes dL/dlogits and returns the two towers' gradients."""
 
     def __init__(self, name, layer):
-        self.name, self.layer = name, layer
+        super().__init__(name, [layer])
         self.sizes = None
 
+    def param_layers(self):
+        return [(None, self.layers[0])]
 
-class _HaloLRN:
+    def forward(self, net, acts, train):
+        self.sizes = [a.shape[1] for a in acts]
+        with net._on(0):
+            inp = net.xp.concatenate([acts[0], net._send(acts[1], 0, "head")], axis=1)  # (N, D)
+            return self.layers[0].forward(inp, train=train)
+
+    def backward(self, net, dlogits):
+        with net._on(0):
+            dinp = self.layers[0].backward(dlogits)                 # (N, D0 + D1)
+        d0 = self.sizes[0]
+        return [dinp[:, :d0], net._send(dinp[:, d0:], 1, "head")]
+
+
+class _HaloLRN(_Stage):
     """LRN per tower, on its maps plus ``size // 2`` neighbouring maps of the other tower."""
 
-    kind = "lrn"
-
     def __init__(self, name, layers, half):
-        self.name, self.layers, self.half = name, layers, half
+        super().__init__(name, layers)
+        self.half = half
         self.meta = None
 
+    def forward(self, net, acts, train):
+        c0, c1 = acts[0].shape[1], acts[1].shape[1]
+        h0, h1 = min(self.half, c1), min(self.half, c0)       # halo maps tower 0 / 1 receives
+        self.meta = (c0, c1, h0, h1)
+        out = []
+        with net._on(0):
+            ext = acts[0] if h0 == 0 else net.xp.concatenate(
+                [acts[0], net._send(acts[1][:, :h0], 0, "lrn")], axis=1)          # (N, c0 + h0, H, W)
+            out.append(self.layers[0].forward(ext, train=train)[:, :c0])          # (N, c0, H, W)
+        with net._on(1):
+            ext = acts[1] if h1 == 0 else net.xp.concatenate(
+                [net._send(acts[0][:, c0 - h1:], 1, "lrn"), acts[1]], axis=1)     # (N, h1 + c1, H, W)
+            out.append(self.layers[1].forward(ext, train=train)[:, h1:])          # (N, c1, H, W)
+        return out
 
-class _TowerDropout:
+    def backward(self, net, grads):
+        xp = net.xp
+        c0, c1, h0, h1 = self.meta
+        N, _, H, W = grads[0].shape
+        with net._on(0):
+            g = grads[0] if h0 == 0 else xp.concatenate(
+                [grads[0], xp.zeros((N, h0, H, W), grads[0].dtype)], axis=1)      # halo outputs unused
+            d0 = self.layers[0].backward(g)                                        # (N, c0 + h0, H, W)
+        with net._on(1):
+            g = grads[1] if h1 == 0 else xp.concatenate(
+                [xp.zeros((N, h1, H, W), grads[1].dtype), grads[1]], axis=1)
+            d1 = self.layers[1].backward(g)                                        # (N, h1 + c1, H, W)
+        with net._on(0):
+            dx0 = d0[:, :c0].copy()
+            if h1:
+                dx0[:, c0 - h1:] += net._send(d1[:, :h1], 0, "lrn")               # tower 1 used our maps
+        with net._on(1):
+            dx1 = d1[:, h1:].copy()
+            if h0:
+                dx1[:, :h0] += net._send(d0[:, c0:], 1, "lrn")
+        return [dx0, dx1]
+
+
+class _TowerDropout(_Stage):
     """Dropout per tower with one mask drawn for the whole layer by the unsplit
     layer's rng, so the split net drops exactly the units the unsplit one would."""
 
-    kind = "dropout"
+    def __init__(self, name, source, drawer, layers, slices):
+        super().__init__(name, layers)
+        self.source, self.slices = source, slices
+        self.drawer = drawer        # source's twin on the towers' device, sharing its rng
 
-    def __init__(self, name, source, layers, slices):
-        self.name, self.source, self.layers, self.slices = name, source, layers, slices
+    def forward(self, net, acts, train):
+        src = self.source
+        if train and src.p > 0:
+            N = acts[0].shape[0]
+            D = sum(a.shape[1] for a in acts)
+            if src.frozen_mask is not None:
+                mask = to_numpy(src.frozen_mask)
+            else:
+                # The unsplit layer draws the whole (N, D) mask from its rng, as the
+                # unsplit net would (on tower 0's GPU for CuPy); a broadcast dummy
+                # gives it the shape, dtype and device for free.
+                with net._on(0):
+                    dummy = net.xp.broadcast_to(net.xp.zeros((), dtype=acts[0].dtype), (N, D))
+                    mask = self.drawer._draw_mask(dummy)                          # (N, D) 0/1
+            for t, (a, b) in enumerate(self.slices):
+                with net._on(t):
+                    self.layers[t].freeze(net._move(mask[:, a:b], t))               # (N, b-a)
+        return [net._run(t, self.layers[t].forward, acts[t], train) for t in (0, 1)]
 
 
 class TwoTowerAlexNet:
@@ -254,11 +363,15 @@ class TwoTowerAlexNet:
     def set_rng_state(self, state):
         self.model.set_rng_state(state)
 
+    def kernel_paths(self):
+        """{stage name: the path its layers run} ("numba", "cuda", "reference", ...); tower 0's layer."""
+        return {st.name: st.layers[0].kernel_path for st in self.stages}
+
     def predict(self, x):
         """Logits in test mode, without keeping backward caches. Shapes: (N, C, S, S) -> (N, K)."""
         out = self.forward(x, train=False)
         for st in self.stages:
-            for layer in (st.layers if hasattr(st, "layers") else [st.layer]):
+            for layer in st.layers:
                 layer.cache = None
         return out
 
@@ -326,28 +439,10 @@ class TwoTowerAlexNet:
     # ------------------------------------------------------------------
     # building the stages
     # ------------------------------------------------------------------
-    def _split_conv(self, conv, t, sl, own_input):
-        """Tower t's part of ``conv``: output kernels ``sl``, input its own maps or all."""
-        part = copy.copy(conv)                          # shallow: hyper-parameters
-        a, b = sl
-        part.params = {"w": self._put(conv.params["w"][a:b], t),    # (F/2, C/G, K, K)
-                       "b": self._put(conv.params["b"][a:b], t)}    # (F/2,)
-        part.grads = {"w": None, "b": None}
-        part.cache = None
-        part.out_channels, part.groups = b - a, 1
-        part.in_channels = conv.in_channels // conv.groups if own_input else conv.in_channels
-        part.tower_slices = [(0, b - a)]
-        return part
-
-    def _split_linear(self, fc, t, sl):
-        part = copy.copy(fc)
-        a, b = sl
-        part.params = {"w": self._put(fc.params["w"][:, a:b], t),   # (in, out/2)
-                       "b": self._put(fc.params["b"][a:b], t)}      # (out/2,)
-        part.grads = {"w": None, "b": None}
-        part.cache = None
-        part.out_features = b - a
-        part.tower_slices = [(0, b - a)]
+    def _split(self, layer, t):
+        """Tower t's part of ``layer`` (``Layer.split_for_tower``), its parameters copied to t's device."""
+        part = layer.split_for_tower(t)
+        part.params = {k: self._put(v, t) for k, v in part.params.items()}
         return part
 
     def _build(self, model):
@@ -355,21 +450,21 @@ class TwoTowerAlexNet:
         replicated = True            # the input image: every tower has all of it
         fc_slices = None             # tower slices of the last hidden FC (for dropout)
         for name, layer in zip(model.names, model.layers):
-            slices = getattr(layer, "tower_slices", None)
             if isinstance(layer, Conv2D):
-                if layer.groups not in (1, 2):
-                    raise ValueError(f"TwoTowerAlexNet: {name} has groups={layer.groups}, expected 1 or 2")
+                if layer.groups not in (1, 2) or layer.towers != 2:
+                    raise ValueError(f"TwoTowerAlexNet: {name} has groups={layer.groups}, towers={layer.towers}; "
+                                     "expected groups 1 or 2 and towers=2")
                 own = layer.groups == 2
-                parts = [self._split_conv(layer, t, slices[t], own) for t in (0, 1)]
+                parts = [self._split(layer, t) for t in (0, 1)]
                 if own or replicated:
                     stages.append(_PerTower(name, parts))
                 else:
                     stages.append(_Connect(name, parts, "conv"))
                 replicated = False
-            elif isinstance(layer, Linear) and len(slices) == 2:
-                parts = [self._split_linear(layer, t, slices[t]) for t in (0, 1)]
+            elif isinstance(layer, Linear) and layer.towers == 2:
+                parts = [self._split(layer, t) for t in (0, 1)]
                 stages.append(_Connect(name, parts, "fc"))
-                fc_slices = slices
+                fc_slices = layer.tower_slices
                 replicated = False
             elif isinstance(layer, Linear):
                 head = copy.copy(layer)
@@ -387,15 +482,19 @@ class TwoTowerAlexNet:
                 stages.append(_HaloLRN(name, parts, 0 if layer.groups == 2 else layer.size // 2))
             elif isinstance(layer, Dropout):
                 parts = [Dropout(layer.p, mode=layer.mode, rng=0) for _ in (0, 1)]
-                stages.append(_TowerDropout(name, layer, parts, fc_slices))
+                drawer = accelerate(copy.copy(layer), self.xp)     # shallow: the same rng object
+                stages.append(_TowerDropout(name, layer, drawer, parts, fc_slices))
             elif layer.params:
                 raise ValueError(f"TwoTowerAlexNet: do not know how to split {name} ({type(layer).__name__})")
             else:                     # ReLU, Tanh, MaxPool2D, Flatten: per tower, stateless
                 if replicated and not isinstance(layer, Flatten):
                     raise ValueError(f"TwoTowerAlexNet: {name} before the first conv layer is not supported")
                 stages.append(_PerTower(name, [copy.deepcopy(layer) for _ in (0, 1)]))
-        if not stages or stages[-1].kind != "head":
+        if not stages or not isinstance(stages[-1], _Head):
             raise ValueError("TwoTowerAlexNet: the model must end in a shared output layer (fc8)")
+        for st in stages:                    # the fast twins (or readable layers) for the towers' device
+            for layer in st.layers:
+                accelerate(layer, self.xp)
         return stages
 
     # ------------------------------------------------------------------
@@ -408,21 +507,9 @@ class TwoTowerAlexNet:
         """
         self.reset_bytes()                    # bytes_per_step() keeps the last full step's
         acts = [self._send(x, 0, "input"), self._send(x, 1, "input")]
-        for st in self.stages:
-            if st.kind == "local":
-                acts = [self._run(t, st.layers[t].forward, acts[t], train) for t in (0, 1)]
-            elif st.kind == "connect":
-                acts = self._connect_forward(st, acts, train)
-            elif st.kind == "lrn":
-                acts = self._lrn_forward(st, acts, train)
-            elif st.kind == "dropout":
-                acts = self._dropout_forward(st, acts, train)
-            else:                                       # head
-                st.sizes = [a.shape[1] for a in acts]
-                with self._on(0):
-                    inp = self.xp.concatenate([acts[0], self._send(acts[1], 0, "head")], axis=1)  # (N, D)
-                    return st.layer.forward(inp, train=train)
-        raise AssertionError("unreachable: _build ensures a head stage")
+        for st in self.stages:                # the last, the head, returns the logits
+            acts = st.forward(self, acts, train)
+        return acts
 
     def backward(self, dlogits):
         """Backpropagate dL/dlogits (N, K) on devices[0]; fills every tower layer's grads.
@@ -430,19 +517,9 @@ class TwoTowerAlexNet:
         Returns the gradient w.r.t. the input on each tower's device, summed on
         devices[0] (the input is replicated, so its gradient is the sum).
         """
-        grads = None
-        for st in reversed(self.stages):
-            if st.kind == "head":
-                with self._on(0):
-                    dinp = st.layer.backward(dlogits)                       # (N, D0 + D1)
-                d0 = st.sizes[0]
-                grads = [dinp[:, :d0], self._send(dinp[:, d0:], 1, "head")]
-            elif st.kind == "local" or st.kind == "dropout":
-                grads = [self._run(t, st.layers[t].backward, grads[t]) for t in (0, 1)]
-            elif st.kind == "connect":
-                grads = self._connect_backward(st, grads)
-            elif st.kind == "lrn":
-                grads = self._lrn_backward(st, grads)
+        grads = dlogits
+        for st in reversed(self.stages):      # the head takes dL/dlogits, the rest two towers' grads
+            grads = st.backward(self, grads)
         dx1 = self._send(grads[1], 0, "input")
         with self._on(0):
             dx = grads[0] + dx1
@@ -453,98 +530,14 @@ class TwoTowerAlexNet:
         with self._on(t):
             return fn(*args)
 
-    def _connect_forward(self, st, acts, train):
-        st.sizes = [a.shape[1] for a in acts]
-        out = []
-        for t in (0, 1):
-            with self._on(t):
-                parts = [acts[s] if s == t else self._send(acts[s], t, st.counter) for s in (0, 1)]
-                inp = self.xp.concatenate(parts, axis=1)     # (N, C0 + C1, ...) tower 0's first
-                out.append(st.layers[t].forward(inp, train=train))
-        return out
-
-    def _connect_backward(self, st, grads):
-        c0 = st.sizes[0]
-        pieces = [[None, None], [None, None]]                # pieces[s][t]: dL/d(acts[s]) from tower t
-        for t in (0, 1):
-            with self._on(t):
-                dinp = st.layers[t].backward(grads[t])       # (N, C0 + C1, ...)
-            own = (dinp[:, :c0], dinp[:, c0:])
-            for s in (0, 1):
-                pieces[s][t] = own[s] if s == t else self._send(own[s], s, st.counter)
-        out = []
-        for s in (0, 1):
-            with self._on(s):
-                out.append(pieces[s][0] + pieces[s][1])
-        return out
-
-    def _lrn_forward(self, st, acts, train):
-        c0, c1 = acts[0].shape[1], acts[1].shape[1]
-        h0, h1 = min(st.half, c1), min(st.half, c0)           # halo maps tower 0 / 1 receives
-        st.meta = (c0, c1, h0, h1)
-        out = []
-        with self._on(0):
-            ext = acts[0] if h0 == 0 else self.xp.concatenate(
-                [acts[0], self._send(acts[1][:, :h0], 0, "lrn")], axis=1)          # (N, c0 + h0, H, W)
-            out.append(st.layers[0].forward(ext, train=train)[:, :c0])            # (N, c0, H, W)
-        with self._on(1):
-            ext = acts[1] if h1 == 0 else self.xp.concatenate(
-                [self._send(acts[0][:, c0 - h1:], 1, "lrn"), acts[1]], axis=1)     # (N, h1 + c1, H, W)
-            out.append(st.layers[1].forward(ext, train=train)[:, h1:])            # (N, c1, H, W)
-        return out
-
-    def _lrn_backward(self, st, grads):
-        xp = self.xp
-        c0, c1, h0, h1 = st.meta
-        N, _, H, W = grads[0].shape
-        with self._on(0):
-            g = grads[0] if h0 == 0 else xp.concatenate(
-                [grads[0], xp.zeros((N, h0, H, W), grads[0].dtype)], axis=1)      # halo outputs unused
-            d0 = st.layers[0].backward(g)                                          # (N, c0 + h0, H, W)
-        with self._on(1):
-            g = grads[1] if h1 == 0 else xp.concatenate(
-                [xp.zeros((N, h1, H, W), grads[1].dtype), grads[1]], axis=1)
-            d1 = st.layers[1].backward(g)                                          # (N, h1 + c1, H, W)
-        with self._on(0):
-            dx0 = d0[:, :c0].copy()
-            if h1:
-                dx0[:, c0 - h1:] += self._send(d1[:, :h1], 0, "lrn")               # tower 1 used our maps
-        with self._on(1):
-            dx1 = d1[:, h1:].copy()
-            if h0:
-                dx1[:, :h0] += self._send(d0[:, c0:], 1, "lrn")
-        return [dx0, dx1]
-
-    def _dropout_forward(self, st, acts, train):
-        src = st.source
-        if train and src.p > 0:
-            N = acts[0].shape[0]
-            D = sum(a.shape[1] for a in acts)
-            if src.frozen_mask is not None:
-                mask = to_numpy(src.frozen_mask)
-            else:
-                # The unsplit layer draws the whole (N, D) mask from its rng, as the
-                # unsplit net would (on tower 0's GPU for CuPy); a broadcast dummy
-                # gives it the shape, dtype and device for free.
-                with self._on(0):
-                    dummy = self.xp.broadcast_to(self.xp.zeros((), dtype=acts[0].dtype), (N, D))
-                    mask = src._draw_mask(dummy)                                 # (N, D) 0/1
-            for t, (a, b) in enumerate(st.slices):
-                with self._on(t):
-                    st.layers[t].freeze(self._move(mask[:, a:b], t))                # (N, b-a)
-        return [self._run(t, st.layers[t].forward, acts[t], train) for t in (0, 1)]
-
     # ------------------------------------------------------------------
     # parameters
     # ------------------------------------------------------------------
     def _param_layers(self):
         """Yield (unsplit layer name, tower or None, layer) for every layer with params."""
         for st in self.stages:
-            if st.kind == "head":
-                yield st.name, None, st.layer
-            elif st.kind in ("local", "connect") and st.layers[0].params:
-                for t in (0, 1):
-                    yield st.name, t, st.layers[t]
+            for t, layer in st.param_layers():
+                yield st.name, t, layer
 
     def named_params(self):
         """Yield ("conv1.w@t0", array), ... ("fc8.w", array) for every parameter."""
@@ -564,20 +557,20 @@ class TwoTowerAlexNet:
 
     def _unsplit(self, which):
         """{unsplit name: NumPy array} of params or grads, tower halves joined."""
-        parts = OrderedDict()
+        parts, axes = OrderedDict(), {}
         for name, t, layer in self._param_layers():
             src = layer.params if which == "params" else layer.grads
             for k, v in src.items():
                 parts.setdefault(f"{name}.{k}", []).append(None if v is None else to_numpy(v))
+                axes[f"{name}.{k}"] = layer.tower_axes.get(k)
         out = OrderedDict()
         for key, arrays in parts.items():
             if any(a is None for a in arrays):
                 out[key] = None
             elif len(arrays) == 1:
                 out[key] = arrays[0]
-            else:                                   # conv: kernels on axis 0; linear w: axis 1
-                axis = 1 if key.startswith("fc") and key.endswith(".w") else 0
-                out[key] = np.concatenate(arrays, axis=axis)
+            else:                                   # the halves, along the axis the layer declares
+                out[key] = np.concatenate(arrays, axis=axes[key])
         return out
 
     def unsplit_params(self):
@@ -606,8 +599,7 @@ class TwoTowerAlexNet:
             for k, v in layer.params.items():
                 w = source[f"{name}.{k}"]
                 if t is not None:
-                    a, b = full.tower_slices[t]
-                    w = w[:, a:b] if isinstance(full, Linear) and k == "w" else w[a:b]
+                    w = full.tower_part(k, w, t)
                 if tuple(w.shape) != tuple(v.shape):
                     raise ValueError(f"load_from: {name}.{k} has shape {w.shape}, tower {t} expects {v.shape}")
                 with self._on(0 if t is None else t):
@@ -638,7 +630,7 @@ def transfer_plan(model, batch):
                 plan["conv"] += 4 * half_in                          # both ways, forward and backward
             seen_conv = True
         elif isinstance(layer, Linear):
-            plan["fc" if len(layer.tower_slices) == 2 else "head"] += (4 if len(layer.tower_slices) == 2 else 2) * half_in
+            plan["fc" if layer.towers == 2 else "head"] += (4 if layer.towers == 2 else 2) * half_in
         elif isinstance(layer, LocalResponseNorm):
             C, H, W = shape
             h = 0 if layer.groups == 2 else min(layer.size // 2, C // 2)

@@ -378,4 +378,16 @@ def patch_minialex(monkeypatch, fake):
             if getattr(mod, "to_numpy", None) is real_to_numpy:
                 monkeypatch.setattr(mod, "to_numpy", to_numpy)
     monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(sys.modules, "cupyx", _fake_cupyx(fake))
     fake.install(monkeypatch)
+
+
+def _fake_cupyx(fake):
+    """``cupyx.scatter_add`` (the readable col2im's unbuffered scatter on CuPy) as NumPy's ``add.at``."""
+    import types
+
+    def scatter_add(a, slices, value):
+        fake.check(a, *_flatten(list(slices) if isinstance(slices, tuple) else [slices]), value)
+        np.add.at(a.view(np.ndarray), _unwrap(slices), _unwrap(value))
+
+    return types.SimpleNamespace(scatter_add=scatter_add, __name__="cupyx")

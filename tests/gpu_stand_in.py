@@ -23,7 +23,7 @@ from fake_cupy import FakeCupy, patch_minialex  # noqa: E402
 import minialex.kernels._cuda  # noqa: E402,F401  (every module patch_minialex patches must be imported first)
 import minialex.checkpoint  # noqa: E402,F401
 import minialex.im2col  # noqa: E402,F401
-import minialex.kernels.im2col  # noqa: E402,F401
+import minialex.kernels  # noqa: E402,F401
 import minialex.layers  # noqa: E402,F401
 import minialex.model  # noqa: E402,F401
 import minialex.optim  # noqa: E402,F401

@@ -25,12 +25,18 @@ def test_cupy_error_is_clear_when_unavailable():
     assert "pip install" in msg or "nvidia-smi" in msg
 
 
-def test_info_reports_versions_and_im2col_path(monkeypatch):
-    i = backend.info()
+def test_info_reports_versions_and_kernel_paths(monkeypatch):
+    from minialex.model import AlexNet, AlexNetConfig
+
+    monkeypatch.delenv("MINIALEX_KERNELS", raising=False)
+    i = backend.info(AlexNet(AlexNetConfig.tiny()))
     assert i["numpy"] == np.__version__
-    assert i["im2col_cpu"] in ("numba", "reference")
-    monkeypatch.setenv("MINIALEX_IM2COL", "reference")
-    assert backend.info()["im2col_cpu"] == "reference"
+    assert i["kernels"] == "fast"
+    assert i["layers"]["conv1"].startswith("numba (forward ") and i["layers"]["lrn1"] == "numba"
+    assert i["layers"]["fc6"] == "reference"                     # no fast twin: the readable layer
+    monkeypatch.setenv("MINIALEX_KERNELS", "reference")
+    i = backend.info(AlexNet(AlexNetConfig.tiny()))
+    assert i["kernels"] == "reference" and set(i["layers"].values()) == {"reference"}
 
 
 def test_to_numpy_and_to_device():

@@ -95,11 +95,20 @@ def test_captured_steps_equal_the_eager_loop_and_recapture_per_shape_and_lr(cp, 
     assert step.pool.allocations > 0                    # warm-up and capture allocated from the private pool
 
 
+class _SyncingLoss(SoftmaxCrossEntropy):
+    """A loss that reads a device value on the host, as SoftmaxCrossEntropy's label check did on a GPU
+    before issue 13 (it now checks host arrays only)."""
+
+    def forward(self, x, y):
+        int(y.max())                                                                 # a host sync
+        return super().forward(x, y)
+
+
 def test_a_host_sync_inside_the_capture_fails_as_on_a_gpu(cp):
     cfg = AlexNetConfig.tiny(dtype="float32", dropout=0.0, seed=2)
     model = AlexNet(cfg).to(cp)
     (x, y), = batches(cfg, [4])
-    step = CapturedStep(model, SoftmaxCrossEntropy(check_finite=False), SGD(model))   # labels checked: int()
+    step = CapturedStep(model, _SyncingLoss(check_finite=False), SGD(model))         # int() on the device
     with pytest.raises(StreamCaptureError, match=r"int\(\) during a CUDA graph capture"):
         step(cp.asarray(x), cp.asarray(y))
     assert not cp.capturing                                                          # the capture was closed

@@ -114,14 +114,14 @@ def test_maxpool_ties_and_overlapping_windows(cuda_on_cpu):
 def test_lrn(cuda_on_cpu, dtype, size, alpha, beta, k, conv, C):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, C, 4, 5)).astype(dtype)
-    layer = LocalResponseNorm(size, alpha, beta, k, alpha_convention=conv, impl="reference")  # readable path keeps scale
+    layer = LocalResponseNorm(size, alpha, beta, k, alpha_convention=conv)  # the readable layer keeps scale
     out = layer.forward(x)
     _, scale, _ = layer.cache
-    got, got_scale = cuda_on_cpu.lrn_forward(x, size, layer.coeff, beta, k)
+    got, got_scale = cuda_on_cpu.lrn_forward(x, size, k, layer.coeff, beta)
     assert rel_error(out, got) < TOL[dtype] and rel_error(scale, got_scale) < TOL[dtype]
     dout = rng.standard_normal(x.shape).astype(dtype)
     dx = layer.backward(dout)
-    got_dx = cuda_on_cpu.lrn_backward(dout, x, got_scale, got, size, layer.coeff, beta)
+    got_dx = cuda_on_cpu.lrn_backward(dout, x, got_scale, got, size, k, layer.coeff, beta)
     assert rel_error(dx, got_dx) < TOL[dtype]
 
 
@@ -228,7 +228,7 @@ def test_half_im2col_and_maxpool_match_the_reference(cuda_on_cpu, library):
     x = distinct(rng, (2, 3, 13, 13), np.float16)
     np.testing.assert_array_equal(cuda_on_cpu.im2col(x, 3, 3, 2, 1), im2col_reference(x, 3, 3, 2, 1))
     out, arg = cuda_on_cpu.maxpool_forward(x, 3, 2)
-    ref = MaxPool2D(3, 2, im2col_impl="reference")          # numba has no float16
+    ref = MaxPool2D(3, 2)                                   # the readable layer (numba has no float16)
     np.testing.assert_array_equal(out, ref.forward(x))
     dout = rng.standard_normal(out.shape).astype(np.float16)
     dx = cuda_on_cpu.maxpool_backward(dout, arg, x.shape, 3, 2)

@@ -167,14 +167,14 @@ def test_fused_numba_path_equals_readable_path(crop, pad, flip, pca, mean_kind, 
             None: None}[mean_kind]
     kw = dict(mean=mean, crop=crop, pad=pad, flip=flip,
               pca=pca_eigen(np.array([[90., 60, 40], [60, 80, 50], [40, 50, 70]])) if pca else None)
-    fast = TrainTransform(**kw, impl="numba")(x, np.random.default_rng(11))
-    slow = TrainTransform(**kw, impl="numpy")(x, np.random.default_rng(11))
+    fast = TrainTransform(**kw, kernels="fast")(x, np.random.default_rng(11))
+    slow = TrainTransform(**kw, kernels="reference")(x, np.random.default_rng(11))
     assert fast.dtype == slow.dtype == np.float32
     np.testing.assert_array_equal(fast, slow)  # bit for bit: same draws, same float32 rounding
 
 
 def test_fused_path_refuses_what_it_cannot_do():
-    with pytest.raises(ValueError, match="impl='numba' needs"):
-        TrainTransform(impl="numba", dtype=np.float64)(batch(), np.random.default_rng(0))
-    with pytest.raises(ValueError, match="impl must be"):
-        TrainTransform(impl="cuda")(batch(), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="kernels='fast' needs"):
+        TrainTransform(kernels="fast", dtype=np.float64)(batch(), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="kernels must be"):
+        TrainTransform(kernels="cuda")(batch(), np.random.default_rng(0))

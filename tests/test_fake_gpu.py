@@ -69,7 +69,9 @@ def test_layers_run_on_the_device_of_their_input(cp, layer, shape):
     ref_out = layer.forward(x)
     dout = rng.standard_normal(ref_out.shape)
     ref_dx = layer.backward(dout)
-    gpu = copy.deepcopy(layer)
+    from minialex.kernels import accelerate
+
+    gpu = accelerate(copy.deepcopy(layer), cp, "fast")     # as model.to(cupy) places it: the CUDA twins
     with cp.cuda.Device(1):
         gpu.params = {k: cp.asarray(v) for k, v in layer.params.items()}
         out = gpu.forward(cp.asarray(x))
@@ -164,31 +166,22 @@ def cp_tmp(name, _dirs={}):
     return _dirs[name]
 
 
-def test_layer_hooks_for_the_cuda_pool_and_lrn_kernels(cp, monkeypatch):
-    """benchmarks/gpu.py --layer-kernels cuda routes MaxPool2D and LocalResponseNorm through
-    minialex/kernels/_cuda.py with the hook lines the layers are meant to carry; a whole training step
-    of the tiny net through them matches the NumPy layers."""
-    import importlib.util
-    from pathlib import Path
-
+def test_moved_model_runs_the_cuda_pool_and_lrn_kernels(cp, monkeypatch):
+    """model.to(cupy) gives MaxPool2D and LocalResponseNorm their CUDA twins (minialex/kernels/);
+    a whole training step of the tiny net through minialex/kernels/_cuda.py matches the NumPy layers."""
+    from minialex.kernels.lrn import CudaLocalResponseNorm
+    from minialex.kernels.pool import CudaMaxPool2D
     from minialex.optim import SGD
 
-    spec = importlib.util.spec_from_file_location(
-        "bench_gpu", Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    for cls in (MaxPool2D, LocalResponseNorm):       # restored after the test
-        monkeypatch.setattr(cls, "forward", cls.forward)
-        monkeypatch.setattr(cls, "backward", cls.backward)
     calls = []
     kernel = minialex.kernels._cuda._kernel
     monkeypatch.setattr(minialex.kernels._cuda, "_kernel", lambda name: calls.append(name) or kernel(name))
-    bench.use_cuda_layer_kernels()
 
     cfg = AlexNetConfig.tiny()
     ref, gpu = AlexNet(cfg), AlexNet(cfg)
     with cp.cuda.Device(1):
         gpu.to(cp)
+        assert isinstance(gpu["pool1"], CudaMaxPool2D) and isinstance(gpu["lrn1"], CudaLocalResponseNorm)
         rng = np.random.default_rng(2)
         x = rng.standard_normal((4,) + ref.input_shape)
         y = rng.integers(0, cfg.num_classes, 4)

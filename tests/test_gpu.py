@@ -14,7 +14,6 @@ import pytest
 from same_masks import same_dropout_masks
 
 from minialex import backend, im2col as im2col_mod
-from minialex.kernels import im2col as fast_im2col
 from minialex.gradcheck import rel_error
 from minialex.layers import (Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D, ReLU,
                              SoftmaxCrossEntropy, Tanh)
@@ -60,13 +59,18 @@ def test_im2col_col2im_match_reference(dtype, K, s, p):
     assert rel_error(ref, dx) < TOL[dtype]
 
 
-def test_im2col_dispatcher_uses_the_gpu_for_cupy_arrays(monkeypatch):
-    calls = []
-    real = _cuda.im2col
-    monkeypatch.setattr(_cuda, "im2col", lambda *a: calls.append(1) or real(*a))
-    x = cp.ones((1, 2, 5, 5), dtype=cp.float32)
-    out = fast_im2col.im2col(x, 3, 3, 1, 1)
-    assert calls and isinstance(out, cp.ndarray)
+def test_conv_on_cupy_arrays_runs_the_cuda_im2col():
+    from minialex.kernels import accelerate
+    from minialex.kernels.conv import CudaConv2D
+    from minialex.layers import Conv2D
+
+    x = np.random.default_rng(0).standard_normal((1, 2, 5, 5)).astype(np.float32)
+    ref = Conv2D(2, 3, 3, padding=1, rng=0)
+    conv = accelerate(Conv2D(2, 3, 3, padding=1, rng=0), cp, "fast")
+    conv.params = {k: cp.asarray(v) for k, v in conv.params.items()}
+    assert type(conv) is CudaConv2D and conv.im2col is _cuda.im2col and conv.kernel_path == "cuda"
+    out = conv.forward(cp.asarray(x))
+    assert isinstance(out, cp.ndarray) and rel_error(ref.forward(x), cp.asnumpy(out)) < TOL[np.float32]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -105,14 +109,14 @@ def test_maxpool_ties_go_to_the_first_maximum_and_overlaps_add():
 def test_lrn_kernels_match_layer(dtype, size, alpha, beta, k, conv):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 7, 4, 5)).astype(dtype)
-    layer = LocalResponseNorm(size, alpha, beta, k, alpha_convention=conv, impl="reference")  # readable path keeps scale
+    layer = LocalResponseNorm(size, alpha, beta, k, alpha_convention=conv)  # the readable layer keeps scale
     out = layer.forward(x)
     _, scale, _ = layer.cache
     dout = rng.standard_normal(x.shape).astype(dtype)
-    got, got_scale = _cuda.lrn_forward(cp.asarray(x), size, layer.coeff, beta, k)
+    got, got_scale = _cuda.lrn_forward(cp.asarray(x), size, k, layer.coeff, beta)
     assert rel_error(out, got) < TOL[dtype] and rel_error(scale, got_scale) < TOL[dtype]
     dx = layer.backward(dout)
-    got_dx = _cuda.lrn_backward(cp.asarray(dout), cp.asarray(x), got_scale, got, size, layer.coeff, beta)
+    got_dx = _cuda.lrn_backward(cp.asarray(dout), cp.asarray(x), got_scale, got, size, k, layer.coeff, beta)
     assert rel_error(dx, got_dx) < TOL[dtype]
 
 
@@ -123,7 +127,7 @@ def test_kernels_run_on_the_device_of_their_input():
     with cp.cuda.Device(0):                       # current device differs from x's
         cols = _cuda.im2col(x, 3, 3, 1, 1)
         out, arg = _cuda.maxpool_forward(x, 3, 2)
-        y, scale = _cuda.lrn_forward(x, 5, 1e-4, 0.75, 2.0)
+        y, scale = _cuda.lrn_forward(x, 5, 2.0, 1e-4, 0.75)
     assert {a.device.id for a in (cols, out, arg, y, scale)} == {1}
 
 
@@ -150,15 +154,19 @@ def layers_under_test(dtype):
     ]
 
 
+@pytest.mark.parametrize("kernels", ["fast", "reference"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("index", range(12))
-def test_layer_on_cupy_matches_numpy(dtype, index):
+def test_layer_on_cupy_matches_numpy(dtype, index, kernels):
+    """The readable layer on NumPy against its CuPy placement: the CUDA twin (fast) or itself."""
+    from minialex.kernels import accelerate
+
     name, layer, shape = layers_under_test(dtype)[index]
     rng = np.random.default_rng(4)
     x = distinct(rng, shape, dtype)
     if isinstance(layer, Dropout):
         layer.freeze((rng.random(shape) >= 0.5).astype(dtype))
-    gpu = copy.deepcopy(layer)
+    gpu = accelerate(copy.deepcopy(layer), cp, kernels)
     gpu.params = {k: cp.asarray(v) for k, v in layer.params.items()}
     out = layer.forward(x)
     got = gpu.forward(cp.asarray(x))
@@ -207,7 +215,7 @@ def test_training_step_matches_numpy(config, dtype, N, monkeypatch):
     tol = 1e-10 if dtype == "float64" else 1e-4
     cpu, gpu = AlexNet(cfg), AlexNet(cfg).to("cupy")          # same seed: same weights
     ref = AlexNet(getattr(AlexNetConfig, config)(dtype="float64"))   # float64 truth (float32 case)
-    readable = AlexNet(cfg)                                  # CPU readable path (float32 case)
+    readable = AlexNet(cfg, kernels="reference")             # CPU readable path (float32 case)
     rng = np.random.default_rng(6)
     same_dropout_masks(rng, N, cpu, gpu, ref, readable)      # the GPU draws its own masks otherwise
     x = rng.standard_normal((N,) + cpu.input_shape).astype(dtype)
@@ -233,7 +241,6 @@ def test_training_step_matches_numpy(config, dtype, N, monkeypatch):
         # whose float32 error is ~1e-7.
         _, g_ref = train_step(ref, x.astype("float64"), y)
         p_ref = dict(ref.named_params())
-        monkeypatch.setenv("MINIALEX_KERNELS", "reference")       # until the test ends
         _, g_read = train_step(readable, x, y)
         pairs = [(g_read, g_gpu, g_ref, g_cpu),
                  (dict(readable.named_params()), dict(gpu.named_params()), p_ref, dict(cpu.named_params()))]
@@ -327,8 +334,10 @@ def test_dropout_mask_on_the_device_is_the_splitmix_stream():
 
 
 def test_dropout_on_cupy_is_reproducible_from_its_seed_and_drops_half():
+    from minialex.kernels import accelerate
+
     x = cp.ones((128, 4096), dtype=cp.float32)
-    a, b = Dropout(0.5, rng=3), Dropout(0.5, rng=3)
+    a, b = (accelerate(Dropout(0.5, rng=3), cp, "fast") for _ in range(2))   # CudaDropout: masks on the GPU
     m1, m2 = a.forward(x), b.forward(x)
     cp.testing.assert_array_equal(m1, m2)                           # same seed, same mask
     assert abs(float(m1.mean()) - 0.5) < 0.005

@@ -4,10 +4,17 @@ import itertools
 import numpy as np
 import pytest
 
-from minialex.backend import active_impl
+from minialex.backend import kernels_choice
 from minialex.im2col import col2im_reference, conv_output_size, im2col_reference
-from minialex.kernels import _numba
-from minialex.kernels.im2col import col2im, im2col
+from minialex.kernels import _numba, accelerate
+
+IM2COL = {"numba": _numba.im2col, "reference": im2col_reference}      # twins, same arguments
+COL2IM = {"numba": _numba.col2im, "reference": col2im_reference}
+
+
+def path(layer, impl):
+    """``layer`` on the path ``impl``: "reference" (the readable layer) or "numba" (its fast twin)."""
+    return accelerate(layer, np, "fast" if impl == "numba" else "reference")
 
 CASES = [(k, s, p) for k, s, p in itertools.product((1, 3, 5, 11), (1, 2, 4), (0, 1, 2))]
 
@@ -60,10 +67,10 @@ def test_col2im_is_adjoint_of_im2col(impl, K, s, p):
     """<im2col(x), c> == <x, col2im(c)>: the defining property, overlaps included."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 3, 17, 17))
-    cols = im2col(x, K, K, s, p, impl=impl)
+    cols = IM2COL[impl](x, K, K, s, p)
     c = rng.standard_normal(cols.shape)
     lhs = np.sum(cols * c)
-    rhs = np.sum(x * col2im(c, x.shape, K, K, s, p, impl=impl))
+    rhs = np.sum(x * COL2IM[impl](c, x.shape, K, K, s, p))
     assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs))
 
 
@@ -72,21 +79,21 @@ def test_col2im_accumulates_overlaps():
     x_shape = (1, 1, 5, 5)
     cols = np.ones((9, 4))
     for impl in ("numba", "reference"):
-        dx = col2im(cols, x_shape, 3, 3, 2, 0, impl=impl)
+        dx = COL2IM[impl](cols, x_shape, 3, 3, 2, 0)
         assert dx[0, 0, 2, 2] == 4.0
         assert dx[0, 0, 0, 0] == 1.0
         assert dx[0, 0, 0, 2] == 2.0
 
 
-def test_dispatcher_env_and_arg(monkeypatch):
-    monkeypatch.setenv("MINIALEX_IM2COL", "reference")
-    assert active_impl() == "reference"
-    monkeypatch.setenv("MINIALEX_IM2COL", "numba")
-    assert active_impl() == "numba"
-    assert active_impl("reference") == "reference"
-    monkeypatch.setenv("MINIALEX_IM2COL", "fortran")
+def test_switch_env_and_arg(monkeypatch):
+    monkeypatch.setenv("MINIALEX_KERNELS", "reference")
+    assert kernels_choice() == "reference"
+    monkeypatch.setenv("MINIALEX_KERNELS", "fast")
+    assert kernels_choice() == "fast"
+    assert kernels_choice("reference") == "reference"
+    monkeypatch.setenv("MINIALEX_KERNELS", "fortran")
     with pytest.raises(ValueError, match="fortran"):
-        active_impl()
+        kernels_choice()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -98,9 +105,8 @@ def test_layers_agree_on_both_paths(dtype):
     x = rng.standard_normal((2, 4, 11, 11)).astype(dtype)
     results = []
     for impl in ("numba", "reference"):
-        conv = Conv2D(4, 6, 3, stride=2, padding=1, groups=2, rng=np.random.default_rng(0), dtype=dtype,
-                      im2col_impl=impl)
-        pool = MaxPool2D(3, 2, im2col_impl=impl)
+        conv = path(Conv2D(4, 6, 3, stride=2, padding=1, groups=2, rng=np.random.default_rng(0), dtype=dtype), impl)
+        pool = path(MaxPool2D(3, 2), impl)
         y = pool.forward(conv.forward(x))
         dy = np.ones_like(y)
         dx = conv.backward(pool.backward(dy))

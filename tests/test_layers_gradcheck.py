@@ -51,10 +51,12 @@ def test_lrn(alpha, k, conv):
     assert_passes(check_layer(layer, x, threshold=THRESHOLD))
 
 
-@pytest.mark.parametrize("impl", ["auto", "reference"])
-def test_lrn_per_tower_groups(impl):
+@pytest.mark.parametrize("kernels", ["fast", "reference"])
+def test_lrn_per_tower_groups(kernels):
+    from minialex.kernels import accelerate
+
     x = np.random.default_rng(12).standard_normal((2, 8, 3, 3))
-    layer = LocalResponseNorm(5, 1.0, 0.75, 1.0, groups=2, impl=impl)
+    layer = accelerate(LocalResponseNorm(5, 1.0, 0.75, 1.0, groups=2), np, kernels)
     assert_passes(check_layer(layer, x, threshold=THRESHOLD))
 
 
@@ -70,8 +72,8 @@ def test_lrn_check_exposes_a_wrong_window():
             return dx
 
     x = np.random.default_rng(3).standard_normal((2, 8, 3, 3))
-    # impl="reference": the subclass breaks the readable backward, whose cache it unpacks.
-    rep = check_layer(WrongWindowLRN(5, 1.0, 0.75, 1.0, impl="reference"), x, threshold=THRESHOLD)
+    # The subclass breaks the readable backward, whose cache it unpacks.
+    rep = check_layer(WrongWindowLRN(5, 1.0, 0.75, 1.0), x, threshold=THRESHOLD)
     assert not rep.passed and rep["dx"].max_rel_error > 1e-3
 
 

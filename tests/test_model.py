@@ -306,11 +306,9 @@ def test_whole_model_gradient_check_float64(monkeypatch):
     LRN, overlapping pool, dropout with frozen masks, linear, flatten) + softmax
     loss, against centred differences. Threshold 1e-6 (correct code: ~1e-9).
     dL/dx is checked along random directions (a full check would cost 2700 forwards)."""
-    # the readable im2col: on these tiny arrays numba's thread start-up dominates
-    monkeypatch.setenv("MINIALEX_IM2COL", "reference")
     # LRN constants that make a wrong window visible (STYLE.md); paper's 1e-4 would hide it
     cfg = AlexNetConfig.tiny(lrn_alpha=0.5, lrn_k=1.0, seed=1)
-    m = AlexNet(cfg)
+    m = AlexNet(cfg, kernels="reference")       # the readable layers: on tiny arrays numba's start-up dominates
     kinds = {type(l).__name__ for l in m.layers}
     assert kinds >= {"Conv2D", "ReLU", "LocalResponseNorm", "MaxPool2D", "Dropout", "Linear", "Flatten"}
     assert any(isinstance(l, Conv2D) and l.groups == 2 for l in m.layers)

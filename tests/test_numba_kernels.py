@@ -1,8 +1,8 @@
 """The numba fast paths agree with the readable NumPy paths, forward and backward.
 
-Every layer with a fast path (Conv2D, MaxPool2D, LocalResponseNorm) is run
-twice on the same input, once with ``impl="reference"`` and once with
-``impl="numba"``, on random shapes including odd sizes and batch 1, in float32
+Every layer with a fast twin (Conv2D, MaxPool2D, LocalResponseNorm, ReLU) is run
+twice on the same input, once as the readable layer and once as its numba twin
+(``minialex.kernels.accelerate``), on random shapes including odd sizes and batch 1, in float32
 and float64. Pool values and arg-max routes must match exactly; sums whose
 order differs (col2im, LRN, GEMM chunks) match to a few float ulps.
 No timings here: speed lives in benchmarks/cpu.py.
@@ -13,16 +13,22 @@ import numba
 import numpy as np
 import pytest
 
-from minialex.backend import active_impl, use_numba
+from minialex.backend import kernels_choice
 from minialex.im2col import col2im_reference, im2col_reference
-from minialex.kernels import _numba
-from minialex.kernels.im2col import col2im
+from minialex.kernels import _numba, accelerate
+from minialex.kernels import conv as conv_module
+from minialex.kernels.activation import NumbaReLU
+from minialex.kernels.conv import CudaConv2D, NumbaConv2D
 from minialex.layers import Conv2D, LocalResponseNorm, MaxPool2D, ReLU
-from minialex.layers import conv as conv_module
 
 # Relative tolerance of the fast path against the reference, by dtype:
 # a few ulps of the largest entry, from reordered sums.
 RTOL = {np.float32: 2e-6, np.float64: 1e-13}
+
+
+def path(layer, impl):
+    """``layer`` on the path ``impl``: "reference" (the readable layer) or "numba" (its fast twin)."""
+    return accelerate(layer, np, "fast" if impl == "numba" else "reference")
 
 
 def assert_close(fast, ref, dtype):
@@ -72,7 +78,7 @@ def assert_conv_paths_agree(case, dtype, seed, fast_conv="auto"):
     bias = rng.standard_normal(F).astype(dtype)
 
     def make(impl):
-        layer = Conv2D(C, F, K, s, p, groups=G, rng=1, weight_std=0.5, dtype=dtype, im2col_impl=impl)
+        layer = path(Conv2D(C, F, K, s, p, groups=G, rng=1, weight_std=0.5, dtype=dtype), impl)
         layer.params["b"][:] = bias
         layer.fast_conv = fast_conv
         return layer
@@ -118,16 +124,18 @@ def test_conv_direct_and_gemm_match_reference(case, fast_conv, rows_below, dtype
 def test_conv_auto_plan():
     """"auto" takes the direct kernels where they pay (few kernels per group,
     stride 1) and the GEMM elsewhere; a bad name is a clear error."""
-    cifar_conv2 = Conv2D(32, 48, 5, 1, 2, groups=2)
+    cifar_conv2 = path(Conv2D(32, 48, 5, 1, 2, groups=2), "numba")
     assert cifar_conv2._plan() == (True, True, True)
-    cifar_conv1 = Conv2D(3, 32, 5, 1, 2)                           # forward by conv2d_rows
+    assert cifar_conv2.kernel_path == "numba (forward direct, dw direct, dx direct)"
+    cifar_conv1 = path(Conv2D(3, 32, 5, 1, 2), "numba")            # forward by conv2d_rows
     assert cifar_conv1._plan() == (True, True, True)
-    paper_conv1 = Conv2D(3, 96, 11, 4, 2)                          # stride 4
+    paper_conv1 = path(Conv2D(3, 96, 11, 4, 2), "numba")           # stride 4
     assert paper_conv1._plan() == (False, False, False)
-    paper_conv3 = Conv2D(256, 384, 3, 1, 1)                        # 384 kernels: BLAS territory
+    paper_conv3 = path(Conv2D(256, 384, 3, 1, 1), "numba")         # 384 kernels: BLAS territory
     assert paper_conv3._plan() == (False, False, False)
-    paper_conv5 = Conv2D(384, 256, 3, 1, 1, groups=2)              # 128 per group: dw by BLAS
+    paper_conv5 = path(Conv2D(384, 256, 3, 1, 1, groups=2), "numba")   # 128 per group: dw by BLAS
     assert paper_conv5._plan() == (True, False, True)
+    assert paper_conv5.kernel_path == "numba (forward direct, dw gemm, dx direct)"
     cifar_conv2.fast_conv = "gemm"
     assert cifar_conv2._plan() == (False, False, False)
     cifar_conv2.fast_conv = "fft"
@@ -141,8 +149,8 @@ def test_conv_direct_dw_chunks_sum_in_order(monkeypatch):
     monkeypatch.setattr(_numba, "DW_CHUNK_BYTES", 1)
     rng = np.random.default_rng(14)
     x = rng.standard_normal((5, 8, 9, 9))
-    make = lambda impl: Conv2D(8, 6, 5, 1, 2, groups=2, rng=2, weight_std=0.5,
-                               dtype=np.float64, im2col_impl=impl)
+    make = lambda impl: path(Conv2D(8, 6, 5, 1, 2, groups=2, rng=2, weight_std=0.5,
+                               dtype=np.float64), impl)
     r = run_both(make, x)
     for k in ("w", "b"):
         assert_close(r["numba"][2][k], r["reference"][2][k], np.float64)
@@ -155,8 +163,8 @@ def test_conv_fast_path_chunks_the_batch(monkeypatch, chunk_bytes):
     monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((5, 4, 8, 8)).astype(np.float64)
-    make = lambda impl: Conv2D(4, 6, 3, 1, 1, groups=2, rng=2, weight_std=0.5,
-                               dtype=np.float64, im2col_impl=impl)
+    make = lambda impl: path(Conv2D(4, 6, 3, 1, 1, groups=2, rng=2, weight_std=0.5,
+                               dtype=np.float64), impl)
     assert make("numba")._chunk(5, 8, 8, 8) < 5                 # really more than one chunk
     r = run_both(make, x)
     for a, b in zip(r["numba"][:2], r["reference"][:2]):
@@ -170,10 +178,10 @@ def test_conv_workspace_reuse_across_layers_and_steps():
     on new data must not see stale columns from the first."""
     rng = np.random.default_rng(8)
     conv_module.WORKSPACE.clear()
-    a = Conv2D(3, 4, 3, 1, 1, rng=1, im2col_impl="numba")
-    b = Conv2D(4, 5, 5, 2, 2, rng=2, im2col_impl="numba")
-    a_ref = Conv2D(3, 4, 3, 1, 1, rng=1, im2col_impl="reference")
-    b_ref = Conv2D(4, 5, 5, 2, 2, rng=2, im2col_impl="reference")
+    a = path(Conv2D(3, 4, 3, 1, 1, rng=1), "numba")
+    b = path(Conv2D(4, 5, 5, 2, 2, rng=2), "numba")
+    a_ref = path(Conv2D(3, 4, 3, 1, 1, rng=1), "reference")
+    b_ref = path(Conv2D(4, 5, 5, 2, 2, rng=2), "reference")
     for step in range(2):
         x = rng.standard_normal((2 + step, 3, 11, 11)).astype(np.float32)
         y, y_ref = b.forward(a.forward(x)), b_ref.forward(a_ref.forward(x))
@@ -198,7 +206,7 @@ POOL_CASES = [
 def test_maxpool_fast_matches_reference(case, dtype):
     N, C, H, W, z, s = case
     x = np.random.default_rng(sum(case)).standard_normal((N, C, H, W)).astype(dtype)
-    r = run_both(lambda impl: MaxPool2D(z, s, im2col_impl=impl), x)
+    r = run_both(lambda impl: path(MaxPool2D(z, s), impl), x)
     (o_ref, dx_ref, _), (o_f, dx_f, _) = r["reference"], r["numba"]
     assert o_f.dtype == dtype and np.array_equal(o_f, o_ref)
     assert_close(dx_f, dx_ref, dtype)
@@ -210,12 +218,12 @@ def test_maxpool_ties_go_to_first_max_and_overlaps_add():
     pixels shared by overlapping windows get the sum."""
     rng = np.random.default_rng(9)
     x = rng.integers(0, 3, size=(2, 3, 11, 11)).astype(np.float32)
-    r = run_both(lambda impl: MaxPool2D(3, 2, im2col_impl=impl), x)
+    r = run_both(lambda impl: path(MaxPool2D(3, 2), impl), x)
     assert np.array_equal(r["numba"][0], r["reference"][0])
     assert_close(r["numba"][1], r["reference"][1], np.float32)    # same routes; sums may reorder
     # A constant input: every window's first element is its max.
     ones = np.ones((1, 1, 5, 5), np.float32)
-    pool = MaxPool2D(3, 2, im2col_impl="numba")
+    pool = path(MaxPool2D(3, 2), "numba")
     pool.forward(ones)
     dx = pool.backward(np.ones((1, 1, 2, 2), np.float32))
     expected = np.zeros((5, 5), np.float32)
@@ -227,7 +235,7 @@ def test_maxpool_nan_is_the_argmax_like_numpy():
     x = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
     x[0, 0, 1, 1] = np.nan                                       # inside window (0, 0) only
     out, arg = _numba.maxpool_forward(x, 3, 2)
-    ref = MaxPool2D(3, 2, im2col_impl="reference").forward(x)
+    ref = path(MaxPool2D(3, 2), "reference").forward(x)
     assert np.isnan(out[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 4
     assert np.array_equal(out, ref, equal_nan=True)
 
@@ -243,7 +251,7 @@ def test_maxpool_kernels_match_argmax_with_ties_and_nans(z, s):
     flat[rng.choice(flat.size, 12, replace=False)] = -np.inf
     flat[rng.choice(flat.size, 12, replace=False)] = -0.0
     out, arg = _numba.maxpool_forward(x, z, s)
-    layer = MaxPool2D(z, s, im2col_impl="reference")
+    layer = path(MaxPool2D(z, s), "reference")
     ref = layer.forward(x)
     assert np.array_equal(out, ref, equal_nan=True)
     assert np.array_equal(arg.reshape(-1), layer.cache[1])         # the reference's flat arg-max
@@ -265,7 +273,7 @@ LRN_CASES = [
 def test_lrn_fast_matches_reference(case, dtype):
     N, C, H, W, n, alpha, beta, k, conv = case
     x = np.random.default_rng(N * C + H).standard_normal((N, C, H, W)).astype(dtype)
-    r = run_both(lambda impl: LocalResponseNorm(n, alpha, beta, k, conv, impl=impl), x)
+    r = run_both(lambda impl: path(LocalResponseNorm(n, alpha, beta, k, conv), impl), x)
     for a, b in zip(r["numba"][:2], r["reference"][:2]):
         assert_close(a, b, dtype)
 
@@ -278,7 +286,7 @@ def test_relu_fast_matches_reference_exactly(shape, dtype):
     x = rng.standard_normal(shape).astype(dtype)
     flat = x.reshape(-1)
     flat[: min(5, flat.size)] = [np.nan, -np.inf, np.inf, -0.0, 0.0][: min(5, flat.size)]
-    r = run_both(lambda impl: ReLU(impl=impl), x)
+    r = run_both(lambda impl: path(ReLU(), impl), x)
     for a, b in zip(r["numba"][:2], r["reference"][:2]):
         assert a.dtype == b.dtype == np.dtype(dtype)
         assert np.array_equal(a, b, equal_nan=True)
@@ -295,40 +303,46 @@ def test_col2im_fast_matches_reference_and_overwrites_out():
         fast = _numba.col2im(cols, x_shape, K, K, s, p, out=out)
         assert fast is out
         assert_close(fast, col2im_reference(cols, x_shape, K, K, s, p), np.float32)
-        assert_close(col2im(cols, x_shape, K, K, s, p, impl="numba"),
+        assert_close(_numba.col2im(cols, x_shape, K, K, s, p),            # allocating its own output
                      col2im_reference(cols, x_shape, K, K, s, p), np.float32)
 
 
 def test_kernel_switch_env_and_errors(monkeypatch):
-    monkeypatch.delenv("MINIALEX_IM2COL", raising=False)
+    """One switch, one name: kernels= or MINIALEX_KERNELS, "fast" or "reference", applied by accelerate."""
     monkeypatch.setenv("MINIALEX_KERNELS", "reference")
-    assert active_impl() == "reference" and not use_numba(np)
-    monkeypatch.setenv("MINIALEX_KERNELS", "numba")
-    monkeypatch.setenv("MINIALEX_IM2COL", "reference")             # the general switch wins
-    assert active_impl() == "numba" and use_numba(np)
-    assert not use_numba(np, "reference")                          # an explicit impl wins over env
-    monkeypatch.setenv("MINIALEX_KERNELS", "fortran")
-    with pytest.raises(ValueError, match="MINIALEX_KERNELS"):
-        active_impl()
+    assert kernels_choice() == "reference" and type(accelerate(Conv2D(3, 4, 3), np)) is Conv2D
+    monkeypatch.setenv("MINIALEX_KERNELS", "fast")
+    assert kernels_choice() == "fast" and type(accelerate(Conv2D(3, 4, 3), np)) is NumbaConv2D
+    assert kernels_choice("reference") == "reference"              # an explicit value wins over env
+    assert type(accelerate(accelerate(ReLU(), np), np, "reference")) is ReLU   # and back again
+    for bad in ("fortran", "numba", "auto"):                       # the old value names are gone too
+        monkeypatch.setenv("MINIALEX_KERNELS", bad)
+        with pytest.raises(ValueError, match="MINIALEX_KERNELS must be one of"):
+            kernels_choice()
     monkeypatch.delenv("MINIALEX_KERNELS")
-    assert active_impl() == "reference"                            # falls back to the older name
+    assert kernels_choice() == "fast"                              # the default
+    with pytest.raises(ValueError, match="kernels must be one of"):
+        kernels_choice("fortran")
 
 
 def test_reference_switch_really_skips_numba(monkeypatch):
-    """MINIALEX_KERNELS=reference: the layers keep the readable cache format."""
+    """MINIALEX_KERNELS=reference: accelerate keeps the readable layers and their cache format."""
     monkeypatch.setenv("MINIALEX_KERNELS", "reference")
     x = np.random.default_rng(11).standard_normal((1, 6, 7, 7)).astype(np.float32)
-    lrn, pool, conv = LocalResponseNorm(), MaxPool2D(), Conv2D(6, 4, 3, rng=0)
+    lrn, pool, conv = (accelerate(layer, np) for layer in (LocalResponseNorm(), MaxPool2D(), Conv2D(6, 4, 3, rng=0)))
+    assert {lrn.kernel_path, pool.kernel_path, conv.kernel_path} == {"reference"}
     lrn.forward(x), pool.forward(x), conv.forward(x)
     assert lrn.cache[1] is not None                                # scale kept: reference path
     assert pool.cache[1].ndim == 1                                 # flat arg-max over im2col columns
-    assert conv.cache[0] != "fast"
+    assert len(conv.cache) == 2 and conv.cache[0] == x.shape       # the readable (x shape, x)
 
 
 def test_fast_path_not_used_for_non_numpy_arrays():
     class FakeXp:                                                  # stands in for cupy
         __name__ = "cupy"
-    assert not use_numba(FakeXp, "numba")
+    assert type(accelerate(Conv2D(3, 4, 3), FakeXp, "fast")) is CudaConv2D
+    assert type(accelerate(path(ReLU(), "numba"), FakeXp, "fast")) is ReLU   # no CUDA ReLU: readable
+    assert isinstance(path(ReLU(), "numba"), NumbaReLU)
 
 
 def test_thread_count_respected():
@@ -341,11 +355,11 @@ def test_thread_count_respected():
     d = rng.standard_normal((3, 8, 6, 6)).astype(np.float32)
 
     def run():
-        conv = Conv2D(8, 8, 3, 1, 1, groups=2, rng=3, im2col_impl="numba")     # conv2d_rows
-        wide = Conv2D(8, 8, 5, 1, 2, rng=4, im2col_impl="numba")               # patch kernel
-        relu = ReLU(impl="numba")
-        lrn = LocalResponseNorm(impl="numba")
-        pool = MaxPool2D(3, 2, im2col_impl="numba")
+        conv = path(Conv2D(8, 8, 3, 1, 1, groups=2, rng=3), "numba")     # conv2d_rows
+        wide = path(Conv2D(8, 8, 5, 1, 2, rng=4), "numba")               # patch kernel
+        relu = path(ReLU(), "numba")
+        lrn = path(LocalResponseNorm(), "numba")
+        pool = path(MaxPool2D(3, 2), "numba")
         y = pool.forward(lrn.forward(relu.forward(wide.forward(conv.forward(x)))))
         dx = conv.backward(wide.backward(relu.backward(lrn.backward(pool.backward(d)))))
         return y, dx, conv.grads["w"], wide.grads["w"], wide.grads["b"]
@@ -368,11 +382,21 @@ def test_conv_without_input_grad_keeps_weight_grads(impl):
     """input_grad=False (the first layer) skips dx but leaves dw and db unchanged."""
     rng = np.random.default_rng(13)
     x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
-    full = Conv2D(3, 4, 3, 2, 1, rng=5, im2col_impl=impl)
-    skip = Conv2D(3, 4, 3, 2, 1, rng=5, im2col_impl=impl, input_grad=False)
+    full = path(Conv2D(3, 4, 3, 2, 1, rng=5), impl)
+    skip = path(Conv2D(3, 4, 3, 2, 1, rng=5, input_grad=False), impl)
     d = rng.standard_normal(full.forward(x).shape).astype(np.float32)
     skip.forward(x)
     assert full.backward(d) is not None and skip.backward(d) is None
     for k in ("w", "b"):
         assert np.array_equal(full.grads[k], skip.grads[k])
     assert skip.cache is None
+
+
+def test_kernel_twins_take_the_same_arguments():
+    """A numba kernel and its CUDA twin have one signature, so a fast layer calls either the same way."""
+    import inspect
+
+    from minialex.kernels import _cuda
+
+    for name in ("im2col", "col2im", "maxpool_forward", "maxpool_backward", "lrn_forward", "lrn_backward"):
+        assert inspect.signature(getattr(_numba, name)) == inspect.signature(getattr(_cuda, name)), name

@@ -122,10 +122,10 @@ def test_bytes_0_0_equal_0_1_and_match_the_layer_shapes(name):
 
 def test_grouped_convs_stay_local_and_conv3_fc_connect():
     net = TwoTowerAlexNet(AlexNet(AlexNetConfig.tiny()))
-    kinds = {st.name: st.kind for st in net.stages}
+    kinds = {st.name: type(st).__name__ for st in net.stages}     # each stage's class owns its forward/backward
     assert [kinds[n] for n in ("conv1", "conv2", "conv3", "conv4", "conv5")] == \
-        ["local", "local", "connect", "local", "local"]
-    assert [kinds[n] for n in ("fc6", "fc7", "fc8")] == ["connect", "connect", "head"]
+        ["_PerTower", "_PerTower", "_Connect", "_PerTower", "_PerTower"]
+    assert [kinds[n] for n in ("fc6", "fc7", "fc8")] == ["_Connect", "_Connect", "_Head"]
     conv2 = [st for st in net.stages if st.name == "conv2"][0]
     assert conv2.layers[0].params["w"].shape == (3, 3, 3, 3)   # half the kernels, own half of the maps
 

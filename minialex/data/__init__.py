@@ -27,7 +27,7 @@ Batches (background thread, reshuffled every epoch, deterministic from seed)::
   Per-channel instead of per-pixel mean: ``mean=channel_mean(mean)``.
   ``TrainTransform`` runs as one fused numba pass (``data/_numba.py``) for uint8
   input and float32 output, bit-identical to its readable NumPy steps
-  (``impl="numpy"`` forces those). PCA shift: ``pca_scale="sqrt"`` (default) or
+  (``kernels="reference"`` forces those). PCA shift: ``pca_scale="sqrt"`` (default) or
   ``"paper"``; see ``pca_color_shift`` for why.
   ``EvalTransform(mode="ten")`` yields (N*10, C, c, c); average the softmax with
   ``probs.reshape(N, 10, K).mean(1)``.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..backend import get_array_module
+from ..backend import get_array_module, kernels_choice
 
 
 # ---------------------------------------------------------------- crops, flips
@@ -198,9 +198,13 @@ class TrainTransform:
     pca : (eigvals, eigvecs) from ``pca_eigen``, or None for no colour shift.
     pca_std, pca_scale : see ``pca_color_shift``.
     dtype : output dtype (float32 for the model).
-    impl : "auto" (default) uses the fused numba kernel (``data/_numba.py``,
-        one pass, identical result) for uint8 NumPy input and float32
-        output, else the readable NumPy steps; "numpy" or "numba" force one.
+    kernels : the fast/readable switch of ``minialex.backend.kernels_choice``.
+        None (default) follows ``MINIALEX_KERNELS``: "fast" uses the fused
+        kernel (``data/_numba.py`` on the CPU, ``_cuda.crop_flip_shift`` on
+        the GPU; one pass, identical result) for uint8 input and float32
+        output, else the readable NumPy steps. Passed explicitly, "fast"
+        requires the fused kernel (an error if it cannot run) and
+        "reference" forces the readable steps.
     """
 
     mean: np.ndarray = None
@@ -211,7 +215,7 @@ class TrainTransform:
     pca_std: float = 0.1
     pca_scale: str = "sqrt"
     dtype: object = np.float32
-    impl: str = "auto"
+    kernels: str = None
 
     def __call__(self, x, rng):
         if get_array_module(x) is not np and self.augments_on_device(x):        # a CuPy uint8 batch
@@ -236,17 +240,16 @@ class TrainTransform:
         there (``_cuda.crop_flip_shift``: the same draws and the same float32
         result as the CPU kernel, with a quarter of the bytes to copy). The
         loader asks this before it copies a batch to a CuPy device."""
-        return (self.impl == "auto" and np.dtype(self.dtype) == np.float32
+        return (kernels_choice(self.kernels) == "fast" and np.dtype(self.dtype) == np.float32
                 and getattr(x, "dtype", None) == np.uint8)
 
     def _use_kernel(self, x):
-        if self.impl not in ("auto", "numba", "numpy"):
-            raise ValueError(f"impl must be 'auto', 'numba' or 'numpy', got {self.impl!r}")
+        choice = kernels_choice(self.kernels)
         ok = isinstance(x, np.ndarray) and x.dtype == np.uint8 and np.dtype(self.dtype) == np.float32
-        if self.impl == "numba" and not ok:
-            raise ValueError(f"impl='numba' needs uint8 NumPy input and float32 output, got "
+        if self.kernels == "fast" and not ok:
+            raise ValueError(f"kernels='fast' needs uint8 NumPy input and float32 output, got "
                              f"{type(x).__name__} {getattr(x, 'dtype', None)} -> {np.dtype(self.dtype)}")
-        return ok and self.impl != "numpy"
+        return ok and choice == "fast"
 
     def _fused(self, x, rng, device=False):
         """One numba pass (``data/_numba.py``), same draws and same float32 rounding as the NumPy

@@ -16,6 +16,11 @@ kernel here            readable twin
 ``crop_flip_shift``    ``data/_numba.py``'s ``crop_flip_shift_f32`` (Sec. 2, 4.1)
 =====================  ==========================================================
 
+The wrappers with a numba twin in ``_numba.py`` (im2col, col2im,
+maxpool_forward, maxpool_backward, lrn_forward, lrn_backward) take the same
+arguments in the same order. The fast layers that call them are in this
+package (``conv.py``, ``pool.py``, ``lrn.py``, ``dropout.py``).
+
 Every kernel is an ``ElementwiseKernel`` with one CUDA thread per *output*
 element, and every backward kernel is written as a **gather**: the thread
 that owns input pixel (n, c, h, w) loops over the few windows that contain it
@@ -282,12 +287,13 @@ def _check_index_range(*shapes):
 # ----------------------------------------------------------------------------
 # im2col / col2im
 # ----------------------------------------------------------------------------
-def im2col(x, KH, KW, stride=1, padding=0):
+def im2col(x, KH, KW, stride=1, padding=0, out=None):
     """CUDA im2col, same layout as ``im2col_reference``.
 
     Shapes:  x: (N, C, H, W)  ->  cols: (C*KH*KW, N*OH*OW)
              rows ordered (c, kh, kw), columns ordered (n, oh, ow);
              padded positions read as 0.
+    ``out``: an optional contiguous array of that shape to write into.
     """
     cp = _cupy()
     N, C, H, W = x.shape
@@ -296,15 +302,16 @@ def im2col(x, KH, KW, stride=1, padding=0):
     _check_index_range(x.shape, (C * KH * KW, N * OH * OW))
     with _on_device_of(x):
         x = _contiguous(x)
-        cols = cp.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
+        cols = cp.empty((C * KH * KW, N * OH * OW), dtype=x.dtype) if out is None else out
         _kernel("im2col")(x, N, C, H, W, KH, KW, OH, OW, stride, padding, cols)
     return cols
 
 
-def col2im(cols, x_shape, KH, KW, stride=1, padding=0):
+def col2im(cols, x_shape, KH, KW, stride=1, padding=0, out=None):
     """CUDA col2im, the adjoint of ``im2col``: overlapping windows **add**.
 
     Shapes:  cols: (C*KH*KW, N*OH*OW)  ->  dx: (N, C, H, W)  (= x_shape)
+    ``out``: an optional contiguous array of shape x_shape to write into.
     """
     cp = _cupy()
     N, C, H, W = x_shape
@@ -316,7 +323,7 @@ def col2im(cols, x_shape, KH, KW, stride=1, padding=0):
     _check_index_range(x_shape, cols.shape)
     with _on_device_of(cols):
         cols = _contiguous(cols)
-        dx = cp.empty((N, C, H, W), dtype=cols.dtype)
+        dx = cp.empty((N, C, H, W), dtype=cols.dtype) if out is None else out
         _kernel("col2im")(cols, N, C, H, W, KH, KW, OH, OW, stride, padding, dx)
     return dx
 
@@ -370,7 +377,7 @@ def maxpool_backward(dout, arg, x_shape, z, s):
 # ----------------------------------------------------------------------------
 # Local response normalisation (Sec. 3.3)
 # ----------------------------------------------------------------------------
-def lrn_forward(x, size, coeff, beta, k):
+def lrn_forward(x, size, k, coeff, beta):
     """b_i = a_i / (k + coeff * sum_{j=max(0,i-n//2)}^{min(C-1,i+n//2)} a_j^2) ** beta.
 
     Shapes:  x: (N, C, H, W)  ->  out, scale: (N, C, H, W)
@@ -390,7 +397,7 @@ def lrn_forward(x, size, coeff, beta, k):
     return out, scale
 
 
-def lrn_backward(dout, x, scale, out, size, coeff, beta):
+def lrn_backward(dout, x, scale, out, size, k, coeff, beta):
     """Gradient of ``lrn_forward`` w.r.t. x.
 
         dx_j = dout_j * scale_j^-beta
@@ -398,6 +405,7 @@ def lrn_backward(dout, x, scale, out, size, coeff, beta):
 
     Shapes:  dout, x, scale, out: (N, C, H, W)  ->  dx: (N, C, H, W)
     Same formula as ``LocalResponseNorm.backward``; ``dout`` is not modified.
+    ``k`` is unused (it is inside ``scale``); the signature is the numba twin's.
     """
     cp = _cupy()
     N, C, H, W = x.shape

@@ -11,6 +11,11 @@ Each kernel has a readable twin that it is tested against
 - ``lrn_forward`` / ``lrn_backward``: ``LocalResponseNorm``'s NumPy path
 - ``relu_forward`` / ``relu_backward``: ``ReLU``'s NumPy path
 
+``im2col``, ``col2im``, ``maxpool_forward``, ``maxpool_backward``,
+``lrn_forward`` and ``lrn_backward`` take the same arguments as their CUDA
+twins in ``_cuda.py`` (tests/test_numba_kernels.py checks the signatures).
+The fast layers that call them are in this package (``conv.py``, ...).
+
 Loops run in parallel (``prange``) over the axis whose writes never collide
 (an (n, c) plane, an (n, h) image row), so no atomics are needed and results
 do not depend on the thread count. numba uses at most
@@ -710,7 +715,7 @@ def maxpool_forward(x, z, s):
     return out, arg
 
 
-def maxpool_backward(dout, arg, z, s, x_shape):
+def maxpool_backward(dout, arg, x_shape, z, s):
     """Route each output gradient to its arg-max, adding where windows overlap.
 
     Shapes:  dout, arg: (N, C, OH, OW) -> dx: x_shape = (N, C, H, W)
@@ -839,19 +844,30 @@ def _lrn_consts(x, k, coeff, beta):
     return t(k), t(coeff), t(beta), bool(beta == 0.75), t(1)
 
 
-def lrn_forward(x, half, k, coeff, beta):
-    """b = x * (k + coeff * window_sum(x^2))^-beta. Shapes: x, out (N, C, H, W)."""
+def lrn_forward(x, size, k, coeff, beta):
+    """b = x * (k + coeff * window_sum(x^2))^-beta; returns (out, None).
+
+    Shapes:  x, out: (N, C, H, W)
+    The second value is the scale, which the CUDA twin keeps for backward;
+    here it is None: ``lrn_backward`` recomputes it from x.
+    """
+    half = size // 2
     x = np.ascontiguousarray(x)
     out = np.empty_like(x)
     N, C, H, W = x.shape
     block = min(LRN_BLOCK, H * W)
     _lrn_forward_kernel(x.reshape(N, C, H * W), half, *_lrn_consts(x, k, coeff, beta), block,
                         numba.get_num_threads(), out.reshape(N, C, H * W))   # (N, C, H*W) views
-    return out
+    return out, None
 
 
-def lrn_backward(x, dout, half, k, coeff, beta):
-    """dL/dx of ``lrn_forward``, recomputing the scale from x. Shapes: all (N, C, H, W)."""
+def lrn_backward(dout, x, scale, out, size, k, coeff, beta):
+    """dL/dx of ``lrn_forward``, recomputing the scale from x. Shapes: all (N, C, H, W).
+
+    ``scale`` and ``out`` are unused (None from ``lrn_forward``); the
+    signature is the CUDA twin's.
+    """
+    half = size // 2
     x = np.ascontiguousarray(x)
     dout = np.ascontiguousarray(dout)
     dx = np.empty_like(x)

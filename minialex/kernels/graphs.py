@@ -47,6 +47,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers import Dropout
+
 
 class CapturedStep:
     """One training step of ``model`` captured as a CUDA graph per static key (module docstring).
@@ -78,7 +80,7 @@ class CapturedStep:
         self.graphs = {}                                     # key -> (graph, x_buf, y_buf, loss_buf, logits_buf)
         self.logits = None                                   # the last call's (N, K) logits buffer
         self.captures = 0
-        self.dropouts = [layer for layer in model.layers if type(layer).__name__ == "Dropout" and layer.p > 0]
+        self.dropouts = [layer for layer in model.layers if isinstance(layer, Dropout) and layer.p > 0]
 
     def key(self, x, y):
         o = self.optimizer

@@ -1,7 +1,7 @@
 """Nonlinearities: ReLU (Sec. 3.1) and tanh, its Figure 1 rival."""
 from __future__ import annotations
 
-from ..backend import get_array_module, use_numba
+from ..backend import get_array_module
 from .base import Layer
 
 
@@ -11,34 +11,16 @@ class ReLU(Layer):
     Shapes:  x, out: any shape
     Paper:   Sec. 3.1; trains about six times faster than tanh (Figure 1).
     The gradient at exactly x = 0 is taken as 0.
-
-    On NumPy float arrays with numba active (``impl``, env
-    ``MINIALEX_KERNELS``) the same two lines run as multi-threaded loops
-    (``minialex.kernels._numba.relu_forward`` / ``relu_backward``).
     """
-
-    def __init__(self, impl="auto"):
-        super().__init__()
-        self.impl = impl
 
     def forward(self, x, train=True):
         xp = get_array_module(x)
-        if use_numba(xp, self.impl) and x.dtype.kind == "f":
-            from ..kernels import _numba
-            out = _numba.relu_forward(x)
-            self.cache = out
-            return out
         out = xp.maximum(x, 0)
         self.cache = out
         return out
 
     def backward(self, dout):
         out = self.cache
-        xp = get_array_module(dout)
-        if use_numba(xp, self.impl) and dout.dtype == out.dtype and dout.dtype.kind == "f":
-            from ..kernels import _numba
-            self.cache = None
-            return _numba.relu_backward(dout, out)
         dx = dout * (out > 0)          # a new array; dout is untouched
         self.cache = None
         return dx

@@ -1,7 +1,7 @@
 """Dropout (Sec. 4.2), in the paper's form and the inverted form."""
 from __future__ import annotations
 
-from ..backend import get_array_module, use_cuda
+from ..backend import get_array_module
 from .base import Layer
 from .init import make_rng
 
@@ -17,13 +17,10 @@ class Dropout(Layer):
         Same expected activations, no work at test time; what most frameworks do.
 
     Randomness comes from ``rng`` (a ``numpy.random.Generator`` or a seed), so
-    runs reproduce. On the CPU the mask is ``rng.random(shape) >= p``; on CuPy
-    arrays one seed is drawn from ``rng`` and the mask is made on the GPU
-    (``_cuda.dropout_mask``): drawing half a million numbers on the host took
-    2 ms a layer on an H100 machine, longer than the layer itself. The two
-    backends therefore drop different units, each reproducibly
-    (docs/deviations.md 21). ``freeze(mask)`` pins a mask, e.g. for a
-    gradient check; ``unfreeze()`` returns to fresh masks.
+    runs reproduce: the mask is ``rng.random(shape) >= p``, drawn on the host.
+    (The fast GPU twin, ``minialex.kernels.dropout``, makes it on the device
+    from one seed instead: docs/deviations.md 21.) ``freeze(mask)`` pins a
+    mask, e.g. for a gradient check; ``unfreeze()`` returns to fresh masks.
 
     Shapes:  x, out, mask: any shape, mask of 0/1 in x's dtype
     Paper:   Sec. 4.2; p=0.5 in fc6 and fc7.
@@ -38,7 +35,6 @@ class Dropout(Layer):
         self.p, self.mode = p, mode
         self.rng = make_rng(rng)
         self.frozen_mask = None
-        self.seed_buffer = None      # a CUDA graph's (1,) uint64 device seed (kernels/graphs.py)
 
     def freeze(self, mask):
         """Use ``mask`` (0/1, x's shape) on every training forward until unfreeze()."""
@@ -56,18 +52,11 @@ class Dropout(Layer):
                     f"input has {tuple(x.shape)}"
                 )
             return xp.asarray(self.frozen_mask, dtype=x.dtype)
-        if use_cuda(xp):
-            # On the GPU: one seed from the host rng, the mask made on the device
-            # (_cuda.dropout_mask), so no per-unit random numbers are drawn on the
-            # host or copied over. Reproducible from the seed, but not the same
-            # masks as the CPU's (docs/gpu.md); MINIALEX_KERNELS=reference keeps
-            # the host-drawn masks on the GPU too.
-            from ..kernels import _cuda
+        return self._new_mask(x)
 
-            seed = self.seed_buffer                   # set by a CUDA graph (kernels/graphs.py), else
-            if seed is None:                          # drawn here, once per mask
-                seed = int(self.rng.integers(0, 2 ** 63))
-            return _cuda.dropout_mask(x.shape, self.p, seed, x.dtype, device=x.device.id)
+    def _new_mask(self, x):
+        """A fresh 0/1 mask of x's shape and dtype, from ``self.rng``."""
+        xp = get_array_module(x)
         keep = self.rng.random(x.shape, dtype="float32") >= self.p   # drawn on the host: reproducible
         return xp.asarray(keep, dtype=x.dtype)
 

@@ -1,9 +1,10 @@
 """Overlapping max pooling (Sec. 3.4)."""
 from __future__ import annotations
 
-from ..backend import get_array_module, use_cuda, use_numba
+from ..backend import get_array_module
+from ..im2col import col2im_reference as col2im
 from ..im2col import conv_output_size
-from ..kernels.im2col import col2im, im2col
+from ..im2col import im2col_reference as im2col
 from .base import Layer, check_float, check_ndim
 
 
@@ -20,21 +21,14 @@ class MaxPool2D(Layer):
     Shapes:  x: (N, C, H, W)  ->  out: (N, C, OH, OW),  OH = (H - z) // s + 1
     Paper:   Sec. 3.4; z=3, s=2 (overlapping) vs z=s=2 (classic).
     Backward derivation: docs/derivations.md#overlapping-max-pooling.
-
-    The im2col code below is the readable path. On NumPy arrays with numba
-    active (``im2col_impl``, env ``MINIALEX_KERNELS``) a direct loop kernel
-    (``minialex.kernels._numba.maxpool_forward`` / ``maxpool_backward``) runs instead:
-    it returns the same values and the same arg-max (first max, row-major),
-    stored as one int8 per output instead of a column matrix.
     """
 
-    def __init__(self, kernel_size=3, stride=2, im2col_impl="auto"):
+    def __init__(self, kernel_size=3, stride=2):
         super().__init__()
         for name, v in (("kernel_size", kernel_size), ("stride", stride)):
             if int(v) != v or v < 1:
                 raise ValueError(f"MaxPool2D: {name} must be a positive integer, got {v!r}")
         self.kernel_size, self.stride = kernel_size, stride
-        self.im2col_impl = im2col_impl
 
     def output_shape(self, input_shape):
         """(C, H, W) -> (C, OH, OW)."""
@@ -50,18 +44,8 @@ class MaxPool2D(Layer):
         z, s = self.kernel_size, self.stride
         if z > H or z > W:
             raise ValueError(f"MaxPool2D: kernel_size={z} is larger than the input {H}x{W}")
-        if use_numba(xp, self.im2col_impl):
-            from ..kernels import _numba
-            out, arg = _numba.maxpool_forward(x, z, s)             # (N, C, OH, OW) each
-            self.cache = (x.shape, arg)
-            return out
-        if use_cuda(xp, self.im2col_impl):
-            from ..kernels import _cuda
-            out, arg = _cuda.maxpool_forward(x, z, s)              # (N, C, OH, OW) each
-            self.cache = (x.shape, arg)
-            return out
         _, OH, OW = self.output_shape((C, H, W))
-        cols = im2col(x.reshape(N * C, 1, H, W), z, z, s, 0, impl=self.im2col_impl)  # (z*z, N*C*OH*OW)
+        cols = im2col(x.reshape(N * C, 1, H, W), z, z, s, 0)      # (z*z, N*C*OH*OW)
         arg = xp.argmax(cols, axis=0)                              # (N*C*OH*OW,), first max wins
         out = xp.take_along_axis(cols, arg[None, :], axis=0)       # (1, N*C*OH*OW)
         out = out.reshape(N, C, OH, OW)                            # (N, C, OH, OW)
@@ -73,19 +57,9 @@ class MaxPool2D(Layer):
         x_shape, arg = self.cache
         N, C, H, W = x_shape
         z, s = self.kernel_size, self.stride
-        if arg.ndim == 4 and xp.__name__ != "numpy":               # CuPy kernel's (N, C, OH, OW) arg-max
-            from ..kernels import _cuda
-            dx = _cuda.maxpool_backward(dout, arg, x_shape, z, s)  # (N, C, H, W)
-            self.cache = None
-            return dx
-        if arg.ndim == 4:                                          # fast path's (N, C, OH, OW) arg-max
-            from ..kernels import _numba
-            dx = _numba.maxpool_backward(dout, arg, z, s, x_shape)  # (N, C, H, W)
-            self.cache = None
-            return dx
         M = arg.shape[0]                                           # N*C*OH*OW windows
         dcols = xp.zeros((z * z, M), dtype=dout.dtype)             # (z*z, N*C*OH*OW)
         dcols[arg, xp.arange(M)] = dout.reshape(M)                 # one entry per column: no clash
-        dx = col2im(dcols, (N * C, 1, H, W), z, z, s, 0, impl=self.im2col_impl)  # (N*C, 1, H, W), summed at overlaps
+        dx = col2im(dcols, (N * C, 1, H, W), z, z, s, 0)          # (N*C, 1, H, W), summed at overlaps
         self.cache = None
         return dx.reshape(N, C, H, W)                              # (N, C, H, W)

@@ -29,8 +29,8 @@ CLAIM = "ReLU reaches 25% training error on CIFAR-10 six times faster than tanh 
 
 FULL = dict(target=0.25, max_epochs=40, lrs=(0.0025, 0.005, 0.01, 0.02, 0.04), sweep_epochs=2, sweep_images=10000,
             seeds=(0, 1), train_limit=None)
-QUICK = dict(target=0.75, max_epochs=3, lrs=(0.01, 0.02), sweep_epochs=1, sweep_images=400, seeds=(0,),
-             train_limit=500)
+QUICK = dict(target=0.8, max_epochs=2, lrs=(0.01, 0.02), sweep_epochs=1, sweep_images=256, seeds=(0,),
+             train_limit=384)
 
 
 def spec(name, act, lr, epochs, seed, limit):

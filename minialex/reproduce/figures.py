@@ -4,7 +4,7 @@
     fig1_curves("fig1.png", relu_runs, tanh_runs) # Figure 1: training error, ReLU solid, tanh dashed, 25% line
 
 Small PNGs (about 600x400 px) for docs/results.md; matplotlib, headless
-(``minialex.viz`` picks the Agg backend).
+(``minialex.figures`` picks the Agg backend).
 """
 from __future__ import annotations
 

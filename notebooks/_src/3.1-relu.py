@@ -28,6 +28,7 @@ import numpy as np
 
 from minialex.data import image_statistics, load_default
 from minialex.gradcheck import check_layer
+from minialex.kernels import accelerate
 from minialex.layers import (Conv2D, Flatten, Linear, MaxPool2D, ReLU, Sequential, SoftmaxCrossEntropy,
                              Tanh)
 from minialex.optim import SGD
@@ -88,11 +89,11 @@ def four_layer_net(activation, seed=SEED):
     """conv-act-pool x 3, then fc: the same structure and initial weights for both nonlinearities."""
     rng = np.random.default_rng(seed)
     act = ReLU if activation == "relu" else Tanh
-    return Sequential(
+    return accelerate(Sequential(                                     # the fast kernels, as AlexNet's (minialex.kernels)
         ("conv1", Conv2D(3, 16, 5, padding=2, rng=rng)), ("act1", act()), ("pool1", MaxPool2D(3, 2)),   # 16x15x15
         ("conv2", Conv2D(16, 32, 5, padding=2, rng=rng)), ("act2", act()), ("pool2", MaxPool2D(3, 2)),  # 32x7x7
         ("conv3", Conv2D(32, 32, 3, padding=1, rng=rng)), ("act3", act()), ("pool3", MaxPool2D(3, 2)),  # 32x3x3
-        ("flatten", Flatten()), ("fc4", Linear(32 * 3 * 3, 10, rng=rng)))
+        ("flatten", Flatten()), ("fc4", Linear(32 * 3 * 3, 10, rng=rng))))
 
 
 def train(activation, lr, epochs=EPOCHS):

@@ -70,8 +70,10 @@ print("with the paper's constants, out / in for activities of size ~10:",
 # `dx = dout * s**(-beta) - 2*alpha*beta * x * window_sum(dout * out / s, n//2)`
 #
 # which is the readable path of `LocalResponseNorm.backward` line for line (full derivation:
-# `docs/derivations.md`). On the CPU minialex by default runs a numba loop kernel that computes the
-# same thing (`impl="reference"` selects the readable NumPy path; the tests check the two agree).
+# `docs/derivations.md`). A `LocalResponseNorm` made by hand, as here, is this readable layer; a model
+# built by `AlexNet` runs its fast twin on the CPU, a numba loop kernel that computes the same thing
+# (`minialex/kernels/lrn.py`; `MINIALEX_KERNELS=reference` keeps the readable layer; the tests check
+# the two agree).
 #
 # **Gradient check**, float64, centred differences, threshold 1e-6 on the relative error
 # `max|a-b| / max(|a|+|b|)`. With the paper's constants the second term is tiny (alpha = 1e-4), so
@@ -94,8 +96,7 @@ for alpha, k in [(1e-4, 2.0), (1.0, 1.0)]:
 class WrongWindowLRN(LocalResponseNorm):
     """A buggy LRN for demonstration: backward sums over n//2 - 1 neighbours instead of n//2.
 
-    It replaces the readable backward, so it is built with impl="reference" (the readable forward,
-    whose cache it unpacks).
+    It replaces the readable backward, whose cache (x, scale, out) it unpacks.
     """
 
     def backward(self, dout):
@@ -106,7 +107,7 @@ class WrongWindowLRN(LocalResponseNorm):
         return dx
 
 for alpha, k in [(1e-4, 2.0), (1.0, 1.0)]:
-    rep = check_layer(WrongWindowLRN(5, alpha=alpha, beta=0.75, k=k, impl="reference"), x)
+    rep = check_layer(WrongWindowLRN(5, alpha=alpha, beta=0.75, k=k), x)
     print(f"wrong window, alpha={alpha}, k={k}: max rel err {rep.max_error:.1e} -> "
           f"{'passes: the bug hides' if rep.passed else 'fails: the bug is caught'}")
 
