@@ -46,7 +46,7 @@ import numpy as np
 
 from .backend import device_of, get_array_module, to_device, to_numpy
 from .errors import CheckpointError
-from .tempfiles import remove_stale, temp_prefix
+from .tempfiles import default_mode, remove_stale, temp_prefix
 
 FORMAT = {"format": "minialex-checkpoint", "version": 1}
 CHECKSUMS = "meta/checksums"
@@ -119,6 +119,7 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, extra=None):
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

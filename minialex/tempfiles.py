@@ -22,6 +22,18 @@ def temp_prefix(path):
     return f".{os.path.basename(os.fspath(path))}.{os.getpid()}."
 
 
+def default_mode(tmp):
+    """Give a mkstemp file the permissions a plain ``open(path, "w")`` would (0666 less the umask).
+
+    mkstemp creates its files with mode 0600, so without this every file
+    written atomically (checkpoints, extracted data) would be private to its
+    owner, unlike every other file the run writes.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
 def pid_alive(pid):
     """Whether a process with this id exists (on this machine)."""
     try:

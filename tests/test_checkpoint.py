@@ -132,3 +132,17 @@ def test_extra_must_be_json(tmp_path):
     m, _, _ = _trained(AlexNetConfig.tiny(), steps=1)
     with pytest.raises(ValueError, match="JSON"):
         save_checkpoint(tmp_path / "c.npz", m, extra={"a": np.zeros(2)})
+
+
+def test_checkpoint_gets_ordinary_file_permissions(tmp_path):
+    """The atomic write goes through mkstemp (mode 0600); the final file has 0666 less the umask."""
+    m, _, _ = _trained(AlexNetConfig.tiny(), steps=1)
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "c.npz", m)
+        assert os.stat(tmp_path / "c.npz").st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        save_checkpoint(tmp_path / "d.npz", m)
+        assert os.stat(tmp_path / "d.npz").st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
