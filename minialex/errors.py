@@ -53,6 +53,29 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {one_line(message)} (--help lists the options)\n")
 
 
+def int_at_least(name, minimum, what=None):
+    """argparse type: an integer >= ``minimum``; a bad value names the option, what it must be and the value.
+
+    ``what`` words the requirement (default ``"an integer >= MINIMUM"``).
+    """
+    what = what or f"an integer >= {minimum}"
+
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be {what}, got {s!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{name} must be {what}, got {v}")
+        return v
+    return parse
+
+
+def positive_int(name):
+    """argparse type: an integer >= 1 ("NAME must be a positive integer, got ...")."""
+    return int_at_least(name, 1, "a positive integer")
+
+
 def debug_requested(argv=None):
     """True when ``--debug`` is among the arguments or MINIALEX_DEBUG is set (not "", "0")."""
     argv = sys.argv[1:] if argv is None else argv

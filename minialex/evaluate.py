@@ -8,14 +8,13 @@ ensembles) and ``minialex.data.load_dataset`` (what --data names).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from .backend import get_backend
 from .data import load_dataset, subset
 from .data.datasets import check_data_folder
-from .errors import OneLineParser, UserError, run_cli
+from .errors import OneLineParser, UserError, int_at_least, run_cli
 from .evaluation import check_images, evaluate, load_model
 
 
@@ -34,18 +33,6 @@ def format_table(rows, n, data_name, num_classes=None):
     return "\n".join(lines)
 
 
-def _count(name, minimum):
-    def parse(s):
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= {minimum}, got {s!r}") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= {minimum}, got {v}")
-        return v
-    return parse
-
-
 def build_parser():
     p = OneLineParser(
         prog="python -m minialex.evaluate",
@@ -59,9 +46,9 @@ def build_parser():
     p.add_argument("--data-root", default="data", help="with --data cifar10: folder of the official archive")
     p.add_argument("--ten-crop", action="store_true",
                    help="also report ten-crop testing: corners + centre and their reflections (Sec. 4.1)")
-    p.add_argument("--limit", type=_count("--limit", 1), default=None, help="evaluate a random subset of N images")
-    p.add_argument("--seed", type=_count("--seed", 0), default=0, help="picks the --limit subset")
-    p.add_argument("--batch-size", type=_count("--batch-size", 1), default=200,
+    p.add_argument("--limit", type=int_at_least("--limit", 1), default=None, help="evaluate a random subset of N images")
+    p.add_argument("--seed", type=int_at_least("--seed", 0), default=0, help="picks the --limit subset")
+    p.add_argument("--batch-size", type=int_at_least("--batch-size", 1), default=200,
                    help="images per forward pass (default 200; lower it if memory runs out)")
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
                    help="array library: numpy on the CPU (default) or cupy on a CUDA GPU")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .data.datasets import check_data_folder
 from .distributed.comm import EXIT_COMM, CommError, format_bytes
-from .errors import OneLineParser, UserError, describe, run_cli
+from .errors import OneLineParser, UserError, describe, int_at_least, positive_int, run_cli
 from .precision import working_dtype
 from .experiment import (CONFIG_DEFAULTS, SCHEDULES, check_out, check_shapes, make_comm, merge_resume_args,
                          model_config, resume_path, run)
@@ -68,30 +68,6 @@ Rank 0 writes --out. With --backend cupy each rank uses the GPU its local rank n
 
 
 # ---------------------------------------------------------------- arguments
-def _positive_int(name):
-    def parse(s):
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {s!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v}")
-        return v
-    return parse
-
-
-def _nonnegative_int(name):
-    def parse(s):
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 0, got {s!r}") from None
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= 0, got {v}")
-        return v
-    return parse
-
-
 def _float_in(name, lo, hi, lo_open=False, hi_open=False):
     """A finite float in the interval (inf and nan are refused even where hi is inf)."""
     def parse(s):
@@ -152,9 +128,9 @@ def build_parser():
     g.add_argument("--data-root", default="data",
                    help="with --data cifar10: folder for the official archive (default ./data)")
     g.add_argument("--download", action="store_true", help="with --data cifar10: download it if missing")
-    g.add_argument("--limit", type=_positive_int("--limit"), default=None,
+    g.add_argument("--limit", type=positive_int("--limit"), default=None,
                    help="use a random subset of N training and N validation images (quick tests)")
-    g.add_argument("--seed", type=_nonnegative_int("--seed"), default=0,
+    g.add_argument("--seed", type=int_at_least("--seed", 0), default=0,
                    help="seeds the initial weights, dropout masks, batch order and augmentation (default 0)")
     g.add_argument("--out", default="runs/default",
                    help="run directory for checkpoint.npz, metrics.csv, curves.png (default runs/default)")
@@ -166,9 +142,9 @@ def build_parser():
                         "metrics (without it, such an --out is refused; --resume continues it)")
     g.add_argument("--debug", action="store_true",
                    help="on an error, show the full Python traceback (also: MINIALEX_DEBUG=1)")
-    g.add_argument("--max-steps", type=_positive_int("--max-steps"), default=None,
+    g.add_argument("--max-steps", type=positive_int("--max-steps"), default=None,
                    help="stop after this many SGD steps in total (a checkpoint is written)")
-    g.add_argument("--loader-workers", type=_positive_int("--loader-workers"), default=1,
+    g.add_argument("--loader-workers", type=positive_int("--loader-workers"), default=1,
                    help="threads that prepare batches while the net trains (Sec. 4.1; same batches for any "
                         "number); more keep a GPU fed, see benchmarks/RESULTS.md (default 1)")
     g.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines and summary stay)")
@@ -179,10 +155,10 @@ def build_parser():
                         "the others in one collective (a rank died or hangs; default 300)")
 
     o = p.add_argument_group("optimisation (Sec. 5)")
-    o.add_argument("--epochs", type=_positive_int("--epochs"), default=None,
+    o.add_argument("--epochs", type=positive_int("--epochs"), default=None,
                    help="passes over the training set (paper: about 90; cifar default: "
                         f"{CONFIG_DEFAULTS['cifar']['epochs']})")
-    o.add_argument("--batch-size", type=_positive_int("--batch-size"), default=None,
+    o.add_argument("--batch-size", type=positive_int("--batch-size"), default=None,
                    help="images per SGD step (Sec. 5: 128; cifar default: "
                         f"{CONFIG_DEFAULTS['cifar']['batch_size']}, more steps in a short run); under "
                         "mpiexec -n N, per rank: a step's batch is N times this")
@@ -197,9 +173,9 @@ def build_parser():
                    help="plateau = Sec. 5: divide lr by 10 when validation top-1 error stops improving "
                         "(--patience epochs); step = divide by 10 every --step-epochs; cosine = decay to 0 "
                         "over the run (not in the paper; the cifar default); constant")
-    o.add_argument("--patience", type=_positive_int("--patience"), default=2,
+    o.add_argument("--patience", type=positive_int("--patience"), default=2,
                    help="plateau: epochs without improvement before dividing lr by 10 (default 2)")
-    o.add_argument("--step-epochs", type=_positive_int("--step-epochs"), default=30,
+    o.add_argument("--step-epochs", type=positive_int("--step-epochs"), default=30,
                    help="step: epochs between divisions by 10 (default 30, i.e. three in 90 epochs)")
 
     a = p.add_argument_group("data augmentation (Sec. 4.1)")

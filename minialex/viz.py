@@ -13,7 +13,6 @@ A command line over ``minialex.figures`` (the plots), ``minialex.evaluation``
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -22,21 +21,9 @@ import numpy as np
 
 from .data import load_dataset
 from .data.datasets import check_data_folder
-from .errors import OneLineParser, UserError, run_cli
+from .errors import OneLineParser, UserError, int_at_least, run_cli
 from .evaluation import check_images, check_labels, extract_features, load_model, predict_proba
 from .figures import moved_from_init, nearest_neighbours, plot_curves, plot_filters, plot_neighbours, plot_top5
-
-
-def _count(name, minimum):
-    def parse(s):
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= {minimum}, got {s!r}") from None
-        if v < minimum:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer >= {minimum}, got {v}")
-        return v
-    return parse
 
 
 def build_parser():
@@ -54,12 +41,12 @@ def build_parser():
         s.add_argument("--data", default="default",
                        help="dataset: default (bundled CIFAR-10 subset), cifar10, or a PATH "
                             "(see python -m minialex.train --help)")
-        s.add_argument("--count", type=_count("--count", 1), default=8 if s is t else 5,
+        s.add_argument("--count", type=int_at_least("--count", 1), default=8 if s is t else 5,
                        help="number of test images (query rows)")
-        s.add_argument("--seed", type=_count("--seed", 0), default=0, help="which test images are picked")
+        s.add_argument("--seed", type=int_at_least("--seed", 0), default=0, help="which test images are picked")
         s.add_argument("-o", "--out", default=None, help=f"output PNG (default: {default} beside CKPT)")
-    n.add_argument("--neighbours", type=_count("--neighbours", 1), default=6, help="neighbours per query (default 6)")
-    n.add_argument("--database", type=_count("--database", 0), default=5000,
+    n.add_argument("--neighbours", type=int_at_least("--neighbours", 1), default=6, help="neighbours per query (default 6)")
+    n.add_argument("--database", type=int_at_least("--database", 0), default=5000,
                    help="training images searched (default 5000; 0 = all)")
     c = sub.add_parser("curves", help="training curves from a run's metrics.csv")
     c.add_argument("metrics", help="metrics.csv, or the run directory holding it")

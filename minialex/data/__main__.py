@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OneLineParser, run_cli
+from ..errors import OneLineParser, positive_int, run_cli
 
 PREPARE_HELP = """\
 Preprocess images once, as in Sec. 2 of the paper: every image is converted to
@@ -59,18 +59,6 @@ Unreadable images are skipped and listed; non-image files are ignored.
 """
 
 
-def _positive(name):
-    def parse(s):
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {s!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v}")
-        return v
-    return parse
-
-
 def main(argv=None):
     """The command line; every error is one line on stderr and exit code 2 (minialex.errors)."""
     return run_cli(_main, argv)
@@ -87,9 +75,9 @@ def _main(argv=None):
                        description=PREPARE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="folder holding train/ and val/ (or test/), or one split's folder")
     p.add_argument("dst", help="output folder: DST/train, DST/val, ... (must not exist)")
-    p.add_argument("--short-side", type=_positive("--short-side"), default=256,
+    p.add_argument("--short-side", type=positive_int("--short-side"), default=256,
                    help="rescale the shorter side to this (Sec. 2: 256)")
-    p.add_argument("--crop", type=_positive("--crop"), default=256, help="central crop size (Sec. 2: 256)")
+    p.add_argument("--crop", type=positive_int("--crop"), default=256, help="central crop size (Sec. 2: 256)")
     p.add_argument("--split", default=None, help="prepare only SRC/SPLIT (e.g. train, val) into DST")
     p.add_argument("--synsets", default=None,
                    help="wnid<TAB>name file (e.g. imagenet-synsets.tsv): readable names, class order")
@@ -97,11 +85,11 @@ def _main(argv=None):
                    help="ground truth of a flat val/: LOC_val_solution.csv or ILSVRC2012_validation_ground_truth.txt")
     p.add_argument("--devkit-meta", default=None, metavar="FILE",
                    help="the devkit's data/meta.mat (ILSVRC2012_ID -> wnid), or its text form, for the ground truth")
-    p.add_argument("--max-per-class", type=_positive("--max-per-class"), default=None,
+    p.add_argument("--max-per-class", type=positive_int("--max-per-class"), default=None,
                    help="only the first N files of each class")
-    p.add_argument("--workers", type=_positive("--workers"), default=None,
+    p.add_argument("--workers", type=positive_int("--workers"), default=None,
                    help="decoding processes (default: all cores)")
-    p.add_argument("--chunk", type=_positive("--chunk"), default=256,
+    p.add_argument("--chunk", type=positive_int("--chunk"), default=256,
                    help="images per unit of work; a kill loses at most one chunk per worker (default 256)")
     p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
