@@ -19,9 +19,18 @@ Steps (all by default; --steps picks some):
            40%, run again; the files must equal the uninterrupted run's
   limit    set-up of a --limit N run (list the folder, choose N, decode N) for
            N = 64, 640, 6400 on the big tree
-  fullsize 1,000 Imagenette images enlarged to ILSVRC's typical 500x375 and
-           re-encoded (quality 90, about ILSVRC's file size), prepared at
-           256x256 with one worker: the per-core rate for full-size JPEGs
+  fullsize --fullsize-images Imagenette images (default 1,000) enlarged to
+           ILSVRC's typical 500x375 and re-encoded (quality 90, about ILSVRC's
+           file size), prepared at 256x256 with 1 and 2 workers alternately,
+           --pairs times: the per-core rate for full-size JPEGs and the
+           speed-up of a second worker where decoding dominates
+  ceiling  the baseline for every speed-up above, measured in the same run:
+           the same decoding (preprocess_image on the tree's files, or the
+           full-size files) done by one process, then split between two
+           already-running processes, with no prepare around it. Its ratio is
+           the most that two workers can gain on this machine now (other
+           load, memory bandwidth, frequency); prepare's speed-up is reported
+           beside it
   loader   BatchLoader over prepared Imagenette train (256x256, paper config:
            224 crops, flips, PCA colour, batch 128) with 1 and 2 workers, both
            the full host transform (float32 out) and the gather alone (uint8,
@@ -186,22 +195,74 @@ def prepare_cmd(src, dst, workers, size, extra=()):
 
 
 # ---------------------------------------------------------------- full-size JPEGs
-def fullsize(tmp: Path, n=1000):
+def fullsize(tmp: Path, n=1000, pairs=1):
+    """Prepare n full-size JPEGs at 256x256 with 1 and 2 workers, alternately, ``pairs`` times.
+
+    Returns (the folder of JPEGs, [speed-up of each pair]).
+    """
     from PIL import Image
 
-    srcs = sorted((IMAGENETTE / "train").glob("*/*.JPEG"))[::9][:n]
+    pool = sorted((IMAGENETTE / "train").glob("*/*.JPEG"))
+    step = max(1, len(pool) // n)
+    srcs = pool[::step][:n]
     root = tmp / "fullsize" / "train"
     for p in srcs:
         d = root / p.parent.name
         d.mkdir(parents=True, exist_ok=True)
         Image.open(p).convert("RGB").resize((500, 375), Image.BICUBIC).save(d / p.name, quality=90)
     kb = sum(f.stat().st_size for f in root.rglob("*.JPEG")) / len(srcs) / 1024
-    for w in (1, 2):
-        t, rss, _, _, rc, tail, cpu, _ = run_timed(prepare_cmd(root, tmp / f"fullsize-out{w}", w, 256))
-        assert rc == 0, tail
-        print(f"full-size: {len(srcs)} JPEGs of 500x375 ({kb:.0f} KiB each) -> 256x256, workers {w}: {t:.1f} s = "
-              f"{len(srcs) / t:.0f} img/s, {len(srcs) / cpu:.0f} img per CPU-second (incl. start-up); "
-              f"load {uptime()}", flush=True)
+    ratios = []
+    for k in range(pairs):
+        times = {}
+        for w in (1, 2):
+            dst = tmp / f"fullsize-out{w}"
+            load0 = uptime()
+            t, rss, _, _, rc, tail, cpu, _ = run_timed(prepare_cmd(root, dst, w, 256))
+            assert rc == 0, tail
+            times[w] = t
+            print(f"full-size: {len(srcs)} JPEGs of 500x375 ({kb:.0f} KiB each) -> 256x256, workers {w}: {t:.1f} s = "
+                  f"{len(srcs) / t:.0f} img/s, {len(srcs) / cpu:.0f} img per CPU-second (incl. start-up); "
+                  f"load before {load0} after {uptime()}", flush=True)
+            shutil.rmtree(dst)
+        ratios.append(times[1] / times[2])
+        print(f"full-size pair {k + 1}: 2 workers {ratios[-1]:.2f}x faster than 1", flush=True)
+    return root, ratios
+
+
+def _decode_files(job):
+    """Decode (Sec. 2 preprocessing) every file of job = (paths, size); returns the seconds it took."""
+    from minialex.data.preprocess import preprocess_image
+
+    paths, size = job
+    t0 = time.perf_counter()
+    for p in paths:
+        preprocess_image(p, size, size)
+    return time.perf_counter() - t0
+
+
+def ceiling(paths, size, repeats=2):
+    """The machine's own speed-up for this decoding: 1 process on all paths, then 2 on half each.
+
+    The two processes are started (and have imported everything) before the clock starts, so this
+    is decoding alone: the most that prepare's second worker can gain here, now.
+    """
+    paths = [str(p) for p in paths]
+    half = len(paths) // 2
+    ratios = []
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_decode_files, [(paths[:20], size), (paths[20:40], size)]))   # start both, warm the cache
+        for _ in range(repeats):
+            load0 = uptime()
+            t0 = time.perf_counter()
+            pool.submit(_decode_files, (paths, size)).result()
+            t1 = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            list(pool.map(_decode_files, [(paths[:half], size), (paths[half:], size)]))
+            t2 = time.perf_counter() - t0
+            ratios.append(t1 / t2)
+            print(f"ceiling: {len(paths)} files at {size}x{size}: 1 process {t1:.1f} s, 2 processes {t2:.1f} s "
+                  f"-> {t1 / t2:.2f}x; load before {load0} after {uptime()}", flush=True)
+    return ratios
 
 
 # ---------------------------------------------------------------- loader
@@ -246,6 +307,7 @@ def main(argv=None):
     ap.add_argument("--pairs", type=int, default=3, help="pairs step: alternating 1-/2-worker runs")
     ap.add_argument("--pair-images", type=int, default=1000, help="pairs step: train images per class")
     ap.add_argument("--loader-batches", type=int, default=40)
+    ap.add_argument("--fullsize-images", type=int, default=1000, help="fullsize step: number of 500x375 JPEGs")
     args = ap.parse_args(argv)
     steps = set(args.steps.split(","))
     if not IMAGENETTE.is_dir():
@@ -280,6 +342,13 @@ def main(argv=None):
                 ratios.append(times[1] / times[2])
                 print(f"pair {k + 1}: 2 workers {ratios[-1]:.2f}x faster than 1", flush=True)
             print(f"pairs: speed-ups {[round(r, 2) for r in ratios]}, median {np.median(ratios):.2f}", flush=True)
+            if "ceiling" in steps:
+                # the files the pairs prepared: the first --pair-images of each class (--max-per-class)
+                chosen = [f for d in sorted(src.glob("train/*")) for f in sorted(d.glob("*.JPEG"))[:args.pair_images]]
+                c = ceiling(chosen, args.size)
+                print(f"pairs against the ceiling: prepare {np.median(ratios):.2f}x, decoding alone "
+                      f"{np.median(c):.2f}x (medians): prepare reaches {np.median(ratios) / np.median(c):.0%} of "
+                      "what this machine gives two processes now", flush=True)
         ref, t2 = None, None
         if "prepare" in steps:
             for w in (1, 2):
@@ -333,7 +402,13 @@ def main(argv=None):
                 print(f"--limit {n}: set-up {t:.2f} s (listing {len(imgs)} files {t_list:.2f} s, decoding "
                       f"{len(y)} images {t - t_list:.2f} s); load {uptime()}", flush=True)
         if "fullsize" in steps:
-            fullsize(tmp)
+            root, ratios = fullsize(tmp, args.fullsize_images, args.pairs)
+            print(f"full-size pairs: speed-ups {[round(r, 2) for r in ratios]}, median {np.median(ratios):.2f}",
+                  flush=True)
+            if "ceiling" in steps:
+                c = ceiling(sorted(root.glob("*/*.JPEG")), 256)
+                print(f"full-size against the ceiling: prepare {np.median(ratios):.2f}x, decoding alone "
+                      f"{np.median(c):.2f}x (medians): {np.median(ratios) / np.median(c):.0%}", flush=True)
         if "loader" in steps:
             loader_rates(tmp, args.loader_batches)
     finally:

@@ -80,10 +80,14 @@ class SourceList:
     def source(self, i) -> str:
         return self.sources[i].decode("utf-8", "surrogateescape")
 
-    def path(self, i) -> str:
-        """The file to read for image i (the tar file for a tar member)."""
+    def path(self, i, root=None) -> str:
+        """The file to read for image i (the tar file for a tar member).
+
+        ``root``: ``str(self.root)``, passed by callers that ask for many paths
+        (string joins, not a Path object per file).
+        """
         s = self.source(i)
-        return str(self.root / (s.split(":", 1)[0] if self.offsets[i] >= 0 else s))
+        return os.path.join(str(self.root) if root is None else root, s.split(":", 1)[0] if self.offsets[i] >= 0 else s)
 
     def digest(self) -> str:
         """sha256 of the listing (names, byte ranges, labels): a resumed prepare checks it."""

@@ -38,6 +38,7 @@ listing, about 200 bytes a file), whatever the number of images.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import json
@@ -45,6 +46,7 @@ import multiprocessing
 import os
 import shutil
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -189,6 +191,55 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _ready():
+    """A no-op task: running it proves that a worker process has started."""
+    return os.getpid()
+
+
+class WorkerPool:
+    """Decoding processes, started in the background as soon as this is made.
+
+    A worker is a fresh interpreter (forkserver, or spawn where there is no
+    forkserver) that imports numpy and Pillow: about half a second before it
+    decodes anything. Starting them in a thread while the main process lists
+    the source overlaps that start-up with the listing, and ``prepare_splits``
+    shares one pool between every split, so it is paid once. Use as a context
+    manager, or call ``close()``.
+    """
+
+    def __init__(self, workers: int):
+        # forkserver: fresh processes (no threads inherited from the caller) that fork from one server
+        # which has imported this module once
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        ctx = multiprocessing.get_context(method)
+        if method == "forkserver":
+            ctx.set_forkserver_preload([__name__])
+        self.workers = workers
+        self.executor = ProcessPoolExecutor(workers, mp_context=ctx)
+        self._starting = threading.Thread(target=self._start, name="minialex-prepare-workers", daemon=True)
+        self._starting.start()
+
+    def _start(self):
+        try:   # one no-op per worker makes the executor start them all; errors surface at the first real task
+            wait([self.executor.submit(_ready) for _ in range(self.workers)])
+        except Exception:  # noqa: BLE001 - e.g. shut down before the workers came up
+            pass
+
+    def submit(self, fn, *args):
+        self._starting.join()
+        return self.executor.submit(fn, *args)
+
+    def close(self):
+        self._starting.join()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def _remove_leftovers(dst: Path):
     """Temporary folders of earlier, killed runs (``.NAME.tmp-*``, ``.NAME.old-*``)."""
     for p in dst.parent.glob(f".{dst.name}.tmp-*"):
@@ -199,7 +250,7 @@ def _remove_leftovers(dst: Path):
 
 def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_per_class=None,
             workers=None, progress=True, overwrite=False, classes=None, val_labels=None,
-            chunk=256, log=None, listing=None) -> PreparedSet:
+            chunk=256, log=None, listing=None, pool=None) -> PreparedSet:
     """Preprocess one split once and write a prepared set (Sec. 2); resumable.
 
     Parameters
@@ -216,6 +267,9 @@ def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_pe
     chunk : files per unit of work; a kill loses at most ``workers`` chunks of work
     log : callable for notes (default: print to stderr)
     listing : an ``ilsvrc.SourceList`` already made for ``src`` (``prepare_splits`` lists every split first)
+    pool : a ``WorkerPool`` to decode in (``prepare_splits`` shares one); by
+        default one of ``workers`` processes is started here, before the
+        listing, and closed at the end
 
     Returns the opened PreparedSet. Rerun the same call after an interruption
     to resume (see the module docstring).
@@ -232,6 +286,17 @@ def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_pe
         raise FileExistsError(f"{dst} exists; remove it or pass overwrite=True (--overwrite)")
     if isinstance(synsets, (str, os.PathLike)):
         synsets = read_synsets(synsets)
+    workers = workers or default_workers()
+    with contextlib.ExitStack() as stack:
+        if pool is None and workers > 1:   # start the workers now: they come up while the source is listed
+            pool = stack.enter_context(WorkerPool(workers))
+        return _prepare(src, dst, short_side, crop, split, synsets, max_per_class, pool, progress,
+                        classes, val_labels, chunk, log, listing)
+
+
+def _prepare(src, dst, short_side, crop, split, synsets, max_per_class, pool, progress, classes, val_labels,
+             chunk, log, listing) -> PreparedSet:
+    """``prepare`` once its arguments are checked and its pool (or None: decode here) is started."""
     if listing is None:
         listing = list_source(src, classes=classes, synsets=synsets, val_labels=val_labels,
                               max_per_class=max_per_class)
@@ -245,7 +310,7 @@ def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_pe
         return _rename_into_place(work, dst)        # killed after the set was complete, before the rename
     state = _open_work(work, plan, dst, log)
     try:
-        _run_chunks(listing, work, state, short_side, crop, chunk, workers, progress, src.name)
+        _run_chunks(listing, work, state, short_side, crop, chunk, pool, progress, src.name)
         return _finish(listing, work, dst, state, src, split, short_side, crop, plan)
     except (KeyboardInterrupt, SystemExit):
         log(f"interrupted: {int((state.status != PENDING).sum())} of {N} images are done; run the same "
@@ -285,22 +350,24 @@ def _open_work(work: Path, plan: dict, dst: Path, log) -> "_State":
     return state
 
 
-def _run_chunks(listing, work, state, short_side, crop, chunk, workers, progress, name):
-    """Decode every chunk not yet done, in worker processes, recording each as it finishes."""
+def _run_chunks(listing, work, state, short_side, crop, chunk, pool, progress, name):
+    """Decode every chunk not yet done, in ``pool``'s processes (in this one when ``pool`` is None),
+    recording each as it finishes."""
     N = len(listing)
     todo = [k for k in range(len(state.done)) if not state.done[k]]
     if not todo:
         return
     remaining = sum(min(chunk, N - k * chunk) for k in todo)
-    workers = max(1, min(workers or default_workers(), len(todo)))
+    workers = 1 if pool is None else max(1, min(pool.workers, len(todo)))
     resumed = f", resumed with {N - remaining} done" if remaining < N else ""
     bar = Progress(remaining, desc=f"prepare {name} ({workers} worker{'s' * (workers > 1)}{resumed})",
                    unit="img", enabled=progress)
     images_path = str(work / "images.u8")
+    root = str(listing.root)
 
     def task(k):
         lo, hi = k * chunk, min(N, (k + 1) * chunk)
-        items = [(listing.path(i), int(listing.offsets[i]), int(listing.sizes[i]), listing.reasons.get(i))
+        items = [(listing.path(i, root), int(listing.offsets[i]), int(listing.sizes[i]), listing.reasons.get(i))
                  for i in range(lo, hi)]
         return (images_path, lo, items, short_side, crop)
 
@@ -314,25 +381,18 @@ def _run_chunks(listing, work, state, short_side, crop, chunk, workers, progress
             state.save(work / "state.npz")
             last_save = time.monotonic()
 
-    if workers == 1:
+    if pool is None:
         for k in todo:
             record(k, decode_chunk(*task(k)))
     else:
-        # forkserver: fresh processes (no threads inherited from the caller) that fork from one server
-        # which has imported this module once
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        if method == "forkserver":
-            ctx.set_forkserver_preload([__name__])
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            pending, queue = {}, list(todo)
-            while queue or pending:
-                while queue and len(pending) < 2 * workers:   # bounded: memory does not grow with N
-                    k = queue.pop(0)
-                    pending[pool.submit(decode_chunk, *task(k))] = k
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    record(pending.pop(fut), fut.result())
+        pending, queue = {}, list(todo)
+        while queue or pending:
+            while queue and len(pending) < 2 * workers:   # bounded: memory does not grow with N
+                k = queue.pop(0)
+                pending[pool.submit(decode_chunk, *task(k))] = k
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                record(pending.pop(fut), fut.result())
     state.save(work / "state.npz")
     bar.close()
 
@@ -452,12 +512,16 @@ def prepare_splits(src, dst, splits=None, val_labels=None, synsets=None, log=Non
         taken = [str(dst / s) for s in splits if (dst / s).exists()]
         if taken:
             raise FileExistsError(f"{', '.join(taken)} exist(s); remove or pass overwrite=True (--overwrite)")
-    classes = source_classes(src / "train", synsets) if "train" in found else None
-    listings = {}
-    for s in splits:   # list (and check) every split before decoding any
-        labels = val_labels
-        if labels is None and s != "train" and is_flat(src / s):
-            labels = find_val_labels(src)
-        listings[s] = list_source(src / s, classes=classes, synsets=synsets, val_labels=labels,
-                                  max_per_class=kw.get("max_per_class"))
-    return {s: prepare(src / s, dst / s, synsets=synsets, log=log, listing=listings[s], **kw) for s in splits}
+    kw["workers"] = kw.get("workers") or default_workers()
+    with contextlib.ExitStack() as stack:
+        if kw["workers"] > 1 and kw.get("pool") is None:   # one pool for every split, started before the listing
+            kw["pool"] = stack.enter_context(WorkerPool(kw["workers"]))
+        classes = source_classes(src / "train", synsets) if "train" in found else None
+        listings = {}
+        for s in splits:   # list (and check) every split before decoding any
+            labels = val_labels
+            if labels is None and s != "train" and is_flat(src / s):
+                labels = find_val_labels(src)
+            listings[s] = list_source(src / s, classes=classes, synsets=synsets, val_labels=labels,
+                                      max_per_class=kw.get("max_per_class"))
+        return {s: prepare(src / s, dst / s, synsets=synsets, log=log, listing=listings[s], **kw) for s in splits}
