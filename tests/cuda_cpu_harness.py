@@ -17,8 +17,9 @@ CXX = shutil.which("g++") or shutil.which("clang++")
 CTYPES = {"float32": ("float", ctypes.c_float), "float64": ("double", ctypes.c_double),
           "float16": ("_Float16", None)}
 # Kernels also built for float16 (as GCC's _Float16): those without T scalar
-# arguments, which ctypes cannot pass as a 16-bit float.
-HALF_KERNELS = ("im2col", "col2im", "maxpool_fwd", "maxpool_bwd")
+# arguments, which ctypes cannot pass as a 16-bit float (LRN takes its constants
+# as float64).
+HALF_KERNELS = ("im2col", "col2im", "maxpool_fwd", "maxpool_bwd", "lrn_fwd", "lrn_bwd")
 
 
 def parse_params(text):

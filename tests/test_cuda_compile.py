@@ -59,9 +59,9 @@ def test_kernel_body_compiles_with_nvrtc(name, T):
     assert len(nvrtc.getPTX(prog)) > 0
 
 
-@pytest.mark.parametrize("name", ["im2col", "col2im", "maxpool_fwd", "maxpool_bwd"])
+@pytest.mark.parametrize("name", ["im2col", "col2im", "maxpool_fwd", "maxpool_bwd", "lrn_fwd", "lrn_bwd"])
 def test_gather_kernels_compile_in_float16(name):
-    """--precision fp16 runs them on CuPy's float16 type; the sums in float (ACC_PREAMBLE)."""
+    """--precision fp16 runs them on CuPy's float16 type; the sums (and LRN's pow) in float (ACC_PREAMBLE)."""
     nvrtc = nvrtc_or_skip()
     include = os.path.join(os.path.dirname(cupy.__file__), "_core", "include")
     prog = nvrtc.createProgram(wrapped_source(name, "float16"), f"{name}.cu", [], [])

@@ -19,6 +19,7 @@ import types
 import numpy as np
 import pytest
 from cuda_cpu_harness import CXX, CpuKernel, build_library, parse_params, splitmix_uniform
+from lrn_reference import HALF_CASES, backward_bound, forward_bound, half_inputs, lrn_loops, worst
 
 from minialex.kernels import _cuda
 from minialex.gradcheck import rel_error
@@ -204,7 +205,7 @@ def test_crop_flip_shift_equals_the_numba_loader_kernel(cuda_on_cpu, pad, crop, 
 
 
 # ----------------------------------------------------------------------------
-# float16 (--precision fp16): the gather kernels sum in float (_cuda.ACC_PREAMBLE)
+# float16 (--precision fp16): the gather kernels and LRN sum in float (_cuda.ACC_PREAMBLE)
 # ----------------------------------------------------------------------------
 def test_half_col2im_sums_in_float_then_rounds_once(cuda_on_cpu, library):
     if not library.half:
@@ -235,3 +236,32 @@ def test_half_im2col_and_maxpool_match_the_reference(cuda_on_cpu, library):
     exact = MaxPool2D(3, 2)
     exact.forward(x.astype(np.float64))
     np.testing.assert_array_equal(dx, exact.backward(dout.astype(np.float64)).astype(np.float16))
+
+
+@pytest.mark.parametrize("case", list(HALF_CASES))
+def test_half_lrn_sums_in_float_and_rounds_once(cuda_on_cpu, library, case):
+    """float16 LRN kernels against float64 loops: within one float16 rounding of each stored result.
+
+    The bounds (tests/lrn_reference.py) are what float32 sums rounded once to float16 allow:
+    |out - ref| <= (2^-11 + 2^-20)|ref| + 2^-25, and for dx one rounding plus those of the
+    float16 out and scale it reads. Worst error / bound measured in the four HALF_CASES,
+    in order: out 0.975, 0.986, 0.983, 0.893; scale 0.979, 0.970, 0.987, 0.991;
+    dx 0.889, 0.884, 0.854, 0.564.
+    The kernels before this change (squares, sums, bracket and pow in float16, constants
+    rounded to float16), emulated in NumPy float16 on the same inputs (CuPy's float16 rounds
+    every operation; the old body does not build with _Float16 here: pow is ambiguous):
+    out 2.05, 2.89, 2.58 times the bound, scale 1.62, 2.59, 2.45, dx 1.53, 1.61, 1.54;
+    in the last case x^2 overflowed to inf, so out and dx became 0 (2044 and 1163 times).
+    """
+    if not library.half:
+        pytest.skip("the C++ compiler has no _Float16")
+    size, alpha, beta, k, kind = HALF_CASES[case]
+    x, dout = half_inputs(kind)
+    out, scale, dx, t1, t2abs = lrn_loops(x, dout, size, alpha, beta, k)
+    got, got_scale = cuda_on_cpu.lrn_forward(x, size, k, alpha, beta)
+    assert got.dtype == got_scale.dtype == np.float16
+    assert worst(got, out, forward_bound(out)) <= 1
+    assert worst(got_scale, scale, forward_bound(scale)) <= 1
+    got_dx = cuda_on_cpu.lrn_backward(dout, x, got_scale, got, size, k, alpha, beta)
+    assert got_dx.dtype == np.float16
+    assert worst(got_dx, dx, backward_bound(dx, t1, t2abs, beta)) <= 1

@@ -175,11 +175,13 @@ def test_lr_scaling_and_no_bias_decay_reach_the_optimizer(tmp_path):
 
 # ------------------------------------------------------------------ fp16
 def test_fp16_step_keeps_float32_masters_and_matches_float32():
-    # Seed 1: with seed 0, float16 rounding flips the winner of one of pool2's 432 windows (a kink,
-    # STYLE "Ties and kinks"), which moves conv1/conv2's gradients by up to 8%; away from kinks the
-    # float16 gradients are within 0.2% here (float16 keeps 11 significant bits).
-    cfg = AlexNetConfig.tiny(dtype="float32", dropout=0.0, seed=1)
-    rng = np.random.default_rng(1)
+    # Seed 2: float16 rounding moves an input across a kink (STYLE "Ties and kinks") with seed 0
+    # (one of pool2's 432 window winners flips: conv1/conv2's gradients move by up to 8%) and with
+    # seed 1 since LRN sums in float32 (issue 20: a conv4 output of 3.5e-5 changes sign at its ReLU:
+    # conv1-conv4 move by up to 8.6%). Away from kinks the float16 gradients are within 0.5% here
+    # (seed 2: 0.47%, 0.46% with LRN's sums in float16; float16 keeps 11 significant bits).
+    cfg = AlexNetConfig.tiny(dtype="float32", dropout=0.0, seed=2)
+    rng = np.random.default_rng(2)
     x = rng.standard_normal((8, *AlexNet(cfg).input_shape)).astype(np.float32)
     y = rng.integers(0, cfg.num_classes, 8)
     ref, master = AlexNet(cfg), AlexNet(cfg)

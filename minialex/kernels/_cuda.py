@@ -59,9 +59,10 @@ def _cupy():
 # index of the output element this thread writes (C order).
 # ----------------------------------------------------------------------------
 
-# The sums of the gather kernels run in ``A``: float for a 16-bit T (float16:
-# col2im adds up to 25 windows for conv2, and float16's spacing near 16 is
-# 2^-6), T itself otherwise, so float and double are computed as before.
+# The sums of the gather kernels and of LRN run in ``A``: float for a 16-bit T
+# (float16: col2im adds up to 25 windows for conv2, and float16's spacing near
+# 16 is 2^-6; LRN's squares overflow float16 from |x| = 256 on), T itself
+# otherwise, so float and double are computed as before.
 # Written without naming the half type, so the same preamble serves CuPy's
 # float16 and the C++ harness's _Float16 (tests/cuda_cpu_harness.py).
 ACC_PREAMBLE = r"""
@@ -150,36 +151,39 @@ _MAXPOOL_BWD_SRC = r"""
 _LRN_FWD_SRC = r"""
     // out, scale: (N, C, H, W). scale_i = k + coeff * sum_{j in window(i)} x_j^2,
     // window(i) = [max(0, i-half), min(C-1, i+half)] (Sec. 3.3).
+    // The squares, their sum, the bracket and its pow are computed in A (float
+    // for a 16-bit T, ACC_PREAMBLE); out and scale are rounded to T once.
     const ptrdiff_t HW = (ptrdiff_t)H * W;
     const ptrdiff_t pix = i % HW;
     const int c = (i / HW) % C;
     const ptrdiff_t n = i / (HW * C);
     const int j0 = max(0, c - half), j1 = min(C - 1, c + half);
-    T acc = 0;
+    A acc = 0;
     for (int j = j0; j <= j1; ++j) {
-        const T v = x[(n * C + j) * HW + pix];
+        const A v = (A)x[(n * C + j) * HW + pix];
         acc += v * v;
     }
-    const T sc = k + coeff * acc;
-    scale = sc;
-    out = x[i] * pow(sc, -beta);
+    const A sc = (A)k + (A)coeff * acc;
+    scale = (T)sc;
+    out = (T)((A)x[i] * pow(sc, -(A)beta));
 """
 
 _LRN_BWD_SRC = r"""
     // dx_j = dout_j * scale_j^-beta
     //        - 2 coeff beta x_j * sum_{i in window(j)} dout_i out_i / scale_i
     // (docs/derivations.md#local-response-normalisation; window is symmetric).
+    // The sum, the pow and the difference in A; dx rounded to T once.
     const ptrdiff_t HW = (ptrdiff_t)H * W;
     const ptrdiff_t pix = i % HW;
     const int c = (i / HW) % C;
     const ptrdiff_t n = i / (HW * C);
     const int j0 = max(0, c - half), j1 = min(C - 1, c + half);
-    T acc = 0;
+    A acc = 0;
     for (int j = j0; j <= j1; ++j) {
         const ptrdiff_t o = (n * C + j) * HW + pix;
-        acc += dout[o] * out[o] / scale[o];
+        acc += (A)dout[o] * (A)out[o] / (A)scale[o];
     }
-    dx = dout[i] * pow(scale[i], -beta) - (T)2 * coeff * beta * x[i] * acc;
+    dx = (T)((A)dout[i] * pow((A)scale[i], -(A)beta) - (A)2 * (A)coeff * (A)beta * (A)x[i] * acc);
 """
 
 _SGD_SRC = r"""
@@ -234,10 +238,12 @@ KERNEL_SPECS = {
                     "T out, int32 arg", _MAXPOOL_FWD_SRC),
     "maxpool_bwd": ("raw T dout, raw int32 arg, int32 H, int32 W, int32 OH, int32 OW, int32 z, int32 s",
                     "T dx", _ACC + _MAXPOOL_BWD_SRC),
-    "lrn_fwd": ("raw T x, int32 C, int32 H, int32 W, int32 half, T k, T coeff, T beta",
-                "T out, T scale", _LRN_FWD_SRC),
+    # LRN's constants arrive as float64 and are rounded to A, not to T: float16 would
+    # round alpha = 1e-4 by up to 2^-11 (float32 and float64 get the same values as before)
+    "lrn_fwd": ("raw T x, int32 C, int32 H, int32 W, int32 half, float64 k, float64 coeff, float64 beta",
+                "T out, T scale", _ACC + _LRN_FWD_SRC),
     "lrn_bwd": ("raw T dout, raw T x, raw T scale, raw T out, int32 C, int32 H, int32 W, "
-                "int32 half, T coeff, T beta", "T dx", _LRN_BWD_SRC),
+                "int32 half, float64 coeff, float64 beta", "T dx", _ACC + _LRN_BWD_SRC),
     "sgd_update": ("raw T g, T m, T wd_lr, T lr", "T w, T v", _SGD_SRC),
     "dropout_mask": ("uint64 seed, float64 p", "T mask", _DROPOUT_MASK_SRC),
     # the same stream, its seed read from a one-element device buffer (CUDA graphs: kernels/graphs.py)
@@ -385,6 +391,9 @@ def lrn_forward(x, size, k, coeff, beta):
     last channel. ``coeff`` is alpha (``alpha_convention="paper"``) or
     alpha/n (``"pytorch"``): pass ``LocalResponseNorm.coeff``. ``scale`` is
     the bracket, kept for the backward pass, exactly as the readable layer.
+    For float16/bfloat16 x the squares, their window sum, the bracket and its
+    power are computed in float32 and ``out``/``scale`` rounded once to x's
+    dtype; float32/float64 compute in their own type, as before.
     """
     cp = _cupy()
     N, C, H, W = x.shape
@@ -406,6 +415,8 @@ def lrn_backward(dout, x, scale, out, size, k, coeff, beta):
     Shapes:  dout, x, scale, out: (N, C, H, W)  ->  dx: (N, C, H, W)
     Same formula as ``LocalResponseNorm.backward``; ``dout`` is not modified.
     ``k`` is unused (it is inside ``scale``); the signature is the numba twin's.
+    For a 16-bit dtype the window sum, the power and the difference run in
+    float32 and ``dx`` is rounded once.
     """
     cp = _cupy()
     N, C, H, W = x.shape

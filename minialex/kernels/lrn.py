@@ -6,6 +6,12 @@ as the readable layer does. The two modules' ``lrn_forward`` and
 ``lrn_backward`` take the same arguments, so one class serves both. Tested
 against ``LocalResponseNorm`` in tests/test_numba_kernels.py,
 tests/test_cuda_kernels_on_cpu.py and tests/test_gpu.py.
+
+16-bit arrays (``--precision fp16|bf16``): the CUDA kernels square, sum and
+take the power in float32 and round out, scale and dx once to the 16-bit
+type (the readable layer keeps its scale in float32). numba has no float16
+(its kernels raise NotImplementedError), so on NumPy those modes run the
+readable layer (``precision.use_readable_kernels``).
 """
 from __future__ import annotations
 

@@ -103,3 +103,14 @@ def check_float(x, layer, what="x"):
     dt = np.dtype(x.dtype)
     if not (np.issubdtype(dt, np.floating) or dt.name == "bfloat16"):   # ml_dtypes' bfloat16 (kind "V")
         raise ValueError(f"{layer}: {what} must be a floating-point array, got dtype {x.dtype}")
+
+
+def sum_dtype(dtype):
+    """The dtype a layer's sums run in: float32 for a 16-bit float (float16, bfloat16), else ``dtype``.
+
+    float16 keeps 11 significant bits and overflows above 65504, bfloat16 keeps 8:
+    mixed-precision training (Micikevicius et al. 2018) stores activations in them
+    but accumulates in float32, rounding once where a result is stored.
+    """
+    dt = np.dtype(dtype)
+    return np.dtype(np.float32) if dt.itemsize < 4 else dt

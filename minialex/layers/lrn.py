@@ -1,7 +1,9 @@
 """Local response normalisation across kernel maps (Sec. 3.3)."""
 from __future__ import annotations
 
-from .base import Layer, check_float, check_ndim
+import numpy as np
+
+from .base import Layer, check_float, check_ndim, sum_dtype
 
 ALPHA_CONVENTIONS = ("paper", "pytorch")
 
@@ -33,6 +35,12 @@ class LocalResponseNorm(Layer):
 
     ``groups=G`` normalises each of G channel groups on its own, as the paper's
     two-GPU code did (docs/deviations.md, item 18); ``groups=1`` is the formula.
+
+    Precision: for a float16/bfloat16 x (``--precision fp16|bf16``) the squares,
+    their window sum, the bracket and its power are computed in float32
+    (``sum_dtype``; float16's x*x overflows from |x| = 256 on), and out and dx
+    are rounded once to the 16-bit type; the cached scale stays float32.
+    float32 and float64 compute in their own type.
     """
 
     def __init__(self, size=5, alpha=1e-4, beta=0.75, k=2.0, alpha_convention="paper", groups=1):
@@ -69,8 +77,9 @@ class LocalResponseNorm(Layer):
         return dx.reshape(N, C, H, W)
 
     def _forward(self, x):
-        scale = self.k + self.coeff * window_sum(x * x, self.size // 2)   # (N, C, H, W), >= k > 0
-        out = x * scale ** (-self.beta)
+        a = x.astype(sum_dtype(x.dtype), copy=False)                      # float32 if x is 16-bit, else x
+        scale = self.k + self.coeff * window_sum(a * a, self.size // 2)   # (N, C, H, W), >= k > 0
+        out = (a * scale ** (-self.beta)).astype(x.dtype, copy=False)    # rounded once to x's type
         self.cache = (x, scale, out)
         return out
 
@@ -78,7 +87,8 @@ class LocalResponseNorm(Layer):
         # dL/da_j = dout_j s_j^-beta - 2 alpha beta a_j sum_{i: j in window(i)} dout_i b_i / s_i;
         # the window is symmetric, so "i whose window holds j" is window(j).
         x, scale, out = self.cache
-        dx = dout * scale ** (-self.beta)
-        dx -= (2 * self.coeff * self.beta) * x * window_sum(dout * out / scale, self.size // 2)
+        g = dout.astype(sum_dtype(dout.dtype), copy=False)                # float32 if dout is 16-bit
+        dx = g * scale ** (-self.beta)
+        dx -= (2 * self.coeff * self.beta) * x * window_sum(g * out / scale, self.size // 2)
         self.cache = None
-        return dx
+        return dx.astype(np.result_type(x.dtype, dout.dtype), copy=False)  # the inputs' type, as without g
