@@ -147,3 +147,26 @@ def test_until_stops_at_the_target_and_a_resumed_run_does_not_train_past_it(tmp_
     (tmp_path / "r" / "run.json").unlink()
     again = train_run(spec, data, tmp_path / "r", resume=True, extra_epochs_until=two, log=lambda *_: None)
     assert again["epochs"] == 2 and again["test_top1"] == r["test_top1"]
+
+
+def test_rerun_reproduces_a_finished_run_and_reports_a_difference(tmp_path, capsys):
+    """--rerun trains a finished run's spec again and compares metrics.csv and the test errors."""
+    from minialex.reproduce.runner import RunSpec, load_splits, train_run
+
+    spec = RunSpec("tiny", net="cifar", epochs=1, lr=0.02, train_limit=256, seed=5)
+    train_run(spec, load_splits(quick=True), tmp_path / "a", log=lambda *_: None)
+    assert main(["--rerun", str(tmp_path / "a"), "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "SAME: all 1 rows" in out and "re-running tiny (seed 5" in out
+    # a changed value in the original's metrics.csv is found, and the exit code says so
+    lines = (tmp_path / "a" / "metrics.csv").read_text().splitlines()
+    head, row = lines[0].split(","), lines[1].split(",")
+    row[head.index("val_top1")] = "0.123"
+    (tmp_path / "a" / "metrics.csv").write_text("\n".join([lines[0], ",".join(row)]) + "\n")
+    assert main(["--rerun", str(tmp_path / "a"), "--out", str(tmp_path / "c")]) == 1
+    out = capsys.readouterr().out
+    assert "DIFFERENT: 1 value(s)" in out and "val_top1 row 1: then 0.123" in out
+    # an unfinished run cannot be compared
+    (tmp_path / "a" / "run.json").unlink()
+    assert main(["--rerun", str(tmp_path / "a"), "--out", str(tmp_path / "d")]) == 2
+    assert "no finished run" in capsys.readouterr().err

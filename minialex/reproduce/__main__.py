@@ -35,6 +35,10 @@ def build_parser(names):
                    help="CIFAR-10: the official cifar-10-batches-py folder's parent or a JPEG copy "
                         "(default ../shared/data/cifar10-jpg)")
     p.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
+    p.add_argument("--rerun", default=None, metavar="RUN_DIR",
+                   help="train one finished run (a folder with run.json) again into --out (default "
+                        "RUN_DIR-rerun) and compare its metrics.csv and test errors with the original: "
+                        "exit 0 when identical, 1 when not")
     p.add_argument("--publish", default=None, metavar="DIR",
                    help="afterwards copy result.md, the figure and metrics/ (small files, no checkpoints) "
                         "to DIR, e.g. docs/results/NAME")
@@ -53,8 +57,18 @@ def main(argv=None):
         for name, mod in exps.items():
             print(f"{name:12s} {mod.SECTION}: {mod.CLAIM}")
         return 0
+    if args.rerun:
+        from .rerun import default_out, rerun
+        try:
+            same, lines = rerun(args.rerun, args.out or default_out(args.rerun), data=args.data,
+                                log=lambda msg: print(msg, flush=True))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print("\n".join(lines[2:]))    # the first lines were logged as the run began
+        return 0 if same else 1
     if args.name is None:
-        p.error("name an experiment (--list shows them)")
+        p.error("name an experiment (--list shows them, --rerun RUN_DIR re-runs one run)")
     out = Path(args.out or f"runs/reproduce/{args.name}{'-quick' if args.quick else ''}")
     ctx = Context(args.name, out, quick=args.quick, seeds=args.seeds, resume=args.resume,
                   report_only=args.report, data=args.data, argv=argv, progress=args.progress)
