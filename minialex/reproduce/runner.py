@@ -194,11 +194,7 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     """
     from ..data import BatchLoader, image_statistics
     from ..metrics import read_metrics
-    from ..optim import SGD
-    from ..optim import StepDecay
-    from ..schedules import Constant, CosineDecay
-    from ..tricks import Tricks, load_teacher, scaled_lr
-    from ..evaluation import evaluate_batches
+    from ..tricks import Tricks, load_teacher
     from ..trainer import CHECKPOINT, Trainer
 
     run_dir = Path(run_dir)
@@ -225,16 +221,7 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     if tricks.precision == "fp16":                  # Bag of Tricks Sec. 3.2
         from ..precision import MixedPrecisionNet
         net = MixedPrecisionNet(model)
-    opt = SGD(net, lr=scaled_lr(spec.lr, spec.batch_size, tricks), momentum=spec.momentum,
-              weight_decay=spec.weight_decay, decay_bias=not tricks.no_bias_decay)
-    if spec.schedule == "cosine":
-        sched = CosineDecay(opt, epochs=spec.epochs)
-    elif spec.schedule == "constant":
-        sched = Constant(opt)
-    elif spec.schedule == "step":                   # Sec. 5's divisions by 10, on a fixed timetable
-        sched = StepDecay(opt, step_size=max(1, spec.epochs // 3), gamma=0.1, max_reductions=3)
-    else:
-        raise ValueError(f"RunSpec.schedule must be cosine, constant or step, got {spec.schedule!r}")
+    opt, sched = _optimizer(spec, net, tricks)
     meta = {"format": "minialex-reproduce-1", "spec": spec.to_dict(), "data": data.name,
             "class_names": list(data.class_names),
             "preprocess": {"crop": input_size(model), "pad": spec.pad, "scale": spec.input_scale,
@@ -266,6 +253,32 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
                     "metrics": read_metrics(run_dir / "metrics.csv")}
         if until is None:
             break
+    return _test_and_record(spec, model, trainer, data, (xtr, ytr), et, run_dir, load0, log)
+
+
+def _optimizer(spec, net, tricks):
+    """SGD (Sec. 5) with the spec's learning-rate schedule; returns (optimizer, schedule)."""
+    from ..optim import SGD, StepDecay
+    from ..schedules import Constant, CosineDecay
+    from ..tricks import scaled_lr
+
+    opt = SGD(net, lr=scaled_lr(spec.lr, spec.batch_size, tricks), momentum=spec.momentum,
+              weight_decay=spec.weight_decay, decay_bias=not tricks.no_bias_decay)
+    if spec.schedule == "cosine":
+        return opt, CosineDecay(opt, epochs=spec.epochs)
+    if spec.schedule == "constant":
+        return opt, Constant(opt)
+    if spec.schedule == "step":                     # Sec. 5's divisions by 10, on a fixed timetable
+        return opt, StepDecay(opt, step_size=max(1, spec.epochs // 3), gamma=0.1, max_reductions=3)
+    raise ValueError(f"RunSpec.schedule must be cosine, constant or step, got {spec.schedule!r}")
+
+
+def _test_and_record(spec, model, trainer, data, train, et, run_dir, load0, log):
+    """Test a finished run once, write its run.json (atomically) and return the result dict."""
+    from ..evaluation import evaluate_batches
+    from ..metrics import read_metrics
+
+    xtr, ytr = train
     _, test1, test5 = evaluate_batches(model, data.x_test, data.y_test, et)
     # the training error in test mode (centre crop, no dropout) on a fixed sample of the training
     # images: with the test error, the train/test gap of Sec. 4.1 and 4.2
@@ -278,6 +291,7 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
               "train_top1": m["train_top1"][-1], "wall_s": trainer.wall, "machine": machine(),
               "load_avg": f"{load0} at the start, {load_average()} at the end", "data": data.name,
               "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    done_file = run_dir / RUN_FILE
     tmp = done_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, done_file)
