@@ -61,8 +61,9 @@ def _step(net, x, y):
 
 
 def test_fp16_working_copy_lives_on_the_device_with_float32_masters(cp):
-    """The float16 copy is made on the stand-in's device from the float32 master (its kernels'
-    float16 build is not run here: tests/cuda_cpu_harness.py compiles float and double only)."""
+    """The float16 copy is made on the stand-in's device from the float32 master (the stand-in
+    runs NumPy, not the CUDA kernels; tests/cuda_cpu_harness.py builds some of them as _Float16 on
+    the CPU, tests/test_cuda_kernels_on_cpu.py runs those)."""
     master = AlexNet(AlexNetConfig.tiny(dtype="float32", seed=1)).to(cp)
     net = precision.MixedPrecisionNet(master)
     for (_, w32), (_, w16) in zip(net.named_params(), net.half.named_params()):
