@@ -170,3 +170,19 @@ def test_rerun_reproduces_a_finished_run_and_reports_a_difference(tmp_path, caps
     (tmp_path / "a" / "run.json").unlink()
     assert main(["--rerun", str(tmp_path / "a"), "--out", str(tmp_path / "d")]) == 2
     assert "no finished run" in capsys.readouterr().err
+
+
+def test_tricks_chosen_on_validation_needs_every_single_trick_run():
+    """The "chosen" arm keeps the tricks whose single run beat the baseline's validation error."""
+    from minialex.reproduce.tricks import TRICKS, chosen_tricks
+
+    base = {"val_top1": 0.30}
+    single = {t: {"val_top1": 0.31} for t in TRICKS}
+    single["cosine"] = {"val_top1": 0.26}
+    single["no-bias-decay"] = {"val_top1": 0.2999}
+    assert chosen_tricks(single, base) == ("cosine", "no-bias-decay")
+    single["mixup"] = {"val_top1": 0.30}                      # equal is not better
+    assert chosen_tricks(single, base) == ("cosine", "no-bias-decay")
+    single["distill"] = {"status": "started, not finished"}    # unknown until every run has finished
+    assert chosen_tricks(single, base) is None
+    assert chosen_tricks({t: {"val_top1": 0.4} for t in TRICKS}, base) == ()

@@ -109,7 +109,7 @@ def tricks_bars(path, rows, title=""):
         t = [100 * r["test_top1"] for r in rows[name] if r.get("test_top1") is not None]
         if not t:
             continue
-        ax.barh(i, np.mean(t), color="C0" if name not in ("baseline", "all") else "C1", alpha=0.7)
+        ax.barh(i, np.mean(t), color="C0" if name not in ("baseline", "all", "chosen") else "C1", alpha=0.7)
         ax.plot(t, [i] * len(t), "k.", ms=4)
         ax.text(np.mean(t), i, f" {np.mean(t):.2f}%", va="center", fontsize=7)
     if base:
