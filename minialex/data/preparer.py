@@ -240,6 +240,17 @@ class WorkerPool:
         self.close()
 
 
+@contextlib.contextmanager
+def _workers(workers, pool=None):
+    """``pool`` if given; else a new WorkerPool of ``workers`` processes, closed on exit; else None
+    (one worker: decode in this process)."""
+    if pool is not None or workers <= 1:
+        yield pool
+    else:
+        with WorkerPool(workers) as own:
+            yield own
+
+
 def _remove_leftovers(dst: Path):
     """Temporary folders of earlier, killed runs (``.NAME.tmp-*``, ``.NAME.old-*``)."""
     for p in dst.parent.glob(f".{dst.name}.tmp-*"):
@@ -286,10 +297,7 @@ def prepare(src, dst, short_side=256, crop=256, split=None, synsets=None, max_pe
         raise FileExistsError(f"{dst} exists; remove it or pass overwrite=True (--overwrite)")
     if isinstance(synsets, (str, os.PathLike)):
         synsets = read_synsets(synsets)
-    workers = workers or default_workers()
-    with contextlib.ExitStack() as stack:
-        if pool is None and workers > 1:   # start the workers now: they come up while the source is listed
-            pool = stack.enter_context(WorkerPool(workers))
+    with _workers(workers or default_workers(), pool) as pool:   # started now: up while the source is listed
         return _prepare(src, dst, short_side, crop, split, synsets, max_per_class, pool, progress,
                         classes, val_labels, chunk, log, listing)
 
@@ -513,9 +521,8 @@ def prepare_splits(src, dst, splits=None, val_labels=None, synsets=None, log=Non
         if taken:
             raise FileExistsError(f"{', '.join(taken)} exist(s); remove or pass overwrite=True (--overwrite)")
     kw["workers"] = kw.get("workers") or default_workers()
-    with contextlib.ExitStack() as stack:
-        if kw["workers"] > 1 and kw.get("pool") is None:   # one pool for every split, started before the listing
-            kw["pool"] = stack.enter_context(WorkerPool(kw["workers"]))
+    with _workers(kw["workers"], kw.get("pool")) as pool:   # one pool for every split, started before the listing
+        kw["pool"] = pool
         classes = source_classes(src / "train", synsets) if "train" in found else None
         listings = {}
         for s in splits:   # list (and check) every split before decoding any
