@@ -28,6 +28,7 @@ from .backend import to_numpy
 FIELDS = ("epoch", "step", "lr", "train_loss", "train_top1", "train_top5",
           "val_loss", "val_top1", "val_top5", "images_per_s", "epoch_s", "wall_s", "data_wait_s",
           "skipped_steps")
+TIMING_FIELDS = ("images_per_s", "epoch_s", "wall_s", "data_wait_s")   # the columns that measure time
 
 
 def correct_topk(scores, labels, k):

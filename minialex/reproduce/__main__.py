@@ -65,7 +65,7 @@ def main(argv=None):
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        print("\n".join(lines[2:]))    # the first lines were logged as the run began
+        print("\n".join(lines))
         return 0 if same else 1
     if args.name is None:
         p.error("name an experiment (--list shows them, --rerun RUN_DIR re-runs one run)")

@@ -20,9 +20,8 @@ import math
 import os
 from pathlib import Path
 
+from ..metrics import TIMING_FIELDS as TIMING, read_metrics
 from .runner import RUN_FILE, RunSpec, load_splits, machine, train_run
-
-TIMING = ("images_per_s", "epoch_s", "wall_s", "data_wait_s")   # metrics.csv columns that measure time
 
 
 def _threads(machine_line):
@@ -53,7 +52,11 @@ def compare(a, b):
 
 
 def rerun(run_dir, out, data=None, log=print):
-    """Train ``run_dir``'s spec again into ``out``; returns (same: bool, report lines)."""
+    """Train ``run_dir``'s spec again into ``out``; returns (same: bool, verdict lines).
+
+    What it does as it goes (the spec, the thread counts, a change of data, the
+    training itself) goes to ``log``; the verdict lines are returned.
+    """
     run_dir, out = Path(run_dir), Path(out)
     done = run_dir / RUN_FILE
     if not done.is_file():
@@ -63,34 +66,23 @@ def rerun(run_dir, out, data=None, log=print):
     spec = RunSpec(**old["spec"])
     quick = str(old.get("data", "")).startswith("bundled")
     then, now = _threads(old.get("machine", "")), _threads(machine())
-    lines = [f"re-running {spec.name} (seed {spec.seed}, {spec.epochs} epochs, {spec.net} net) from {done}",
-             f"threads: then {then}, now {now}" + ("" if then == now else
-                                                    " - a different thread count may sum in another order")]
-    for ln in lines:
-        log(ln)
+    log(f"re-running {spec.name} (seed {spec.seed}, {spec.epochs} epochs, {spec.net} net) from {done}")
+    log(f"threads: then {then}, now {now}" + ("" if then == now else
+                                              " - a different thread count may sum in another order"))
     splits = load_splits(quick=quick, data=data)
     if splits.name != old.get("data"):
-        lines.append(f"note: the data differs: then {old.get('data')!r}, now {splits.name!r}")
-        log(lines[-1])
+        log(f"note: the data differs: then {old.get('data')!r}, now {splits.name!r}")
     new = train_run(spec, splits, out, log=log)
-    diffs = compare(_metrics(run_dir), new["metrics"])
+    diffs = compare(read_metrics(run_dir / "metrics.csv"), new["metrics"])
     for key in ("test_top1", "test_top5"):
         if old.get(key) != new.get(key):
             diffs.append((key, "-", old.get(key), new.get(key)))
     if diffs:
-        lines.append(f"DIFFERENT: {len(diffs)} value(s) differ (timing columns ignored); the first ones:")
-        lines += [f"  {col} row {row}: then {x!r}, now {y!r}" for col, row, x, y in diffs[:10]]
-    else:
-        n = len(new["metrics"].get("epoch", []))
-        lines.append(f"SAME: all {n} rows of metrics.csv (every column but {', '.join(TIMING)}) and the test "
-                     f"errors ({100 * new['test_top1']:.2f}% top-1) are identical")
-    return not diffs, lines
-
-
-def _metrics(run_dir):
-    from ..metrics import read_metrics
-
-    return read_metrics(Path(run_dir) / "metrics.csv")
+        return False, ([f"DIFFERENT: {len(diffs)} value(s) differ (timing columns ignored); the first ones:"]
+                       + [f"  {col} row {row}: then {x!r}, now {y!r}" for col, row, x, y in diffs[:10]])
+    n = len(new["metrics"].get("epoch", []))
+    return True, [f"SAME: all {n} rows of metrics.csv (every column but {', '.join(TIMING)}) and the test "
+                  f"errors ({100 * new['test_top1']:.2f}% top-1) are identical"]
 
 
 def default_out(run_dir):
