@@ -90,6 +90,11 @@ def chosen_tricks(single, baseline):
     return tuple(t for t in TRICKS if vals[t] < baseline["val_top1"])
 
 
+def _names(chosen):
+    """The chosen tricks for the report: 'not yet known' (None), 'none' (empty) or their names."""
+    return "not yet known" if chosen is None else ", ".join(chosen) or "none"
+
+
 def recipe(p, name, lr, seed, teacher_ckpt=None, which=()):
     """The RunSpec of the baseline with the tricks in ``which`` added."""
     over, tricks = {}, {}
@@ -118,6 +123,7 @@ def run(ctx):
 
     lr, sweep = choose_lr(ctx, sweep_spec, p["lrs"])
     runs, rows, done = list(sweep), {}, {}
+    chosen = None          # the "chosen" arm's tricks, once every single-trick run (seed 0) has finished
 
     def train(spec):
         """ctx.train, once per run name (the teacher is also a row of the table)."""
@@ -152,15 +158,22 @@ def run(ctx):
             arm_run("all", tuple(TRICKS), s)
             if chosen:
                 arm_run("chosen", chosen, s)
-    claims, figure = table(rows, chosen if lr is not None else None), None
+    claims, figure = table(rows, chosen), None
     if rows:
         from .figures import tricks_bars
         figure = tricks_bars(ctx.out / f"{NAME}.png", rows, title="Bag of Tricks on the cifar AlexNet, "
                              f"{p['epochs']} epochs, {'bundled subset' if ctx.quick else 'full CIFAR-10'}")
-    notes = [
+    notes = _notes(p, lr, chosen, ctx.quick)
+    ctx.write_result(f"{NAME}: {CLAIM}", claims, runs, notes, figure)
+    return runs
+
+
+def _notes(p, lr, chosen, quick):
+    """The recipe paragraphs of result.md."""
+    return [
         "## Recipe",
         "Baseline: `--config cifar` ("
-        + ("a miniature with conv widths 8 and fc 32-32 for --quick; " if ctx.quick else "")
+        + ("a miniature with conv widths 8 and fc 32-32 for --quick; " if quick else "")
         + "conv 32-48-64-64-48, fc 256-256, two towers, LRN, 3/2 pools, no dropout), "
         f"SGD batch {BASE_BATCH}, momentum 0.9, weight decay 0.0005 on every parameter, lr divided by 10 every "
         f"{max(1, p['epochs'] // 3)} epochs (Sec. 5 on a fixed timetable), {p['epochs']} epochs, crops of the "
@@ -174,15 +187,13 @@ def run(ctx):
         "(cifar-wide) would have cost about three student runs of CPU time. So `distill` measures "
         "self-distillation from a net that is only one trick better than the baseline.",
         "`chosen`: the tricks whose single run (seed 0) ended below the baseline's validation error "
-        f"({'not yet known' if lr is None or chosen is None else ', '.join(chosen) or 'none'}), "
+        f"({_names(chosen)}), "
         "together; chosen on the validation split, never on the test set.",
         "Effect = test top-1 error of the run minus the baseline's (mean over seeds): negative is better. "
         "fp16 (Sec. 3.2) is not measured here: on numpy it is a correctness reference, ~100x slower.",
         "The paper's column is its finding on ImageNet with ResNets (He et al. 2019, Tables 4 and 6), "
         "a direction to compare with, not the same experiment.",
     ]
-    ctx.write_result(f"{NAME}: {CLAIM}", claims, runs, notes, figure)
-    return runs
 
 
 def table(rows, chosen=None):
@@ -205,7 +216,7 @@ def table(rows, chosen=None):
     out = [("baseline (cifar recipe, step schedule): test top-1 error", "–",
             mean_spread(base) if base else unfinished("baseline"))]
     label = {"all": "all tricks together",
-             "chosen": f"the tricks that helped on validation ({', '.join(chosen) if chosen else 'not yet known'})"}
+             "chosen": f"the tricks that helped on validation ({_names(chosen)})"}
     for arm in list(TRICKS) + ["all", "chosen"]:
         t = tests(arm)
         if not t:
