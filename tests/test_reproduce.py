@@ -186,3 +186,41 @@ def test_tricks_chosen_on_validation_needs_every_single_trick_run():
     single["distill"] = {"status": "started, not finished"}    # unknown until every run has finished
     assert chosen_tricks(single, base) is None
     assert chosen_tricks({t: {"val_top1": 0.4} for t in TRICKS}, base) == ()
+
+
+class _FakeSweepCtx:
+    """Stands in for Context.train: a run's final validation error is err(lr); records what was trained."""
+
+    def __init__(self, err, unfinished=()):
+        self.err, self.unfinished, self.trained = err, set(unfinished), []
+
+    def train(self, spec, shared=None):
+        self.trained.append(spec.lr)
+        if spec.lr in self.unfinished:
+            return {"spec": spec.to_dict(), "status": "not yet run", "metrics": {}}
+        return {"spec": spec.to_dict(), "status": "done", "metrics": {"val_top1": [self.err(spec.lr)]}}
+
+
+def test_lr_sweep_is_extended_past_an_edge_until_the_best_is_inside():
+    from minialex.reproduce.context import choose_lr, tried
+    from minialex.reproduce.runner import RunSpec
+
+    def make(lr):
+        return RunSpec(f"sweep-lr{lr:g}", lr=lr)
+
+    valley = lambda best: (lambda lr: abs(np.log2(lr / best)))      # noqa: E731  error smallest at `best`
+    ctx = _FakeSweepCtx(valley(0.005))
+    lr, sweep = choose_lr(ctx, make, (0.04, 0.01, 0.02), extend=2)   # best below the grid: halve twice
+    assert lr == 0.005 and ctx.trained == [0.01, 0.02, 0.04, 0.005, 0.0025]
+    assert tried(sweep) == "[0.0025, 0.005, 0.01, 0.02, 0.04]"       # sorted, as the table shows them
+
+    ctx = _FakeSweepCtx(valley(1.0))                                   # best far above: stops after 2
+    lr, _ = choose_lr(ctx, make, (0.01, 0.02, 0.04), extend=2)
+    assert lr == 0.16 and ctx.trained[3:] == [0.08, 0.16]
+
+    ctx = _FakeSweepCtx(valley(0.02))                                  # best inside: nothing more
+    assert choose_lr(ctx, make, (0.01, 0.02, 0.04), extend=2)[0] == 0.02 and len(ctx.trained) == 3
+    ctx = _FakeSweepCtx(valley(0.005))                                 # extend=0: the grid as given
+    assert choose_lr(ctx, make, (0.01, 0.02, 0.04))[0] == 0.01 and len(ctx.trained) == 3
+    ctx = _FakeSweepCtx(valley(0.005), unfinished={0.02})              # a run unfinished: no choice
+    assert choose_lr(ctx, make, (0.01, 0.02, 0.04), extend=2)[0] is None and len(ctx.trained) == 3

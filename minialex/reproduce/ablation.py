@@ -12,17 +12,18 @@ beside ``--out`` and are trained once for all four experiments (a finished
 one is reused). Recipe: ``AlexNetConfig.cifar()``, SGD batch 128, momentum
 0.9, weight decay 0.0005, cosine decay; the learning rate is chosen from
 {0.01, 0.02, 0.04} by the baseline's validation error after 2 epochs on
-10,000 training images, and used for both arms.
+10,000 training images (extended past an end of the grid where the best
+lies, ``context.choose_lr``), and used for both arms.
 """
 from __future__ import annotations
 
 
-from .context import choose_lr, mean_spread
+from .context import EXTENDED, choose_lr, mean_spread, tried
 from .runner import RunSpec
 
 SHARED = "cifar-baseline"
 FULL = dict(epochs=12, lrs=(0.01, 0.02, 0.04), sweep_epochs=2, sweep_images=10000, seeds=(0, 1),
-            train_limit=None)
+            train_limit=None, extend=2)
 QUICK = dict(epochs=1, lrs=(0.02, 0.04), sweep_epochs=1, sweep_images=400, seeds=(0,), train_limit=600)
 BASE = dict(net_options={"dropout": 0.5}, pad=4, flip=True)
 
@@ -41,7 +42,8 @@ def run_ablation(ctx, name, claim, arm, change, paper, figure_title):
     """
     p = QUICK if ctx.quick else FULL
     lr, sweep = choose_lr(ctx, lambda lr: _spec(f"sweep-lr{lr:g}", lr, p["sweep_epochs"], 0,
-                                                p["sweep_images"], {}), p["lrs"], shared=SHARED)
+                                                p["sweep_images"], {}), p["lrs"], shared=SHARED,
+                          extend=p.get("extend", 0))
     arms = {"baseline": [], arm: []}
     if lr is not None:
         for seed in ctx.seeds_or(p["seeds"]):
@@ -65,7 +67,8 @@ def run_ablation(ctx, name, claim, arm, change, paper, figure_title):
         from .figures import grouped_curves
         figure = grouped_curves(ctx.out / f"{name}.png", arms, title=figure_title)
     notes = ["## Recipe", __doc__.split("\n\n", 1)[1].replace("\n", " "),
-             f"Chosen learning rate: {'–' if lr is None else lr}; {p['epochs']} epochs per run. The test set "
+             f"Chosen learning rate: {'–' if lr is None else lr} from {tried(sweep)} ({EXTENDED}); {p['epochs']} "
+             "epochs per run. The test set "
              "was not used for any choice.",
              "Differences from the paper: 32x32 CIFAR-10 (JPEG q75 copy) with the cifar-sized net "
              "(260,970 parameters), not ImageNet with 60M; a short cosine schedule; one centre crop."]

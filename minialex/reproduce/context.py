@@ -186,16 +186,38 @@ def mean_spread(values):
     return f"{a.mean():.2f} ± {spread:.2f}% ({len(a)} seeds, {kind})"
 
 
-def choose_lr(ctx, make_spec, lrs, score="val_top1", shared=None):
+EXTENDED = ("a grid whose best learning rate lies at one of its ends is extended past that end by the grid's "
+            "own ratio, at most twice, so that the choice is not at an edge of what was tried")
+
+
+def tried(sweep):
+    """The learning rates a sweep tried, as written in result.md: "[0.005, 0.01, 0.02, 0.04]"."""
+    return "[" + ", ".join(f"{lr:g}" for lr in sorted(r["spec"]["lr"] for r in sweep)) + "]"
+
+
+def choose_lr(ctx, make_spec, lrs, score="val_top1", shared=None, extend=0):
     """Train ``make_spec(lr)`` for each lr and return (best lr, the sweep's results).
 
     The score is the last epoch's ``score`` column of metrics.csv (validation
     top-1 error by default: never the test set). Ties go to the smaller lr.
+    extend: while the best lr is at an end of the grid, try one more lr past
+    that end (the grid's own ratio, e.g. x2 past 0.04 in 0.01/0.02/0.04), at
+    most ``extend`` times, so that the choice is not left at an edge of what
+    was tried. The results come back sorted by lr.
     In report-only mode an unfinished sweep returns (None, results).
     """
-    results = [ctx.train(make_spec(lr), shared=shared) for lr in lrs]
-    scored = [(r["metrics"][score][-1], lr) for r, lr in zip(results, lrs)
-              if r.get("status") == "done" and r["metrics"].get(score)]
-    if len(scored) < len(lrs):
-        return None, results
-    return min(scored)[1], results
+    lrs = sorted(lrs)
+    results = {lr: ctx.train(make_spec(lr), shared=shared) for lr in lrs}
+    while True:
+        scored = [(r["metrics"][score][-1], lr) for lr, r in results.items()
+                  if r.get("status") == "done" and r["metrics"].get(score)]
+        if len(scored) < len(results):
+            return None, [results[lr] for lr in sorted(results)]
+        best = min(scored)[1]
+        grid = sorted(results)
+        if extend <= 0 or len(grid) < 2 or best not in (grid[0], grid[-1]):
+            return best, [results[lr] for lr in grid]
+        nxt = best * grid[-1] / grid[-2] if best == grid[-1] else best * grid[0] / grid[1]
+        nxt = float(f"{nxt:.6g}")                    # 0.01 / 2 -> 0.005, not 0.0049999...
+        results[nxt] = ctx.train(make_spec(nxt), shared=shared)
+        extend -= 1

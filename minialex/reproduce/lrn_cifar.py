@@ -9,11 +9,12 @@ weight decay 0.0005, random 24x24 crops of the 32x32 image and flips
 (cuda-convnet's "training on image translations"), a centre 24x24 crop at
 test time, cosine decay over the run. The learning rate is chosen on the
 net with LRN (the paper's net) from {0.01, 0.02, 0.04} by the validation
-error after 3 epochs on 15,000 training images, and used for both arms.
+error after 3 epochs on 15,000 training images (extended past an end of the
+grid where the best lies, ``context.choose_lr``), and used for both arms.
 """
 from __future__ import annotations
 
-from .context import choose_lr, mean_spread, pct
+from .context import EXTENDED, choose_lr, mean_spread, pct, tried
 from .runner import RunSpec
 
 NAME = "lrn-cifar"
@@ -21,7 +22,7 @@ SECTION = "Sec. 3.3"
 CLAIM = "four-layer CNN on CIFAR-10: 13% test error without response normalisation, 11% with it"
 
 FULL = dict(epochs=20, lrs=(0.01, 0.02, 0.04), sweep_epochs=3, sweep_images=15000, seeds=(0, 1),
-            train_limit=None)
+            train_limit=None, extend=2)
 QUICK = dict(epochs=1, lrs=(0.01, 0.02), sweep_epochs=1, sweep_images=400, seeds=(0,), train_limit=600)
 
 
@@ -33,7 +34,8 @@ def spec(name, lrn, lr, epochs, seed, limit):
 def run(ctx):
     p = QUICK if ctx.quick else FULL
     lr, sweep = choose_lr(ctx, lambda lr: spec(f"sweep-lrn-lr{lr:g}", True, lr, p["sweep_epochs"], 0,
-                                               p["sweep_images"]), p["lrs"])
+                                               p["sweep_images"]), p["lrs"],
+                          extend=p.get("extend", 0))
     arms = {"LRN": [], "no LRN": []}
     if lr is not None:
         for seed in ctx.seeds_or(p["seeds"]):            # interleaved: a cut-off leaves matched pairs
@@ -55,8 +57,9 @@ def run(ctx):
     notes = [
         "## Recipe",
         __doc__.split("\n\n", 1)[1].replace("\n", " "),
-        f"Chosen learning rate: {'–' if lr is None else lr} (sweep rows `sweep-lrn-*`, validation error, "
-        f"{p['sweep_epochs']} epochs on {p['sweep_images']:,} images); {p['epochs']} epochs per run. "
+        f"Chosen learning rate: {'–' if lr is None else lr} from {tried(sweep)} (sweep rows `sweep-lrn-*`, "
+        f"validation error, {p['sweep_epochs']} epochs on {p['sweep_images']:,} images; {EXTENDED}); "
+        f"{p['epochs']} epochs per run. "
         "The test set was not used for any choice.",
         "Differences from cuda-convnet's recipe (`minialex/cuda_convnet.py` lists them all): whole-window "
         "pooling (24 -> 11 -> 5, not 12 -> 6), He-style initialisation, one learning rate and weight "

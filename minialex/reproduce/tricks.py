@@ -40,7 +40,7 @@ test split is read once per finished run.
 """
 from __future__ import annotations
 
-from .context import choose_lr, mean_spread, pct
+from .context import EXTENDED, choose_lr, mean_spread, pct, tried
 from .runner import RunSpec
 
 NAME = "tricks"
@@ -49,7 +49,7 @@ CLAIM = "each Bag-of-Tricks refinement added to the cifar AlexNet's recipe, then
 
 BASE_BATCH = 64
 FULL = dict(epochs=10, lrs=(0.005, 0.01, 0.02), sweep_epochs=3, sweep_images=15000, seeds=(0, 1),
-            train_limit=None, net_options={"dropout": 0.0})
+            train_limit=None, net_options={"dropout": 0.0}, extend=2)
 # --quick: a miniature net (conv widths of 8, fc 32) on 600 bundled images, one epoch per run.
 SMALL = {"dropout": 0.0, "conv_channels": (8, 8, 8, 8, 8), "fc_sizes": (32, 32)}
 QUICK = dict(epochs=2, lrs=(0.01, 0.03), sweep_epochs=1, sweep_images=300, seeds=(0, 1),
@@ -121,7 +121,7 @@ def run(ctx):
         return RunSpec(f"sweep-lr{lr:g}", net="cifar", epochs=p["sweep_epochs"], batch_size=BASE_BATCH, lr=lr,
                        schedule="step", seed=0, net_options=dict(p["net_options"]), train_limit=p["sweep_images"])
 
-    lr, sweep = choose_lr(ctx, sweep_spec, p["lrs"])
+    lr, sweep = choose_lr(ctx, sweep_spec, p["lrs"], extend=p.get("extend", 0))
     runs, rows, done = list(sweep), {}, {}
     chosen = None          # the "chosen" arm's tricks, once every single-trick run (seed 0) has finished
 
@@ -163,12 +163,12 @@ def run(ctx):
         from .figures import tricks_bars
         figure = tricks_bars(ctx.out / f"{NAME}.png", rows, title="Bag of Tricks on the cifar AlexNet, "
                              f"{p['epochs']} epochs, {'bundled subset' if ctx.quick else 'full CIFAR-10'}")
-    notes = _notes(p, lr, chosen, ctx.quick)
+    notes = _notes(p, lr, sweep, chosen, ctx.quick)
     ctx.write_result(f"{NAME}: {CLAIM}", claims, runs, notes, figure)
     return runs
 
 
-def _notes(p, lr, chosen, quick):
+def _notes(p, lr, sweep, chosen, quick):
     """The recipe paragraphs of result.md."""
     return [
         "## Recipe",
@@ -178,7 +178,7 @@ def _notes(p, lr, chosen, quick):
         f"SGD batch {BASE_BATCH}, momentum 0.9, weight decay 0.0005 on every parameter, lr divided by 10 every "
         f"{max(1, p['epochs'] // 3)} epochs (Sec. 5 on a fixed timetable), {p['epochs']} epochs, crops of the "
         "4-pixel-padded image and flips, inputs centred by the training mean image and scaled by 1/64.",
-        f"Learning rate chosen from {list(p['lrs'])} by validation top-1 error after {p['sweep_epochs']} "
+        f"Learning rate chosen from {tried(sweep)} ({EXTENDED}) by validation top-1 error after {p['sweep_epochs']} "
         f"epochs on {p['sweep_images']:,} training images (seed 0): {'–' if lr is None else lr}. Trick settings "
         "are the paper's (label smoothing 0.1, mixup alpha 0.2, T = 20, warm-up 1 epoch, linear scaling to "
         "batch 256), not tuned. The test set was not used for any choice.",
