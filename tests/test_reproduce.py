@@ -191,6 +191,8 @@ def test_tricks_chosen_on_validation_needs_every_single_trick_run():
 class _FakeSweepCtx:
     """Stands in for Context.train: a run's final validation error is err(lr); records what was trained."""
 
+    quick = False                                    # a full experiment: its sweep is extended by default
+
     def __init__(self, err, unfinished=()):
         self.err, self.unfinished, self.trained = err, set(unfinished), []
 
@@ -215,12 +217,15 @@ def test_lr_sweep_is_extended_past_an_edge_until_the_best_is_inside():
     assert tried(sweep) == "[0.0025, 0.005, 0.01, 0.02, 0.04]"       # sorted, as the table shows them
 
     ctx = _FakeSweepCtx(valley(1.0))                                   # best far above: stops after 2
-    lr, _ = choose_lr(ctx, make, (0.01, 0.02, 0.04), extend=2)
+    lr, _ = choose_lr(ctx, make, (0.01, 0.02, 0.04))                  # (the default for a full run)
     assert lr == 0.16 and ctx.trained[3:] == [0.08, 0.16]
 
     ctx = _FakeSweepCtx(valley(0.02))                                  # best inside: nothing more
     assert choose_lr(ctx, make, (0.01, 0.02, 0.04), extend=2)[0] == 0.02 and len(ctx.trained) == 3
     ctx = _FakeSweepCtx(valley(0.005))                                 # extend=0: the grid as given
+    assert choose_lr(ctx, make, (0.01, 0.02, 0.04), extend=0)[0] == 0.01 and len(ctx.trained) == 3
+    ctx = _FakeSweepCtx(valley(0.005))
+    ctx.quick = True                                                   # --quick keeps its grid by default
     assert choose_lr(ctx, make, (0.01, 0.02, 0.04))[0] == 0.01 and len(ctx.trained) == 3
     ctx = _FakeSweepCtx(valley(0.005), unfinished={0.02})              # a run unfinished: no choice
     assert choose_lr(ctx, make, (0.01, 0.02, 0.04), extend=2)[0] is None and len(ctx.trained) == 3

@@ -23,7 +23,7 @@ from .runner import RunSpec
 
 SHARED = "cifar-baseline"
 FULL = dict(epochs=12, lrs=(0.01, 0.02, 0.04), sweep_epochs=2, sweep_images=10000, seeds=(0, 1),
-            train_limit=None, extend=2)
+            train_limit=None)
 QUICK = dict(epochs=1, lrs=(0.02, 0.04), sweep_epochs=1, sweep_images=400, seeds=(0,), train_limit=600)
 BASE = dict(net_options={"dropout": 0.5}, pad=4, flip=True)
 
@@ -42,8 +42,7 @@ def run_ablation(ctx, name, claim, arm, change, paper, figure_title):
     """
     p = QUICK if ctx.quick else FULL
     lr, sweep = choose_lr(ctx, lambda lr: _spec(f"sweep-lr{lr:g}", lr, p["sweep_epochs"], 0,
-                                                p["sweep_images"], {}), p["lrs"], shared=SHARED,
-                          extend=p.get("extend", 0))
+                                                p["sweep_images"], {}), p["lrs"], shared=SHARED)
     arms = {"baseline": [], arm: []}
     if lr is not None:
         for seed in ctx.seeds_or(p["seeds"]):

@@ -28,7 +28,7 @@ SECTION = "Sec. 3.5 (and 3.3's CIFAR-10 figure)"
 CLAIM = "the AlexNet structure on the full CIFAR-10: best test error in <= 2 h on 2 CPU cores"
 
 FULL = dict(net="cifar-wide", epochs=30, lrs=(0.01, 0.02, 0.04), sweep_epochs=3, sweep_images=15000,
-            seeds=(0,), extend=2)
+            seeds=(0,))
 QUICK = dict(net="cifar", epochs=2, lrs=(0.01, 0.03), sweep_epochs=1, sweep_images=600, seeds=(0,),
              train_limit=1000)
 
@@ -41,7 +41,7 @@ def run(ctx):
         return RunSpec(f"sweep-lr{lr:g}", net=p["net"], epochs=p["sweep_epochs"], lr=lr, seed=0,
                        net_options={"dropout": 0.5}, train_limit=p["sweep_images"])
 
-    lr, sweep = choose_lr(ctx, sweep_spec, p["lrs"], extend=p.get("extend", 0))
+    lr, sweep = choose_lr(ctx, sweep_spec, p["lrs"])
     runs = list(sweep)
     mains = []
     if lr is not None:
@@ -71,8 +71,8 @@ def run(ctx):
         "two towers, LRN after conv1/conv2, 3/2 max pools, dropout 0.5, ReLU). SGD batch 128, momentum 0.9, "
         f"weight decay 0.0005, cosine decay over {p['epochs']} epochs, random crops of the 4-pixel-padded "
         "32x32 image and flips, inputs centred by the training mean image and scaled by 1/64.",
-        f"Learning rate chosen from {tried(sweep)} ({EXTENDED}) by validation top-1 error after {p['sweep_epochs']} "
-        f"epochs on {p['sweep_images']:,} training images (seed 0); chosen: "
+        f"Learning rate chosen from {tried(sweep)} ({EXTENDED}) by validation top-1 error after "
+        f"{p['sweep_epochs']} epochs on {p['sweep_images']:,} training images (seed 0); chosen: "
         f"{'–' if lr is None else lr}. The sweep rows above are those runs. The test set was not used "
         "for any choice.",
         "Differences from the paper: 32x32 CIFAR-10 in a JPEG q75 copy, not 224x224 ImageNet; a net "

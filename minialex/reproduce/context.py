@@ -195,7 +195,10 @@ def tried(sweep):
     return "[" + ", ".join(f"{lr:g}" for lr in sorted(r["spec"]["lr"] for r in sweep)) + "]"
 
 
-def choose_lr(ctx, make_spec, lrs, score="val_top1", shared=None, extend=0):
+EXTEND = 2          # past-the-edge tries of a full experiment's sweep; --quick keeps its grid (2-minute budget)
+
+
+def choose_lr(ctx, make_spec, lrs, score="val_top1", shared=None, extend=None):
     """Train ``make_spec(lr)`` for each lr and return (best lr, the sweep's results).
 
     The score is the last epoch's ``score`` column of metrics.csv (validation
@@ -203,9 +206,12 @@ def choose_lr(ctx, make_spec, lrs, score="val_top1", shared=None, extend=0):
     extend: while the best lr is at an end of the grid, try one more lr past
     that end (the grid's own ratio, e.g. x2 past 0.04 in 0.01/0.02/0.04), at
     most ``extend`` times, so that the choice is not left at an edge of what
-    was tried. The results come back sorted by lr.
+    was tried. Default: ``EXTEND`` for a full run, 0 for --quick. The results
+    come back sorted by lr.
     In report-only mode an unfinished sweep returns (None, results).
     """
+    if extend is None:
+        extend = 0 if ctx.quick else EXTEND
     lrs = sorted(lrs)
     results = {lr: ctx.train(make_spec(lr), shared=shared) for lr in lrs}
     while True:

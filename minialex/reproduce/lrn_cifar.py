@@ -22,7 +22,7 @@ SECTION = "Sec. 3.3"
 CLAIM = "four-layer CNN on CIFAR-10: 13% test error without response normalisation, 11% with it"
 
 FULL = dict(epochs=20, lrs=(0.01, 0.02, 0.04), sweep_epochs=3, sweep_images=15000, seeds=(0, 1),
-            train_limit=None, extend=2)
+            train_limit=None)
 QUICK = dict(epochs=1, lrs=(0.01, 0.02), sweep_epochs=1, sweep_images=400, seeds=(0,), train_limit=600)
 
 
@@ -34,8 +34,7 @@ def spec(name, lrn, lr, epochs, seed, limit):
 def run(ctx):
     p = QUICK if ctx.quick else FULL
     lr, sweep = choose_lr(ctx, lambda lr: spec(f"sweep-lrn-lr{lr:g}", True, lr, p["sweep_epochs"], 0,
-                                               p["sweep_images"]), p["lrs"],
-                          extend=p.get("extend", 0))
+                                               p["sweep_images"]), p["lrs"])
     arms = {"LRN": [], "no LRN": []}
     if lr is not None:
         for seed in ctx.seeds_or(p["seeds"]):            # interleaved: a cut-off leaves matched pairs

@@ -49,7 +49,7 @@ CLAIM = "each Bag-of-Tricks refinement added to the cifar AlexNet's recipe, then
 
 BASE_BATCH = 64
 FULL = dict(epochs=10, lrs=(0.005, 0.01, 0.02), sweep_epochs=3, sweep_images=15000, seeds=(0, 1),
-            train_limit=None, net_options={"dropout": 0.0}, extend=2)
+            train_limit=None, net_options={"dropout": 0.0})
 # --quick: a miniature net (conv widths of 8, fc 32) on 600 bundled images, one epoch per run.
 SMALL = {"dropout": 0.0, "conv_channels": (8, 8, 8, 8, 8), "fc_sizes": (32, 32)}
 QUICK = dict(epochs=2, lrs=(0.01, 0.03), sweep_epochs=1, sweep_images=300, seeds=(0, 1),
@@ -121,7 +121,7 @@ def run(ctx):
         return RunSpec(f"sweep-lr{lr:g}", net="cifar", epochs=p["sweep_epochs"], batch_size=BASE_BATCH, lr=lr,
                        schedule="step", seed=0, net_options=dict(p["net_options"]), train_limit=p["sweep_images"])
 
-    lr, sweep = choose_lr(ctx, sweep_spec, p["lrs"], extend=p.get("extend", 0))
+    lr, sweep = choose_lr(ctx, sweep_spec, p["lrs"])
     runs, rows, done = list(sweep), {}, {}
     chosen = None          # the "chosen" arm's tricks, once every single-trick run (seed 0) has finished
 
