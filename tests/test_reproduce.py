@@ -229,3 +229,34 @@ def test_lr_sweep_is_extended_past_an_edge_until_the_best_is_inside():
     assert choose_lr(ctx, make, (0.01, 0.02, 0.04))[0] == 0.01 and len(ctx.trained) == 3
     ctx = _FakeSweepCtx(valley(0.005), unfinished={0.02})              # a run unfinished: no choice
     assert choose_lr(ctx, make, (0.01, 0.02, 0.04), extend=2)[0] is None and len(ctx.trained) == 3
+
+
+def test_ten_crop_test_error_matches_a_naive_loop_over_the_ten_patches(tmp_path):
+    """spec.ten_crop: the run also records the error of Sec. 4.1's ten patches (softmax averaged)."""
+    from minialex.checkpoint import load_checkpoint
+    from minialex.reproduce.runner import RunSpec, build_net, load_splits, train_run
+
+    data = load_splits(quick=True)
+    data.x_test, data.y_test = data.x_test[:60], data.y_test[:60]
+    spec = RunSpec("tc", net="conv-local", net_options={"lrn": True, "local": True}, epochs=1, lr=0.01,
+                   train_limit=128, seed=0, pad=0, ten_crop=True)
+    r = train_run(spec, data, tmp_path / "tc", log=lambda *_: None)
+    model = build_net(spec)
+    load_checkpoint(tmp_path / "tc" / "checkpoint.npz", model=model, check_config=False)
+    xtr = data.x_train[np.sort(np.random.default_rng([0, 777]).choice(len(data.y_train), 128, replace=False))]
+    mean = xtr.astype(np.float64).mean(axis=0)                                  # (3, 32, 32)
+    hits1 = hits5 = 0
+    for img, label in zip(data.x_test, data.y_test):
+        x = (img.astype(np.float64) - mean) * spec.input_scale                  # (3, 32, 32)
+        patches = []
+        for top, left in ((0, 0), (0, 8), (8, 0), (8, 8), (4, 4)):            # 4 corners, centre: 24 of 32
+            p = x[:, top:top + 24, left:left + 24]
+            patches += [p, p[:, :, ::-1]]                                       # and its reflection
+        logits = model.predict(np.stack(patches).astype(np.float32)).astype(np.float64)   # (10, 10)
+        prob = np.exp(logits - logits.max(1, keepdims=True))
+        prob = (prob / prob.sum(1, keepdims=True)).mean(0)                      # (10,)
+        order = np.argsort(-prob, kind="stable")
+        hits1 += order[0] == label
+        hits5 += label in order[:5]
+    assert r["test_top1_ten_crop"] == pytest.approx(1 - hits1 / 60)
+    assert r["test_top5_ten_crop"] == pytest.approx(1 - hits5 / 60)

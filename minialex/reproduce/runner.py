@@ -60,6 +60,7 @@ class RunSpec:
     seed: int = 0                    # weights, dropout masks, batch order, augmentation
     train_limit: int = None          # use only this many training images (sweeps, --quick)
     tricks: dict = field(default_factory=dict)   # minialex.tricks.Tricks fields (Bag of Tricks); {} = none
+    ten_crop: bool = False           # also test on Sec. 4.1's ten patches (cuda-convnet's --multiview-test)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -253,7 +254,7 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
                     "metrics": read_metrics(run_dir / "metrics.csv")}
         if until is None:
             break
-    return _test_and_record(spec, model, trainer, data, (xtr, ytr), et, run_dir, load0, log)
+    return _test_and_record(spec, model, trainer, data, (xtr, ytr), et, meta["preprocess"], run_dir, load0, log)
 
 
 def _optimizer(spec, net, tricks):
@@ -273,20 +274,30 @@ def _optimizer(spec, net, tricks):
     raise ValueError(f"RunSpec.schedule must be cosine, constant or step, got {spec.schedule!r}")
 
 
-def _test_and_record(spec, model, trainer, data, train, et, run_dir, load0, log):
-    """Test a finished run once, write its run.json (atomically) and return the result dict."""
-    from ..evaluation import evaluate_batches
-    from ..metrics import read_metrics
+def _test_and_record(spec, model, trainer, data, train, et, prep, run_dir, load0, log):
+    """Test a finished run once, write its run.json (atomically) and return the result dict.
+
+    The test error is that of the centre crop; with ``spec.ten_crop`` also that of the ten
+    patches of Sec. 4.1 (softmax averaged; ``prep`` is the run's preprocessing record).
+    """
+    from ..evaluation import evaluate_batches, predict_proba
+    from ..metrics import read_metrics, topk_error
 
     xtr, ytr = train
     _, test1, test5 = evaluate_batches(model, data.x_test, data.y_test, et)
+    views = {}
+    if spec.ten_crop:
+        prep = dict(prep, mean=np.asarray(prep["mean"], dtype=np.float32))
+        probs = predict_proba(model, data.x_test, prep, ten_crop=True)          # (N, K)
+        views = {"test_top1_ten_crop": topk_error(probs, data.y_test, 1),
+                 "test_top5_ten_crop": topk_error(probs, data.y_test, 5)}
     # the training error in test mode (centre crop, no dropout) on a fixed sample of the training
     # images: with the test error, the train/test gap of Sec. 4.1 and 4.2
     xs, ys = _subset(xtr, ytr, len(data.y_val), 4242)
     _, clean1, _ = evaluate_batches(model, xs, ys, et)
     m = read_metrics(run_dir / "metrics.csv")
     result = {"spec": spec.to_dict(), "status": "done", "epochs": trainer.epoch, "steps": trainer.step,
-              "test_top1": test1, "test_top5": test5, "val_top1": m["val_top1"][-1],
+              "test_top1": test1, "test_top5": test5, **views, "val_top1": m["val_top1"][-1],
               "train_eval_top1": clean1, "train_eval_images": len(ys),
               "train_top1": m["train_top1"][-1], "wall_s": trainer.wall, "machine": machine(),
               "load_avg": f"{load0} at the start, {load_average()} at the end", "data": data.name,
@@ -295,7 +306,8 @@ def _test_and_record(spec, model, trainer, data, train, et, run_dir, load0, log)
     tmp = done_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, done_file)
-    log(f"{spec.name}: done, {trainer.epoch} epochs, test top-1 error {100 * test1:.2f}% "
+    ten = f", ten patches {100 * views['test_top1_ten_crop']:.2f}%" if views else ""
+    log(f"{spec.name}: done, {trainer.epoch} epochs, test top-1 error {100 * test1:.2f}%{ten} "
         f"(val {100 * result['val_top1']:.2f}%), {trainer.wall / 60:.1f} min")
     result["metrics"] = m
     return result
