@@ -42,7 +42,8 @@ Choices where we could not or did not follow the files (docs/deviations.md):
 * **Initialisation**: He-style, N(0, 2/fan_in) before a ReLU, N(0, 1/fan_in)
   before tanh and in fc10, biases 0 (the files' initW, e.g. 0.0001 in conv1,
   are for raw 0-255 pixels; our inputs are scaled to unit variance).
-  Local layers' biases are per output unit (F, OH, OW).
+  Local layers' biases are per output unit (F, OH, OW). ``conv2_bias=1``
+  sets conv2's to 1 instead, Sec. 5's rule for the second conv layer.
 * **Training**: per-layer learning rates and weight costs (wc 0 in conv1/2,
   0.004 elsewhere) are replaced by one SGD (Sec. 5) for all layers;
   learning rates are chosen on a validation split (``minialex.reproduce``).
@@ -87,8 +88,13 @@ class CudaConvnetNet(Sequential):
         pass
 
 
-def build(name, seed=0, activation="relu", lrn=True, local=True, num_classes=10, dtype="float32"):
-    """The cuda-convnet net ``name`` ("fig1" or "conv-local"); see the module docstring."""
+def build(name, seed=0, activation="relu", lrn=True, local=True, conv2_bias=0.0, num_classes=10, dtype="float32"):
+    """The cuda-convnet net ``name`` ("fig1" or "conv-local"); see the module docstring.
+
+    conv2_bias: the initial bias of conv2's units. 0 follows cuda-convnet's files; 1 is
+    Sec. 5's rule for the second convolutional layer ("provides the ReLUs with positive
+    inputs"), which keeps conv2's ReLUs alive early in training (docs/deviations.md).
+    """
     if name not in NETS:
         raise ValueError(f"cuda_convnet.build: unknown net {name!r}; expected one of {NETS}")
     if activation not in ("relu", "tanh"):
@@ -105,14 +111,16 @@ def build(name, seed=0, activation="relu", lrn=True, local=True, num_classes=10,
     if name == "fig1":
         S, C = 32, 3
         for i, F in enumerate((32, 32, 64), start=1):
-            items += [(f"conv{i}", Conv2D(C, F, 5, padding=2, rng=rng, weight_std=std(C * 25), dtype=dtype)),
+            items += [(f"conv{i}", Conv2D(C, F, 5, padding=2, rng=rng, weight_std=std(C * 25),
+                                          bias_init=conv2_bias if i == 2 else 0.0, dtype=dtype)),
                       (f"{activation}{i}", act()), (f"pool{i}", MaxPool2D(3, 2))]
             C, S = F, (S - 3) // 2 + 1                   # 32 -> 15 -> 7 -> 3
-        spec = dict(name=name, activation=activation)
+        spec = dict(name=name, activation=activation, conv2_bias=conv2_bias)
     else:
         S, C = 24, 3
         for i in (1, 2):
-            items += [(f"conv{i}", Conv2D(C, 64, 5, padding=2, rng=rng, weight_std=std(C * 25), dtype=dtype)),
+            items += [(f"conv{i}", Conv2D(C, 64, 5, padding=2, rng=rng, weight_std=std(C * 25),
+                                          bias_init=conv2_bias if i == 2 else 0.0, dtype=dtype)),
                       (f"{activation}{i}", act())]
             if lrn:
                 items.append((f"lrn{i}", LocalResponseNorm(5, alpha=0.001, beta=0.75, k=1.0,
@@ -125,7 +133,7 @@ def build(name, seed=0, activation="relu", lrn=True, local=True, num_classes=10,
                      else Conv2D(C, 32, 3, padding=1, rng=rng, weight_std=w, dtype=dtype))
             items += [(f"{'local' if local else 'conv'}{i}", layer), (f"{activation}{i}", act())]
             C = 32
-        spec = dict(name=name, activation=activation, lrn=lrn, local=local)
+        spec = dict(name=name, activation=activation, lrn=lrn, local=local, conv2_bias=conv2_bias)
     items += [("flatten", Flatten()),
               ("fc10", Linear(C * S * S, num_classes, rng=rng, weight_std=std(C * S * S, last=True),
                               dtype=dtype))]

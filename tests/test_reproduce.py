@@ -260,3 +260,16 @@ def test_ten_crop_test_error_matches_a_naive_loop_over_the_ten_patches(tmp_path)
         hits5 += label in order[:5]
     assert r["test_top1_ten_crop"] == pytest.approx(1 - hits1 / 60)
     assert r["test_top5_ten_crop"] == pytest.approx(1 - hits5 / 60)
+
+
+def test_only_trains_the_matching_runs_and_reads_the_others(tmp_path):
+    """--only: two processes can share one experiment's runs; unmatched runs are read, not trained."""
+    out = tmp_path / "lrn"
+    assert main(["lrn-cifar", "--quick", "--out", str(out), "--only", "sweep-*"]) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["sweep-lrn-lr0.01", "sweep-lrn-lr0.02"]
+    assert main(["lrn-cifar", "--quick", "--out", str(out), "--resume", "--only", "nolrn-*"]) == 0
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == ["nolrn-seed0", "sweep-lrn-lr0.01", "sweep-lrn-lr0.02"]
+    text = (out / "result.md").read_text()
+    assert re.search(r"\| lrn-seed0 \|.*not yet run", text), text
+    assert "--only" not in text                        # the command in result.md makes the whole experiment

@@ -31,6 +31,10 @@ def build_parser(names):
                    help="continue the runs in --out (finished runs are reused, an interrupted one resumes)")
     p.add_argument("--report", action="store_true",
                    help="train nothing: write result.md and the figure from what --out holds now")
+    p.add_argument("--only", default=None, metavar="PATTERNS",
+                   help="train only the runs whose names match these comma-separated patterns (e.g. "
+                        "'nolrn-*'); the others are read as they stand, as with --report. Two processes with "
+                        "different --only share one --out, one core each (run the sweep first)")
     p.add_argument("--data", default=None,
                    help="CIFAR-10: the official cifar-10-batches-py folder's parent or a JPEG copy "
                         "(default ../shared/data/cifar10-jpg)")
@@ -71,7 +75,8 @@ def main(argv=None):
         p.error("name an experiment (--list shows them, --rerun RUN_DIR re-runs one run)")
     out = Path(args.out or f"runs/reproduce/{args.name}{'-quick' if args.quick else ''}")
     ctx = Context(args.name, out, quick=args.quick, seeds=args.seeds, resume=args.resume,
-                  report_only=args.report, data=args.data, argv=argv, progress=args.progress)
+                  report_only=args.report, data=args.data, argv=argv, progress=args.progress,
+                  only=args.only)
     try:
         exps[args.name].run(ctx)
     except Stopped as e:

@@ -23,6 +23,7 @@ import shlex
 import shutil
 import sys
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 from .runner import machine, read_run, train_run
@@ -36,8 +37,9 @@ class Context:
     """The state of one ``python -m minialex.reproduce NAME`` call; see the module docstring."""
 
     def __init__(self, name, out, quick=False, seeds=None, resume=False, report_only=False, data=None,
-                 argv=None, log=print, progress=False):
+                 argv=None, log=print, progress=False, only=None):
         self.name, self.out, self.quick = name, Path(out), quick
+        self.only = [pat.strip() for pat in only.split(",") if pat.strip()] if only else None
         self.seeds = seeds
         self.resume, self.report_only, self.data_path = resume, report_only, data
         self.argv = list(argv) if argv is not None else sys.argv[1:]
@@ -70,10 +72,11 @@ class Context:
         several experiments use (the ablations' common baseline); a finished
         shared run is reused without --resume.
         Returns the run's result dict (``runner.train_run``); raises
-        ``Stopped`` when the run was interrupted.
+        ``Stopped`` when the run was interrupted. With ``only`` (--only), runs whose
+        names match none of its patterns are read, not trained, as in report-only mode.
         """
         d = self.run_dir(spec, shared)
-        if self.report_only:
+        if self.report_only or (self.only and not any(fnmatch(spec.name, pat) for pat in self.only)):
             r = read_run(d)
             r.setdefault("spec", spec.to_dict())
             r["dir"] = str(d)
@@ -93,9 +96,9 @@ class Context:
         for a in self.argv:                  # drop the options that do not change what is trained
             if skip:
                 skip = False
-            elif a == "--publish":
+            elif a in ("--publish", "--only"):
                 skip = True
-            elif a not in ("--resume", "--report", "--progress") and not a.startswith("--publish="):
+            elif a not in ("--resume", "--report", "--progress") and not a.startswith(("--publish=", "--only=")):
                 args.append(a)
         return "python -m minialex.reproduce " + " ".join(shlex.quote(a) for a in args)
 
