@@ -16,9 +16,10 @@ validation error after 3 epochs on 15,000 training images (extended past an
 end of the grid where the best lies, ``context.choose_lr``), and used for
 both arms.
 
-Why warm-up and conv2's bias: the first recipe (no warm-up, biases 0, 20
-epochs) underfit, its test-mode training error about its test error (28%
-against 29%), and the sweep could not go above lr 0.005. At lr 0.01 and
+Why warm-up and conv2's bias: the two earlier recipes (no warm-up, biases 0,
+20 epochs, lr 0.01 and then 0.005; docs/results/lrn-cifar-lr0.01 and -lr0.005)
+underfit, their test-mode training error about their test error (28% against
+29%), and their sweeps could not go above lr 0.005. At lr 0.01 and
 above most of conv2's ReLUs died in the first epoch and never came back (94%
 of conv2's units never active on 2,000 validation images after 2 epochs on
 10,000 images at lr 0.01; 40% at the end of the lr-0.005 run). With one
