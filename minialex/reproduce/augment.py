@@ -14,4 +14,5 @@ CLAIM = "without data augmentation the net suffers from substantial overfitting"
 
 def run(ctx):
     return run_ablation(ctx, NAME, CLAIM, "no augmentation", {"pad": 0, "flip": False},
-                        "substantial overfitting without it (no number)", "Sec. 4.1 on CIFAR-10: random crops + flips (baseline) vs none")
+                        "substantial overfitting without it (no number)",
+                        "Sec. 4.1 on CIFAR-10: random crops + flips (baseline) vs none")

@@ -67,7 +67,7 @@ def run(ctx):
     notes = [
         "## Recipe",
         f"Net `{p['net']}` (`AlexNetConfig.{p['net'].replace('-', '_')}()`: "
-        f"{'conv 64-96-128-128-96, fc 512-512-10' if p['net'] == 'cifar-wide' else 'conv 32-48-64-64-48, fc 256-256-10'}, "
+        f"{widths(p['net'])}, "
         "two towers, LRN after conv1/conv2, 3/2 max pools, dropout 0.5, ReLU). SGD batch 128, momentum 0.9, "
         f"weight decay 0.0005, cosine decay over {p['epochs']} epochs, random crops of the 4-pixel-padded "
         "32x32 image and flips, inputs centred by the training mean image and scaled by 1/64.",
@@ -81,3 +81,12 @@ def run(ctx):
     ]
     ctx.write_result(f"{NAME}: {CLAIM}", claims, runs, notes, figure)
     return runs
+
+
+def widths(net):
+    """'conv 64-96-128-128-96, fc 512-512-10' for "cifar-wide" (from its AlexNetConfig)."""
+    from ..model import AlexNetConfig
+
+    cfg = AlexNetConfig.cifar_wide() if net == "cifar-wide" else AlexNetConfig.cifar()
+    return (f"conv {'-'.join(map(str, cfg.conv_channels))}, "
+            f"fc {'-'.join(map(str, (*cfg.fc_sizes, cfg.num_classes)))}")

@@ -14,4 +14,5 @@ CLAIM = "removing any middle convolutional layer costs about 2% top-1 error"
 
 def run(ctx):
     return run_ablation(ctx, NAME, CLAIM, "conv3 removed", {"net_options": {"drop_conv": (3,)}},
-                        "+2 points top-1 (ImageNet)", "Sec. 7 on CIFAR-10: five conv layers (baseline) vs conv3 removed")
+                        "+2 points top-1 (ImageNet)",
+                        "Sec. 7 on CIFAR-10: five conv layers (baseline) vs conv3 removed")
