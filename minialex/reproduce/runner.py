@@ -254,7 +254,8 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
                     "metrics": read_metrics(run_dir / "metrics.csv")}
         if until is None:
             break
-    return _test_and_record(spec, model, trainer, data, (xtr, ytr), et, meta["preprocess"], run_dir, load0, log)
+    prep = dict(meta["preprocess"], mean=mean)          # the record, with the mean as the array it came from
+    return _test_and_record(spec, model, trainer, data, (xtr, ytr), et, prep, run_dir, load0, log)
 
 
 def _optimizer(spec, net, tricks):
@@ -278,7 +279,8 @@ def _test_and_record(spec, model, trainer, data, train, et, prep, run_dir, load0
     """Test a finished run once, write its run.json (atomically) and return the result dict.
 
     The test error is that of the centre crop; with ``spec.ten_crop`` also that of the ten
-    patches of Sec. 4.1 (softmax averaged; ``prep`` is the run's preprocessing record).
+    patches of Sec. 4.1 (softmax averaged; ``prep`` is the run's preprocessing record, its
+    mean image an array).
     """
     from ..evaluation import evaluate_batches, predict_proba
     from ..metrics import read_metrics, topk_error
@@ -287,7 +289,6 @@ def _test_and_record(spec, model, trainer, data, train, et, prep, run_dir, load0
     _, test1, test5 = evaluate_batches(model, data.x_test, data.y_test, et)
     views = {}
     if spec.ten_crop:
-        prep = dict(prep, mean=np.asarray(prep["mean"], dtype=np.float32))
         probs = predict_proba(model, data.x_test, prep, ten_crop=True)          # (N, K)
         views = {"test_top1_ten_crop": topk_error(probs, data.y_test, 1),
                  "test_top5_ten_crop": topk_error(probs, data.y_test, 5)}
