@@ -36,6 +36,17 @@ def _named(items, what):
     return list(items)
 
 
+def _layer_of(name):
+    """"local3.w" -> "local3"; "tower0.conv1.w" -> "tower0.conv1"; a name without a dot is its own layer."""
+    return name.rsplit(".", 1)[0]
+
+
+def _is_bias(name, w):
+    """A bias: a 1-D parameter, or one named "<layer>.b" (a locally connected layer's biases are
+    (F, H', W'), one per output position)."""
+    return w.ndim == 1 or name.rsplit(".", 1)[-1] == "b"
+
+
 class SGD:
     """Momentum SGD with weight decay inside the velocity (Sec. 5).
 
@@ -53,8 +64,16 @@ class SGD:
         0.0005 in the paper; enters as ``- weight_decay * lr * w``.
     decay_bias : bool
         True (the paper's rule is written for every parameter w). False skips
-        decay on 1-D parameters (biases): the "no bias decay" trick of Bag of
+        decay on biases (1-D parameters, and any named "<layer>.b", such as a
+        locally connected layer's (F, H', W') biases): the "no bias decay" trick of Bag of
         Tricks (He et al. 2019), beyond the paper.
+    layer_decay : dict layer name -> float, optional
+        A weight decay per layer, replacing ``weight_decay`` for the
+        parameters of the layers it names; a parameter's layer is its name
+        without the last ``.part`` ("local3.w" -> "local3"). cuda-convnet's
+        per-layer weight costs (``wc``, inside the velocity times the
+        learning rate as here) are this: ``{"conv1": 0, "local3": 0.004}``.
+        The paper has one decay for all layers. ``decay_bias`` still applies.
 
     State
     -----
@@ -62,7 +81,7 @@ class SGD:
         CuPy) as the parameter; starts at 0.
     """
 
-    def __init__(self, params, lr=0.01, momentum=0.9, weight_decay=5e-4, decay_bias=True):
+    def __init__(self, params, lr=0.01, momentum=0.9, weight_decay=5e-4, decay_bias=True, layer_decay=None):
         if lr < 0:
             raise ValueError(f"SGD: lr must be >= 0, got {lr!r}")
         if not 0 <= momentum < 1:
@@ -75,6 +94,7 @@ class SGD:
             raise ValueError("SGD: no parameters given")
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
         self.decay_bias = bool(decay_bias)
+        self.layer_decay = self._check_layer_decay(layer_decay)
         # On CuPy arrays the update runs as one CUDA kernel unless MINIALEX_KERNELS=reference:
         # chosen once here, like the layers' kernels (create the optimizer after moving the model).
         self.fused = kernels_choice() == "fast"
@@ -84,6 +104,25 @@ class SGD:
             with device_of(w):                         # on w's GPU (two towers: two GPUs)
                 self.velocity[name] = xp.zeros_like(w)
         self.steps = 0
+
+    def _check_layer_decay(self, layer_decay):
+        """{layer: float} checked against the parameters' layers; raises ValueError naming the bad entry."""
+        layer_decay = dict(layer_decay or {})
+        layers = sorted({_layer_of(n) for n in self.params})
+        for layer, wd in layer_decay.items():
+            if layer not in layers:
+                raise ValueError(f"SGD: layer_decay names layer {layer!r}, which has no parameters; "
+                                 f"expected one of {layers}")
+            if not float(wd) >= 0:
+                raise ValueError(f"SGD: layer_decay[{layer!r}] must be >= 0, got {wd!r}")
+        return {k: float(v) for k, v in layer_decay.items()}
+
+    def decay_of(self, name):
+        """The weight decay that parameter ``name`` gets: its layer's, or ``weight_decay``; 0 for
+        bias when ``decay_bias`` is False."""
+        if not self.decay_bias and _is_bias(name, self.params[name]):
+            return 0.0
+        return self.layer_decay.get(_layer_of(name), self.weight_decay)
 
     def step(self, grads=None):
         """One update of every parameter, in place.
@@ -112,7 +151,7 @@ class SGD:
             if tuple(g.shape) != tuple(w.shape):
                 raise ValueError(f"SGD.step: gradient of {name!r} has shape {tuple(g.shape)}, "
                                  f"expected {tuple(w.shape)}")
-            wd = self.weight_decay if (self.decay_bias or w.ndim > 1) else 0.0
+            wd = self.decay_of(name)
             v = self.velocity[name]
             if self.fused and get_array_module(w).__name__ != "numpy":   # GPU: the four lines as one kernel
                 from .kernels import _cuda             # (imports CuPy lazily)
@@ -130,7 +169,8 @@ class SGD:
     def state_dict(self):
         """{"hyper": JSON-able scalars, "velocity": name -> array}; arrays are the live ones."""
         return {"hyper": {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
-                          "decay_bias": self.decay_bias, "steps": self.steps},
+                          "decay_bias": self.decay_bias, "layer_decay": dict(self.layer_decay),
+                          "steps": self.steps},
                 "velocity": dict(self.velocity)}
 
     def load_state_dict(self, state):
@@ -156,6 +196,7 @@ class SGD:
         h = state["hyper"]
         self.lr, self.momentum, self.weight_decay = float(h["lr"]), float(h["momentum"]), float(h["weight_decay"])
         self.decay_bias = bool(h.get("decay_bias", True))
+        self.layer_decay = self._check_layer_decay(h.get("layer_decay"))
         self.steps = int(h.get("steps", 0))
 
 

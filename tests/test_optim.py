@@ -72,6 +72,44 @@ def test_sgd_decay_bias_false_skips_1d_params():
     np.testing.assert_allclose(params["l.w"], np.full((2, 2), 1 - 0.05))
 
 
+def test_layer_decay_gives_each_layer_its_own_decay_and_the_rest_the_global_one():
+    # cuda-convnet's per-layer weight costs: conv 0, local 0.004; "fc" is not named, so it keeps 0.5
+    rng = np.random.default_rng(3)
+    w0 = {"conv.w": rng.standard_normal((2, 3)), "conv.b": rng.standard_normal(3),
+          "local.w": rng.standard_normal((4, 2, 2)), "local.b": rng.standard_normal((2, 2, 2)),
+          "fc.w": rng.standard_normal((3, 2))}
+    g1 = {k: rng.standard_normal(v.shape) for k, v in w0.items()}
+    g2 = {k: rng.standard_normal(v.shape) for k, v in w0.items()}
+    params = {k: v.copy() for k, v in w0.items()}
+    opt = SGD(params, lr=0.1, momentum=0.9, weight_decay=0.5, layer_decay={"conv": 0.0, "local": 0.004})
+    opt.step(g1)
+    opt.step(g2)
+    want_wd = {"conv.w": 0.0, "conv.b": 0.0, "local.w": 0.004, "local.b": 0.004, "fc.w": 0.5}
+    for k in w0:
+        assert opt.decay_of(k) == want_wd[k]
+        w, v = _hand_two_steps(w0[k], g1[k], g2[k], 0.1, 0.9, want_wd[k])
+        np.testing.assert_array_equal(params[k], w)
+        np.testing.assert_array_equal(opt.velocity[k], v)
+    # no bias decay skips a locally connected layer's (F, H', W') biases too, by their name
+    opt_nb = SGD({k: v.copy() for k, v in w0.items()}, weight_decay=0.5, decay_bias=False,
+                 layer_decay={"local": 0.004})
+    assert opt_nb.decay_of("local.b") == 0.0 and opt_nb.decay_of("conv.b") == 0.0
+    assert opt_nb.decay_of("local.w") == 0.004 and opt_nb.decay_of("fc.w") == 0.5
+
+
+def test_layer_decay_errors_name_the_layer_and_survive_a_state_round_trip():
+    params = {"conv1.w": np.ones((2, 2)), "fc.w": np.ones((2, 2))}
+    with pytest.raises(ValueError, match=r"'local3'.*\['conv1', 'fc'\]"):
+        SGD(params, layer_decay={"local3": 0.004})
+    with pytest.raises(ValueError, match=r"layer_decay\['fc'\].*-1"):
+        SGD(params, layer_decay={"fc": -1})
+    opt = SGD(params, layer_decay={"fc": 0.004})
+    again = SGD({k: v.copy() for k, v in params.items()})
+    assert again.decay_of("fc.w") == 5e-4
+    again.load_state_dict(opt.state_dict())
+    assert again.decay_of("fc.w") == 0.004 and again.decay_of("conv1.w") == 5e-4
+
+
 def test_sgd_errors_name_the_problem():
     params = {"l.w": np.ones((2, 2))}
     opt = SGD(params)

@@ -273,3 +273,19 @@ def test_only_trains_the_matching_runs_and_reads_the_others(tmp_path):
     text = (out / "result.md").read_text()
     assert re.search(r"\| lrn-seed0 \|.*not yet run", text), text
     assert "--only" not in text                        # the command in result.md makes the whole experiment
+
+
+def test_layer_decay_of_a_spec_reaches_the_optimizer():
+    """RunSpec.layer_decay: cuda-convnet's per-layer weight costs, here as SGD(layer_decay)."""
+    from minialex.reproduce.runner import RunSpec, _optimizer, build_net
+    from minialex.tricks import Tricks
+
+    decay = {"conv1": 0.0, "conv2": 0.0, "local3": 0.004, "local4": 0.004, "fc10": 0.004}
+    spec = RunSpec("wc", net="conv-local", net_options={"lrn": True, "local": True}, layer_decay=decay,
+                   tricks={"no_bias_decay": True})
+    opt, _ = _optimizer(spec, build_net(spec), Tricks(**spec.tricks))
+    for name in opt.params:
+        layer, part = name.split(".")
+        assert opt.decay_of(name) == (decay[layer] if part == "w" else 0.0), name
+    with pytest.raises(ValueError, match="'local5'"):
+        _optimizer(RunSpec("x", net="conv-local", layer_decay={"local5": 0.1}), build_net(spec), Tricks())

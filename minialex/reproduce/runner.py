@@ -52,6 +52,7 @@ class RunSpec:
     lr: float = 0.01                 # Sec. 5 starts at 0.01; experiments choose theirs on validation
     momentum: float = 0.9            # Sec. 5
     weight_decay: float = 5e-4       # Sec. 5
+    layer_decay: dict = field(default_factory=dict)   # layer -> weight decay (SGD(layer_decay)); {} = one for all
     schedule: str = "cosine"         # cosine (to 0 over ``epochs``), constant, or step (/10 every epochs/3)
     crop: int = None                 # random crop size; None = the net's input size
     pad: int = 4                     # zero padding before the random crop (Sec. 4.1 for 32x32)
@@ -265,7 +266,7 @@ def _optimizer(spec, net, tricks):
     from ..tricks import scaled_lr
 
     opt = SGD(net, lr=scaled_lr(spec.lr, spec.batch_size, tricks), momentum=spec.momentum,
-              weight_decay=spec.weight_decay, decay_bias=not tricks.no_bias_decay)
+              weight_decay=spec.weight_decay, decay_bias=not tricks.no_bias_decay, layer_decay=spec.layer_decay)
     if spec.schedule == "cosine":
         return opt, CosineDecay(opt, epochs=spec.epochs)
     if spec.schedule == "constant":
