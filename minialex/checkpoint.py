@@ -10,6 +10,7 @@ File layout (every entry is a plain array; ``np.load(path, allow_pickle=False)``
     optim/v/<name>     SGD velocity of each parameter (if an optimizer was saved)
     meta/format        JSON {"format": "minialex-checkpoint", "version": 1}
     meta/config        JSON of the AlexNetConfig (``config.to_dict()``)
+    meta/net           JSON of another net's ``build_record()`` (the cuda-convnet nets)
     meta/optim         JSON of SGD's hyper-parameters (lr, momentum, weight decay, steps)
     meta/schedule      JSON of the schedule's state
     meta/model_rng     JSON of the dropout layers' bit-generator states
@@ -95,6 +96,8 @@ def save_checkpoint(path, model, optimizer=None, schedule=None, extra=None):
         arrays[f"param/{name}"] = np.asarray(to_numpy(p))
     if getattr(model, "config", None) is not None:
         arrays["meta/config"] = _json_array(model.config.to_dict())
+    elif hasattr(model, "build_record"):
+        arrays["meta/net"] = _json_array(model.build_record())
     if hasattr(model, "rng_state"):
         arrays["meta/model_rng"] = _json_array(model.rng_state())
     if optimizer is not None:
@@ -186,7 +189,7 @@ def _json_entry(z, path, key):
 
 def read_checkpoint(path):
     """The raw contents: {"params": {name: array}, "velocity": {...}, "config": dict or None,
-    "optim": dict or None, "schedule": dict or None, "model_rng": dict or None, "extra": dict or None}.
+    "net": dict or None, "optim": dict or None, "schedule": dict or None, "model_rng": dict or None, "extra": dict or None}.
 
     Raises CheckpointError (a ValueError) naming the file and what is wrong
     with it: not an .npz, truncated, an entry that fails its CRC or checksum,
@@ -228,7 +231,7 @@ def read_checkpoint(path):
                 out["params"][key[len("param/"):]] = a
             else:
                 out["velocity"][key[len("optim/v/"):]] = a
-    for key in ("config", "optim", "schedule", "model_rng", "extra"):
+    for key in ("config", "net", "optim", "schedule", "model_rng", "extra"):
         out[key] = _json_entry(arrays, path, f"meta/{key}") if f"meta/{key}" in arrays else None
         if out[key] is not None and not isinstance(out[key], dict):
             raise CheckpointError(f"checkpoint {path} is corrupt: 'meta/{key}' is "
@@ -259,13 +262,27 @@ def _copy_into(dst, src):
         dst[...] = to_device(np.asarray(src, dtype=dst.dtype), xp)
 
 
+def _record_from_spec(extra, params):
+    """A cuda-convnet build record from a reproduce run's ``extra["spec"]``, or None."""
+    spec = (extra or {}).get("spec")
+    if not isinstance(spec, dict) or spec.get("net") not in ("fig1", "conv-local"):
+        return None
+    first = next(iter(params.values()))
+    return {"builder": "cuda_convnet", "name": spec["net"], **dict(spec.get("net_options") or {}),
+            "num_classes": int(params["fc10.b"].shape[0]) if "fc10.b" in params else 10,
+            "dtype": str(first.dtype)}
+
+
 def load_checkpoint(path, model=None, optimizer=None, schedule=None, check_config=True):
     """Restore a checkpoint written by ``save_checkpoint``.
 
     Parameters
     ----------
     path : the .npz file.
-    model : AlexNet or None. None builds ``AlexNet`` from the stored config.
+    model : AlexNet or None. None builds ``AlexNet`` from the stored config,
+        or a cuda-convnet net from its stored record (meta/net; for files
+        written before that entry, the ``net``/``net_options`` of the
+        ``extra["spec"]`` that ``minialex.reproduce`` stores).
         Otherwise its parameters are overwritten **in place** (an optimizer
         built on them stays valid).
     optimizer, schedule : restored when given; the file must contain them.
@@ -291,12 +308,19 @@ def load_checkpoint(path, model=None, optimizer=None, schedule=None, check_confi
         raise CheckpointError(f"checkpoint {path}: its stored config is not a valid AlexNetConfig "
                               f"({' '.join(str(e).split())})") from None
     if model is None:
-        if config is None:
+        record = data["net"] or _record_from_spec(data["extra"], data["params"])
+        if config is None and record is None:
             raise CheckpointError(f"load_checkpoint: {path} stores no config; pass the model to load into")
         try:
-            model = AlexNet(config)
+            if config is not None:
+                model = AlexNet(config)
+            else:
+                from .cuda_convnet import rebuild
+
+                model = rebuild(record)
         except ValueError as e:
-            raise CheckpointError(f"checkpoint {path}: its stored config builds no net ({e})") from None
+            what = "config" if config is not None else "net record"
+            raise CheckpointError(f"checkpoint {path}: its stored {what} builds no net ({e})") from None
     elif check_config and config is not None and getattr(model, "config", None) is not None:
         for name in config.diff(model.config):
             raise CheckpointError(f"load_checkpoint: config field {name!r} differs: the file has "

@@ -44,9 +44,11 @@ Choices where we could not or did not follow the files (docs/deviations.md):
   are for raw 0-255 pixels; our inputs are scaled to unit variance).
   Local layers' biases are per output unit (F, OH, OW). ``conv2_bias=1``
   sets conv2's to 1 instead, Sec. 5's rule for the second conv layer.
-* **Training**: per-layer learning rates and weight costs (wc 0 in conv1/2,
-  0.004 elsewhere) are replaced by one SGD (Sec. 5) for all layers;
-  learning rates are chosen on a validation split (``minialex.reproduce``).
+* **Training**: per-layer learning rates are replaced by one SGD (Sec. 5)
+  for all layers, its learning rate chosen on a validation split
+  (``minialex.reproduce``). The weight costs (wc 0 in conv1/2, 0.004
+  elsewhere, none on biases) are kept by lrn-cifar's recipe as
+  ``SGD(layer_decay=...)``.
 """
 from __future__ import annotations
 
@@ -80,6 +82,11 @@ class CudaConvnetNet(Sequential):
         for layer in self.layers:
             layer.cache = None
         return out
+
+    def build_record(self):
+        """What ``rebuild`` needs to make this net again (stored in checkpoints as meta/net)."""
+        return {"builder": "cuda_convnet", **self.spec, "num_classes": self.num_classes,
+                "dtype": str(next(iter(self.named_params()))[1].dtype)}
 
     def rng_state(self):
         return {}                                    # no dropout: nothing random after the init
@@ -138,3 +145,18 @@ def build(name, seed=0, activation="relu", lrn=True, local=True, conv2_bias=0.0,
               ("fc10", Linear(C * S * S, num_classes, rng=rng, weight_std=std(C * S * S, last=True),
                               dtype=dtype))]
     return CudaConvnetNet(items, 32 if name == "fig1" else 24, spec, num_classes)
+
+
+def rebuild(record):
+    """The net a ``CudaConvnetNet.build_record()`` describes (weights freshly initialised).
+
+    Raises ValueError naming what is wrong with the record.
+    """
+    rec = dict(record)
+    if rec.pop("builder", None) != "cuda_convnet":
+        raise ValueError(f"cuda_convnet.rebuild: not a cuda_convnet record: {record!r}")
+    name = rec.pop("name", None)
+    try:
+        return build(name, **rec)
+    except TypeError as e:
+        raise ValueError(f"cuda_convnet.rebuild: the record {record!r} does not fit build() ({e})") from None

@@ -15,7 +15,7 @@ from .backend import get_backend
 from .data import load_dataset, subset
 from .data.datasets import check_data_folder
 from .errors import OneLineParser, UserError, int_at_least, run_cli
-from .evaluation import check_images, evaluate, load_model
+from .evaluation import check_images, evaluate, load_model, model_num_classes
 
 
 def format_table(rows, n, data_name, num_classes=None):
@@ -88,7 +88,7 @@ def _main(argv=None):
     x, y = subset(data.x_test, data.y_test, args.limit, args.seed)
     rows = evaluate(args.ckpt, x, y, ten_crop=args.ten_crop, batch_size=args.batch_size, xp=xp,
                     loaded=loaded, what=what)
-    print(format_table(rows, len(y), data.name, loaded[args.ckpt[0]][0].config.num_classes))
+    print(format_table(rows, len(y), data.name, model_num_classes(loaded[args.ckpt[0]][0])))
     return 0
 
 

@@ -61,7 +61,15 @@ def load_model(path):
 
 
 def model_input_size(model):
-    return int(getattr(getattr(model, "config", None), "input_size", 0)) or None
+    """An AlexNet's ``config.input_size``, or another net's ``input_size`` (the cuda-convnet nets)."""
+    size = getattr(getattr(model, "config", None), "input_size", None) or getattr(model, "input_size", None)
+    return int(size) if size else None
+
+
+def model_num_classes(model):
+    """An AlexNet's ``config.num_classes``, or another net's ``num_classes``."""
+    cfg = getattr(model, "config", None)
+    return int(cfg.num_classes if cfg is not None else model.num_classes)
 
 
 def check_labels(y, num_classes, path, what="the data"):
@@ -203,8 +211,11 @@ def evaluate(paths, x, y, ten_crop=False, batch_size=200, log=None, xp=np, loade
         model, meta = (loaded or {}).get(path) or load_model(path)
         check_images(x, meta["preprocess"], what)
         if xp is not np:
+            if not hasattr(model, "to"):
+                raise DataError(f"{path}: its net ({type(model).__name__}) runs on numpy only; "
+                                "use --backend numpy")
             model.to(xp)
-        k = model.config.num_classes
+        k = model_num_classes(model)
         if classes is None:
             classes = k
         elif k != classes:

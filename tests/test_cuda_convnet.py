@@ -46,3 +46,17 @@ def test_unknown_net_or_activation_is_a_clear_error():
         build("vgg")
     with pytest.raises(ValueError, match="activation must be relu or tanh, got 'gelu'"):
         build("fig1", activation="gelu")
+
+
+def test_build_record_rebuilds_the_same_net_and_a_bad_record_is_a_clear_error():
+    from minialex.cuda_convnet import rebuild
+
+    net = build("fig1", activation="tanh", conv2_bias=1.0, dtype="float64")
+    again = rebuild(net.build_record())
+    assert again.names == net.names and again.build_record() == net.build_record()
+    assert dict(again.named_params())["conv2.b"].dtype == np.float64
+    np.testing.assert_array_equal(dict(again.named_params())["conv2.b"], 1.0)
+    with pytest.raises(ValueError, match="not a cuda_convnet record"):
+        rebuild({"builder": "alexnet", "name": "fig1"})
+    with pytest.raises(ValueError, match="does not fit build"):
+        rebuild({"builder": "cuda_convnet", "name": "fig1", "widths": 3})

@@ -138,3 +138,40 @@ def test_cli_backend_cupy_without_cupy_says_what_is_missing(tmp_path, capsys, mo
         evaluate.main([str(tmp_path / "a" / "checkpoint.npz"), "--backend", "cupy"])
     assert e.value.code == 2
     assert "--backend cupy: backend 'cupy' requested but CuPy is not installed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["record", "reproduce-spec"])
+def test_a_cuda_convnet_checkpoint_loads_without_its_net_and_evaluates(tmp_path, monkeypatch, how):
+    """load_checkpoint rebuilds a cuda-convnet net from meta/net (or, for files from before that
+    entry, from the spec minialex.reproduce stores), so python -m minialex.evaluate can read it."""
+    from minialex import cuda_convnet
+    from minialex.checkpoint import load_checkpoint, read_checkpoint
+
+    net = cuda_convnet.build("conv-local", seed=3, lrn=False, conv2_bias=1.0)
+    rng = np.random.default_rng(0)
+    for _, p in net.named_params():
+        p += rng.normal(0, 0.01, p.shape).astype(p.dtype)            # not what a fresh build gives
+    mean = rng.uniform(100, 150, size=(3, 32, 32)).astype(np.float32)
+    extra = {"preprocess": {"crop": 24, "pad": 0, "image_size": 32, "mean": mean.tolist(), "scale": 1 / 64}}
+    if how == "reproduce-spec":
+        extra["spec"] = {"net": "conv-local", "net_options": {"lrn": False, "local": True, "conv2_bias": 1.0}}
+        with monkeypatch.context() as m:                              # a file from before meta/net
+            m.delattr(cuda_convnet.CudaConvnetNet, "build_record")
+            save_checkpoint(tmp_path / "c.npz", net, extra=extra)
+        assert read_checkpoint(tmp_path / "c.npz")["net"] is None
+    else:
+        save_checkpoint(tmp_path / "c.npz", net, extra=extra)
+        assert read_checkpoint(tmp_path / "c.npz")["net"]["lrn"] is False
+    back = load_checkpoint(tmp_path / "c.npz")["model"]
+    assert back.names == net.names and back.input_size == 24
+    for (n1, p1), (n2, p2) in zip(net.named_params(), back.named_params()):
+        assert n1 == n2 and p1.dtype == p2.dtype
+        np.testing.assert_array_equal(p1, p2)
+    x = rng.integers(0, 256, size=(5, 3, 32, 32), dtype=np.uint8)
+    c = (32 - 24) // 2
+    want = softmax(net.predict(((x - mean) / 64)[:, :, c:c + 24, c:c + 24].astype(np.float32)).astype(np.float64))
+    model, meta = ev.load_model(tmp_path / "c.npz")
+    np.testing.assert_allclose(ev.predict_proba(model, x, meta["preprocess"]), want, rtol=1e-5, atol=1e-7)
+    rows = ev.evaluate([tmp_path / "c.npz"], x, np.arange(5) % 10, ten_crop=True)
+    assert [r[1] for r in rows] == ["centre", "ten-crop"]
+    assert rows[0][2] == pytest.approx(topk_error(want, np.arange(5) % 10, 1))
