@@ -67,6 +67,8 @@ def test_quick_writes_result_figure_and_metrics(name, quick_root, capsys):
         assert copied == (out / "runs" / run / "metrics.csv").read_text()
         assert len(copied.strip().splitlines()) == 1 + info["epochs"]
         assert "300 validation (held out" in info["data"]
+    last = max(json.loads((out / "runs" / r / "run.json").read_text())["finished"] for r in runs)
+    assert f"; the last run finished {last}" in text          # the runs' time, not only the writing's
     pngs = list(out.glob("*.png"))
     assert pngs and f"]({pngs[0].name})" in text
     assert pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

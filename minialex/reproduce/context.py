@@ -133,7 +133,7 @@ class Context:
                   f"training + test time of the finished runs {wall / 60:.1f} min",
                   f"- **Machine**: {mach}",
                   f"- **Command**: `{self.command()}` (add `--resume` to continue an interrupted run)",
-                  f"- **Written**: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]
+                  f"- **Written**: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}{last_finished(done)}", ""]
         if figure:
             lines += [f"![{self.name}]({Path(figure).name})", ""]
         lines += ["## Runs", "",
@@ -191,6 +191,12 @@ def mean_spread(values):
 
 EXTENDED = ("a grid whose best learning rate lies at one of its ends is extended past that end by the grid's "
             "own ratio, at most twice, so that the choice is not at an edge of what was tried")
+
+
+def last_finished(done):
+    """"; the last run finished <time>" from the finished runs' run.json, or "" (none recorded)."""
+    times = [r["finished"] for r in done if r.get("finished")]
+    return f"; the last run finished {max(times)}" if times else ""
 
 
 def tried(sweep):

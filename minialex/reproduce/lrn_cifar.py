@@ -46,32 +46,33 @@ SECTION = "Sec. 3.3"
 CLAIM = "four-layer CNN on CIFAR-10: 13% test error without response normalisation, 11% with it"
 
 FULL = dict(epochs=60, lrs=(0.01, 0.02, 0.04), sweep_epochs=3, sweep_images=15000, seeds=(0, 1),
-            train_limit=None)
-WARMUP_EPOCHS = 1.0       # linear warm-up (Bag of Tricks Sec. 3.1); the first recipe had none
+            train_limit=None, warmup=1.0)      # warmup: epochs of linear warm-up (Bag of Tricks Sec. 3.1)
 CONV2_BIAS = 1.0          # Sec. 5: "biases in the second ... convolutional layers ... with the constant 1"
 # layer-params-conv-local-11pct.cfg's wc, a weight decay inside the velocity times the learning rate as in
 # SGD; cuda-convnet has no weight cost on biases, hence no_bias_decay
 LAYER_DECAY = {"conv1": 0.0, "conv2": 0.0, "local3": 0.004, "local4": 0.004, "fc10": 0.004}
-QUICK = dict(epochs=1, lrs=(0.01, 0.02), sweep_epochs=1, sweep_images=400, seeds=(0,), train_limit=600)
+# the miniature warms up for a quarter of its first epoch, so that it has time left to learn
+QUICK = dict(epochs=3, lrs=(0.01, 0.02), sweep_epochs=1, sweep_images=1000, seeds=(0,), train_limit=2000,
+             warmup=0.25)
 
 
-def spec(name, lrn, lr, epochs, seed, limit):
+def spec(name, lrn, lr, epochs, seed, limit, warmup):
     return RunSpec(name, net="conv-local", net_options={"lrn": lrn, "local": True, "conv2_bias": CONV2_BIAS},
                    epochs=epochs, lr=lr, seed=seed, pad=0, train_limit=limit,
-                   layer_decay=LAYER_DECAY, tricks={"warmup_epochs": WARMUP_EPOCHS, "no_bias_decay": True},
+                   layer_decay=LAYER_DECAY, tricks={"warmup_epochs": warmup, "no_bias_decay": True},
                    ten_crop=True)
 
 
 def run(ctx):
     p = QUICK if ctx.quick else FULL
     lr, sweep = choose_lr(ctx, lambda lr: spec(f"sweep-lrn-lr{lr:g}", True, lr, p["sweep_epochs"], 0,
-                                               p["sweep_images"]), p["lrs"])
+                                               p["sweep_images"], p["warmup"]), p["lrs"])
     arms = {"LRN": [], "no LRN": []}
     if lr is not None:
         for seed in ctx.seeds_or(p["seeds"]):            # interleaved: a cut-off leaves matched pairs
-            arms["LRN"].append(ctx.train(spec(f"lrn-seed{seed}", True, lr, p["epochs"], seed, p["train_limit"])))
-            arms["no LRN"].append(ctx.train(spec(f"nolrn-seed{seed}", False, lr, p["epochs"], seed,
-                                                 p["train_limit"])))
+            for arm, lrn, prefix in (("LRN", True, "lrn"), ("no LRN", False, "nolrn")):
+                arms[arm].append(ctx.train(spec(f"{prefix}-seed{seed}", lrn, lr, p["epochs"], seed,
+                                                p["train_limit"], p["warmup"])))
     claims = []
     for key, how in (("test_top1", "centre crop"), ("test_top1_ten_crop", "ten patches, multiview")):
         test = {k: [r.get(key) for r in v] for k, v in arms.items()}
