@@ -189,7 +189,8 @@ def _json_entry(z, path, key):
 
 def read_checkpoint(path):
     """The raw contents: {"params": {name: array}, "velocity": {...}, "config": dict or None,
-    "net": dict or None, "optim": dict or None, "schedule": dict or None, "model_rng": dict or None, "extra": dict or None}.
+    "net": dict or None, "optim": dict or None, "schedule": dict or None, "model_rng": dict or None,
+    "extra": dict or None}.
 
     Raises CheckpointError (a ValueError) naming the file and what is wrong
     with it: not an .npz, truncated, an entry that fails its CRC or checksum,

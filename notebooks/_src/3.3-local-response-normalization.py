@@ -256,7 +256,11 @@ show("lrn-cifar")
 # trained 20 epochs without warm-up, at learning rate 0.01 and then 0.005, and their nets underfit: most of
 # conv2's ReLUs died in the first epoch at any larger rate (`minialex.dead_units.dead_fraction` counts them).
 # Their finished runs, superseded, kept for the record: the second recipe (2 seeds per arm), then the first.
+# A fourth recipe, tried after them and not chosen, comes last: cuda-convnet's own per-layer weight costs
+# (0.004 on the locally connected layers and fc10, none on the convs) against the third recipe's overfitting.
+# Its nets overfit less but fit worse, and its validation error was higher in both arms.
 
 # %%
 show("lrn-cifar-lr0.005")
 show("lrn-cifar-lr0.01")
+show("lrn-cifar-wc")
