@@ -265,8 +265,10 @@ def _copy_into(dst, src):
 
 def _record_from_spec(extra, params):
     """A cuda-convnet build record from a reproduce run's ``extra["spec"]``, or None."""
+    from .cuda_convnet import NETS
+
     spec = (extra or {}).get("spec")
-    if not isinstance(spec, dict) or spec.get("net") not in ("fig1", "conv-local"):
+    if not isinstance(spec, dict) or spec.get("net") not in NETS:
         return None
     first = next(iter(params.values()))
     return {"builder": "cuda_convnet", "name": spec["net"], **dict(spec.get("net_options") or {}),

@@ -139,17 +139,13 @@ def build_net(spec):
     return cuda_convnet.build(spec.net, seed=spec.seed, **opts)
 
 
-def input_size(model):
-    cfg = getattr(model, "config", None)
-    return cfg.input_size if cfg is not None else model.input_size
-
-
 def transforms(spec, model, mean):
     """(train, eval) transforms: Sec. 4.1 crops and flips, then the input scale."""
     from ..data import EvalTransform, TrainTransform
+    from ..evaluation import model_input_size
     from ..experiment import Scaled
 
-    size = input_size(model)
+    size = model_input_size(model)
     crop = spec.crop or size
     train = TrainTransform(mean=mean, crop=crop, pad=spec.pad, flip=spec.flip)
     return Scaled(train, spec.input_scale), Scaled(EvalTransform(mean=mean, crop=size), spec.input_scale)
@@ -195,6 +191,7 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     constant schedule, stopping early changes nothing that was trained).
     """
     from ..data import BatchLoader, image_statistics
+    from ..evaluation import model_input_size
     from ..metrics import read_metrics
     from ..tricks import Tricks, load_teacher
     from ..trainer import CHECKPOINT, Trainer
@@ -226,7 +223,7 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     opt, sched = _optimizer(spec, net, tricks)
     meta = {"format": "minialex-reproduce-1", "spec": spec.to_dict(), "data": data.name,
             "class_names": list(data.class_names),
-            "preprocess": {"crop": input_size(model), "pad": spec.pad, "scale": spec.input_scale,
+            "preprocess": {"crop": model_input_size(model), "pad": spec.pad, "scale": spec.input_scale,
                            "mean": mean.tolist()}}
     teacher = load_teacher(tricks.distill, data.class_names, meta["preprocess"]) if tricks.distill else None
     until = extra_epochs_until
