@@ -28,8 +28,10 @@ dnouri/cuda-convnet). Two are built here from minialex layers:
 Choices where we could not or did not follow the files (docs/deviations.md):
 
 * **Pooling size**: cuda-convnet's pools (``outputsX=0``) cover the image
-  with partial windows at the edge (24 -> 12 -> 6); ours take whole windows
-  only (24 -> 11 -> 5), as ``MaxPool2D`` does everywhere in minialex.
+  with partial windows at the edge (24 -> 12 -> 6); by default ours take
+  whole windows only (24 -> 11 -> 5), as ``MaxPool2D`` does everywhere in
+  minialex. ``cover_pools=True`` builds cuda-convnet's sizes
+  (``MaxPool2D(3, 2, cover=True)``; conv-local: 32*6*6 = 1152 -> 10).
 * **Average pools**: ``layers-18pct``/``-80sec`` use average pooling in pool2
   and pool3 and put pool1 before its ReLU; ``fig1`` uses max pooling after
   every nonlinearity (the order is the same function for max pooling and
@@ -95,8 +97,13 @@ class CudaConvnetNet(Sequential):
         pass
 
 
-def build(name, seed=0, activation="relu", lrn=True, local=True, conv2_bias=0.0, num_classes=10, dtype="float32"):
+def build(name, seed=0, activation="relu", lrn=True, local=True, conv2_bias=0.0, cover_pools=False, num_classes=10,
+          dtype="float32"):
     """The cuda-convnet net ``name`` ("fig1" or "conv-local"); see the module docstring.
+
+    cover_pools: True pools as cuda-convnet does, partial windows at the edge
+    (conv-local 24 -> 12 -> 6, fig1 32 -> 16 -> 8 -> 4); False (default) takes
+    whole windows only (24 -> 11 -> 5, 32 -> 15 -> 7 -> 3).
 
     conv2_bias: the initial bias of conv2's units. 0 follows cuda-convnet's files; 1 is
     Sec. 5's rule for the second convolutional layer ("provides the ReLUs with positive
@@ -114,14 +121,17 @@ def build(name, seed=0, activation="relu", lrn=True, local=True, conv2_bias=0.0,
     def std(fan_in, last=False):
         return float(np.sqrt((1.0 if last else gain) / fan_in))
 
+    def pool():
+        return MaxPool2D(3, 2, cover=cover_pools)
+
     items = []
     if name == "fig1":
         S, C = 32, 3
         for i, F in enumerate((32, 32, 64), start=1):
             items += [(f"conv{i}", Conv2D(C, F, 5, padding=2, rng=rng, weight_std=std(C * 25),
                                           bias_init=conv2_bias if i == 2 else 0.0, dtype=dtype)),
-                      (f"{activation}{i}", act()), (f"pool{i}", MaxPool2D(3, 2))]
-            C, S = F, (S - 3) // 2 + 1                   # 32 -> 15 -> 7 -> 3
+                      (f"{activation}{i}", act()), (f"pool{i}", pool())]
+            C, S = F, pool().output_shape((F, S, S))[1]  # 32 -> 15 -> 7 -> 3 (cover: 16 -> 8 -> 4)
         spec = dict(name=name, activation=activation, conv2_bias=conv2_bias)
     else:
         S, C = 24, 3
@@ -132,8 +142,8 @@ def build(name, seed=0, activation="relu", lrn=True, local=True, conv2_bias=0.0,
             if lrn:
                 items.append((f"lrn{i}", LocalResponseNorm(5, alpha=0.001, beta=0.75, k=1.0,
                                                            alpha_convention="pytorch")))
-            items.append((f"pool{i}", MaxPool2D(3, 2)))
-            C, S = 64, (S - 3) // 2 + 1                  # 24 -> 11 -> 5
+            items.append((f"pool{i}", pool()))
+            C, S = 64, pool().output_shape((64, S, S))[1]   # 24 -> 11 -> 5 (cover: 12 -> 6)
         for i in (3, 4):
             w = std(C * 9)
             layer = (LocallyConnected2D(C, 32, 3, S, padding=1, rng=rng, weight_std=w, dtype=dtype) if local
@@ -141,6 +151,8 @@ def build(name, seed=0, activation="relu", lrn=True, local=True, conv2_bias=0.0,
             items += [(f"{'local' if local else 'conv'}{i}", layer), (f"{activation}{i}", act())]
             C = 32
         spec = dict(name=name, activation=activation, lrn=lrn, local=local, conv2_bias=conv2_bias)
+    if cover_pools:                                      # only when set: older records stay as they were
+        spec["cover_pools"] = True
     items += [("flatten", Flatten()),
               ("fc10", Linear(C * S * S, num_classes, rng=rng, weight_std=std(C * S * S, last=True),
                               dtype=dtype))]

@@ -24,6 +24,20 @@ def test_conv_local_shapes_follow_the_docstring():
     assert dict(model.named_params())["local3.b"].shape == (32, 5, 5)           # one bias per output unit
 
 
+def test_cover_pools_gives_cuda_convnets_sizes_and_survives_a_rebuild():
+    from minialex.cuda_convnet import rebuild
+
+    model = build("conv-local", seed=0, cover_pools=True)
+    s = _shapes(model, np.zeros((2, 3, 24, 24), np.float32))
+    assert s["pool1"] == (64, 12, 12) and s["pool2"] == (64, 6, 6)           # layers-conv-local-11pct's sizes
+    assert s["local4"] == (32, 6, 6) and dict(model.named_params())["fc10.w"].shape == (32 * 6 * 6, 10)
+    assert dict(model.named_params())["local3.b"].shape == (32, 6, 6)
+    assert _shapes(build("fig1", cover_pools=True), np.zeros((1, 3, 32, 32), np.float32))["pool3"] == (64, 4, 4)
+    again = rebuild(model.build_record())
+    assert model.build_record()["cover_pools"] is True and again.build_record() == model.build_record()
+    assert "cover_pools" not in build("conv-local").spec                   # older records stay as they were
+
+
 def test_fig1_shapes_follow_the_docstring():
     s = _shapes(build("fig1", activation="tanh"), np.zeros((2, 3, 32, 32), np.float32))
     assert s["pool1"] == (32, 15, 15) and s["pool2"] == (32, 7, 7) and s["pool3"] == (64, 3, 3)

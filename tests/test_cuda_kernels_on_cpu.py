@@ -93,6 +93,21 @@ def test_maxpool(cuda_on_cpu, dtype, z, s, shape):
     assert rel_error(dx, cuda_on_cpu.maxpool_backward(dout, arg, x.shape, z, s)) < TOL[dtype]
 
 
+def test_covering_maxpool_layer(cuda_on_cpu):
+    """CudaMaxPool2D with cover=True (partial edge windows) against the readable layer."""
+    from minialex.kernels.pool import CudaMaxPool2D
+    rng = np.random.default_rng(2)
+    x = distinct(rng, (2, 3, 12, 11), np.float64)
+    ref, fast = MaxPool2D(3, 2, cover=True), MaxPool2D(3, 2, cover=True)
+    fast.__class__ = CudaMaxPool2D
+    out = ref.forward(x)
+    np.testing.assert_array_equal(fast.forward(x), out)
+    assert out.shape == (2, 3, 6, 5)
+    dout = rng.standard_normal(out.shape)
+    dx = fast.backward(dout)
+    assert dx.shape == x.shape and rel_error(ref.backward(dout), dx) < TOL[np.float64]
+
+
 def test_maxpool_ties_and_overlapping_windows(cuda_on_cpu):
     x = np.zeros((1, 1, 5, 5))
     layer = MaxPool2D(3, 2)

@@ -100,6 +100,49 @@ def test_maxpool_forward_matches_loops(z, s, H, W):
     np.testing.assert_array_equal(MaxPool2D(z, s).forward(x), naive_maxpool(x, z, s))
 
 
+def naive_covering_maxpool(x, z, s):
+    """cuda-convnet's pooling: windows start every s pixels until the last pixel is covered."""
+    N, C, H, W = x.shape
+    starts_h = list(range(0, max(H - z, 0) + s, s))           # last start: the first at or past H - z
+    starts_w = list(range(0, max(W - z, 0) + s, s))
+    out = np.zeros((N, C, len(starts_h), len(starts_w)))
+    for n in range(N):
+        for c in range(C):
+            for i, h in enumerate(starts_h):
+                for j, w in enumerate(starts_w):
+                    out[n, c, i, j] = x[n, c, h:min(h + z, H), w:min(w + z, W)].max()   # partial at the edge
+    return out
+
+
+@pytest.mark.parametrize("z,s,H,W", [(3, 2, 24, 24), (3, 2, 12, 12), (3, 2, 13, 13), (2, 2, 7, 9), (3, 1, 5, 6),
+                                     (5, 3, 12, 10)])
+def test_covering_maxpool_forward_matches_loops(z, s, H, W):
+    x = np.random.default_rng(6).standard_normal((2, 3, H, W))
+    np.testing.assert_array_equal(MaxPool2D(z, s, cover=True).forward(x), naive_covering_maxpool(x, z, s))
+
+
+def test_covering_pool_sizes_and_errors():
+    """cuda-convnet's 24 -> 12 -> 6 (layers-conv-local-11pct), where whole windows give 24 -> 11 -> 5."""
+    p = MaxPool2D(3, 2, cover=True)
+    assert p.output_shape((64, 24, 24)) == (64, 12, 12) and p.output_shape((64, 12, 12)) == (64, 6, 6)
+    assert MaxPool2D(3, 2).output_shape((64, 24, 24)) == (64, 11, 11)
+    assert p.output_shape((96, 55, 55)) == (96, 27, 27)        # nothing left over: the same as whole windows
+    with pytest.raises(ValueError, match="stride=3, kernel_size=2"):
+        MaxPool2D(2, 3, cover=True)
+
+
+def test_covering_pool_routes_the_gradient_to_real_pixels_only():
+    x = -np.arange(16.0).reshape(1, 1, 4, 4)                   # every window's max is its top-left pixel
+    pool = MaxPool2D(3, 2, cover=True)
+    out = pool.forward(x)
+    assert out.shape == (1, 1, 2, 2) and out[0, 0, 1, 1] == x[0, 0, 2, 2]   # a 2x2 partial window
+    dx = pool.backward(np.ones((1, 1, 2, 2)))
+    expected = np.zeros((4, 4))
+    expected[0, 0] = expected[0, 2] = expected[2, 0] = expected[2, 2] = 1
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(dx[0, 0], expected)
+
+
 def test_paper_pool_sizes():
     """Sec. 3.4/3.5: 55 -> 27 -> 13 -> 6 with z=3, s=2."""
     p = MaxPool2D(3, 2)

@@ -82,6 +82,14 @@ def test_overlapping_maxpool():
     assert_passes(check_layer(MaxPool2D(3, 2), x, threshold=THRESHOLD))
 
 
+def test_covering_maxpool():
+    """cuda-convnet's pooling: 8x7 -> 4x3 with partial windows at the bottom and right."""
+    x = _distinct(np.random.default_rng(5), (2, 3, 8, 7))
+    layer = MaxPool2D(3, 2, cover=True)
+    assert layer.output_shape((3, 8, 7)) == (3, 4, 3)
+    assert_passes(check_layer(layer, x, threshold=THRESHOLD))
+
+
 @pytest.mark.parametrize("mode", ["paper", "inverted"])
 def test_dropout_frozen_mask(mode):
     rng = np.random.default_rng(5)

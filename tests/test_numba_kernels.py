@@ -212,6 +212,19 @@ def test_maxpool_fast_matches_reference(case, dtype):
     assert_close(dx_f, dx_ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [(2, 3, 24, 24, 3, 2), (1, 2, 12, 11, 3, 2), (2, 2, 7, 9, 2, 2)])
+def test_covering_maxpool_fast_matches_reference(case, dtype):
+    """cover=True (cuda-convnet's partial edge windows) on the numba path."""
+    N, C, H, W, z, s = case
+    x = np.random.default_rng(sum(case)).standard_normal((N, C, H, W)).astype(dtype)
+    r = run_both(lambda impl: path(MaxPool2D(z, s, cover=True), impl), x)
+    (o_ref, dx_ref, _), (o_f, dx_f, _) = r["reference"], r["numba"]
+    assert o_f.shape == (N, C, -(-(H - z) // s) + 1, -(-(W - z) // s) + 1)
+    assert np.array_equal(o_f, o_ref) and dx_f.shape == x.shape
+    assert_close(dx_f, dx_ref, dtype)
+
+
 def test_maxpool_ties_go_to_first_max_and_overlaps_add():
     """Integer-valued inputs tie everywhere; the fast path must route each
     gradient exactly where the reference does (first max, row-major), and
@@ -254,7 +267,7 @@ def test_maxpool_kernels_match_argmax_with_ties_and_nans(z, s):
     layer = path(MaxPool2D(z, s), "reference")
     ref = layer.forward(x)
     assert np.array_equal(out, ref, equal_nan=True)
-    assert np.array_equal(arg.reshape(-1), layer.cache[1])         # the reference's flat arg-max
+    assert np.array_equal(arg.reshape(-1), layer.cache[-1])        # the reference's flat arg-max
 
 
 LRN_CASES = [
@@ -333,7 +346,7 @@ def test_reference_switch_really_skips_numba(monkeypatch):
     assert {lrn.kernel_path, pool.kernel_path, conv.kernel_path} == {"reference"}
     lrn.forward(x), pool.forward(x), conv.forward(x)
     assert lrn.cache[1] is not None                                # scale kept: reference path
-    assert pool.cache[1].ndim == 1                                 # flat arg-max over im2col columns
+    assert pool.cache[-1].ndim == 1                                # flat arg-max over im2col columns
     assert len(conv.cache) == 2 and conv.cache[0] == x.shape       # the readable (x shape, x)
 
 

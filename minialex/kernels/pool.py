@@ -22,15 +22,17 @@ class _FastMaxPool2D(MaxPool2D):
         z, s = self.kernel_size, self.stride
         if z > x.shape[2] or z > x.shape[3]:
             raise ValueError(f"MaxPool2D: kernel_size={z} is larger than the input {x.shape[2]}x{x.shape[3]}")
+        x_shape = x.shape
+        x = self.pad_to_cover(x)                                   # (N, C, H', W'); H' = H unless cover
         out, arg = self.ops.maxpool_forward(x, z, s)               # (N, C, OH, OW) each
-        self.cache = (x.shape, arg)
+        self.cache = (x_shape, x.shape, arg)
         return out
 
     def backward(self, dout):
-        x_shape, arg = self.cache
-        dx = self.ops.maxpool_backward(dout, arg, x_shape, self.kernel_size, self.stride)  # (N, C, H, W)
+        x_shape, padded_shape, arg = self.cache
+        dx = self.ops.maxpool_backward(dout, arg, padded_shape, self.kernel_size, self.stride)  # (N, C, H', W')
         self.cache = None
-        return dx
+        return dx[:, :, :x_shape[2], :x_shape[3]]                  # (N, C, H, W)
 
 
 class NumbaMaxPool2D(_FastMaxPool2D):
