@@ -291,3 +291,18 @@ def test_layer_decay_of_a_spec_reaches_the_optimizer():
         assert opt.decay_of(name) == (decay[layer] if part == "w" else 0.0), name
     with pytest.raises(ValueError, match="'local5'"):
         _optimizer(RunSpec("x", net="conv-local", layer_decay={"local5": 0.1}), build_net(spec), Tricks())
+
+
+def test_lrn_cifar_cover_pools_switch_builds_cuda_convnets_pooling(monkeypatch):
+    """lrn_cifar.COVER_POOLS (the fifth recipe) reaches the net: 6x6 maps before fc10 instead of 5x5."""
+    from minialex.reproduce import lrn_cifar
+    from minialex.reproduce.runner import build_net
+
+    def fc10_inputs(cover):
+        monkeypatch.setattr(lrn_cifar, "COVER_POOLS", cover)
+        spec = lrn_cifar.spec("x", True, 0.01, 1, 0, None, 1.0)
+        return dict(build_net(spec).named_params())["fc10.w"].shape[0], spec.net_options
+
+    (whole, opts_whole), (cover, opts_cover) = fc10_inputs(False), fc10_inputs(True)
+    assert (whole, cover) == (32 * 5 * 5, 32 * 6 * 6)
+    assert "cover_pools" not in opts_whole and opts_cover["cover_pools"] is True   # old specs still resume
