@@ -8,6 +8,7 @@ tests/test_numba_kernels.py and tests/test_cuda_kernels_on_cpu.py.
 """
 from __future__ import annotations
 
+from ..backend import get_array_module
 from ..layers.base import check_float, check_ndim
 from ..layers.pool import MaxPool2D
 from . import _cuda, _numba
@@ -32,7 +33,9 @@ class _FastMaxPool2D(MaxPool2D):
         x_shape, padded_shape, arg = self.cache
         dx = self.ops.maxpool_backward(dout, arg, padded_shape, self.kernel_size, self.stride)  # (N, C, H', W')
         self.cache = None
-        return dx[:, :, :x_shape[2], :x_shape[3]]                  # (N, C, H, W)
+        if padded_shape == x_shape:
+            return dx
+        return get_array_module(dx).ascontiguousarray(dx[:, :, :x_shape[2], :x_shape[3]])   # (N, C, H, W)
 
 
 class NumbaMaxPool2D(_FastMaxPool2D):
