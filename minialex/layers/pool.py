@@ -23,8 +23,8 @@ class MaxPool2D(Layer):
     seen. ``cover=True`` is cuda-convnet's pooling (``outputsX=0``): windows
     go on until the last row and column are covered, the last ones partial
     (24 -> 12 -> 6 with z=3, s=2, where whole windows give 24 -> 11 -> 5).
-    It pads the bottom and right with -inf, which never wins a max, pools as
-    usual and crops the gradient back (docs/deviations.md).
+    It pads the bottom and right with -inf, which loses to every finite
+    value, pools as usual and crops the gradient back (docs/deviations.md).
 
     Shapes:  x: (N, C, H, W)  ->  out: (N, C, OH, OW),  OH = (H - z) // s + 1
              (cover=True: OH = ceil((H - z) / s) + 1)
