@@ -128,10 +128,11 @@ def build(name, seed=0, activation="relu", lrn=True, local=True, conv2_bias=0.0,
     if name == "fig1":
         S, C = 32, 3
         for i, F in enumerate((32, 32, 64), start=1):
+            p = pool()
             items += [(f"conv{i}", Conv2D(C, F, 5, padding=2, rng=rng, weight_std=std(C * 25),
                                           bias_init=conv2_bias if i == 2 else 0.0, dtype=dtype)),
-                      (f"{activation}{i}", act()), (f"pool{i}", pool())]
-            C, S = F, pool().output_shape((F, S, S))[1]  # 32 -> 15 -> 7 -> 3 (cover: 16 -> 8 -> 4)
+                      (f"{activation}{i}", act()), (f"pool{i}", p)]
+            C, S = F, p.output_shape((F, S, S))[1]       # 32 -> 15 -> 7 -> 3 (cover: 16 -> 8 -> 4)
         spec = dict(name=name, activation=activation, conv2_bias=conv2_bias)
     else:
         S, C = 24, 3
@@ -142,8 +143,9 @@ def build(name, seed=0, activation="relu", lrn=True, local=True, conv2_bias=0.0,
             if lrn:
                 items.append((f"lrn{i}", LocalResponseNorm(5, alpha=0.001, beta=0.75, k=1.0,
                                                            alpha_convention="pytorch")))
-            items.append((f"pool{i}", pool()))
-            C, S = 64, pool().output_shape((64, S, S))[1]   # 24 -> 11 -> 5 (cover: 12 -> 6)
+            p = pool()
+            items.append((f"pool{i}", p))
+            C, S = 64, p.output_shape((64, S, S))[1]     # 24 -> 11 -> 5 (cover: 12 -> 6)
         for i in (3, 4):
             w = std(C * 9)
             layer = (LocallyConnected2D(C, 32, 3, S, padding=1, rng=rng, weight_std=w, dtype=dtype) if local

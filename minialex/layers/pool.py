@@ -57,13 +57,15 @@ class MaxPool2D(Layer):
     def pad_to_cover(self, x):
         """x (N, C, H, W) -> (N, C, H', W'), -inf rows and columns added below and right so
         that the partial windows of cover=True are whole; x itself when nothing is missing."""
+        if not self.cover:
+            return x
         xp = get_array_module(x)
         H, W = x.shape[2], x.shape[3]
         z, s = self.kernel_size, self.stride
-        ph, pw = (self._size(H) - 1) * s + z - H, (self._size(W) - 1) * s + z - W
-        if ph <= 0 and pw <= 0:
+        ph, pw = (self._size(H) - 1) * s + z - H, (self._size(W) - 1) * s + z - W   # >= 0 with cover
+        if ph == 0 and pw == 0:
             return x
-        return xp.pad(x, ((0, 0), (0, 0), (0, max(ph, 0)), (0, max(pw, 0))), constant_values=-xp.inf)
+        return xp.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), constant_values=-xp.inf)
 
     def forward(self, x, train=True):
         xp = get_array_module(x)

@@ -32,11 +32,11 @@ cuda-convnet's pooling sizes, partial windows at the edge (24 -> 12 -> 6,
 where whole windows give 24 -> 11 -> 5; ``MaxPool2D(cover=True)``), so
 that local3, local4 and fc10 see 6x6 maps as in layers-conv-local-11pct.cfg
 (1.12M weights instead of 0.81M). This recipe is short of the 15% target
-(16.30 +- 0.05% with LRN on the ten patches, seeds 0 and 1) and its nets
+(16.30 +- 0.04% with LRN on the ten patches, seeds 0 and 1) and its nets
 were still improving at the end (seed 0: validation error 18.7%, test-mode
 training error 10.3%).
 
-Tried and not chosen, a fourth recipeTried and not chosen, a fourth recipe (docs/results/lrn-cifar-wc): this
+Tried and not chosen, a fourth recipe (docs/results/lrn-cifar-wc): this
 one with cuda-convnet's per-layer weight costs (``wc`` of
 layer-params-conv-local-11pct.cfg: 0 on conv1 and conv2, 0.004 on local3,
 local4 and fc10, none on biases), against this recipe's overfitting (seed 0:
