@@ -49,14 +49,19 @@ Choices where we could not or did not follow the files (docs/deviations.md):
 * **Training**: per-layer learning rates are replaced by one SGD (Sec. 5)
   for all layers, its learning rate chosen on a validation split
   (``minialex.reproduce``). The weight costs (wc 0 in conv1/2, 0.004
-  elsewhere, none on biases) are kept by lrn-cifar's recipe as
-  ``SGD(layer_decay=...)``.
+  elsewhere, none on biases) are available as ``SGD(layer_decay=...)``;
+  lrn-cifar's fourth recipe tried them and validation did not choose them.
+
+Both nets run on NumPy or, after ``net.to("cupy")``, on a GPU (the
+readable ``LocallyConnected2D`` is array-agnostic; the other layers become
+their CUDA twins).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .kernels import accelerate
+from .backend import get_array_module
+from .kernels import accelerate, move
 from .layers import (Conv2D, Flatten, Linear, LocallyConnected2D, LocalResponseNorm, MaxPool2D, ReLU,
                      Sequential, Tanh)
 
@@ -77,6 +82,20 @@ class CudaConvnetNet(Sequential):
 
     def num_params(self):
         return int(sum(p.size for _, p in self.named_params()))
+
+    def to(self, xp, kernels=None):
+        """Move every parameter to ``xp`` (``numpy``, ``cupy`` or their names), in place; returns self.
+
+        As ``AlexNet.to``: the layers become the fast twins for that device (or
+        the readable ones, ``kernels="reference"``); create the optimizer after
+        moving.
+        """
+        return move(self, xp, kernels)
+
+    @property
+    def xp(self):
+        """The array module holding the parameters."""
+        return get_array_module(*[p for _, p in self.named_params()])
 
     def predict(self, x):
         """Logits in test mode, without keeping backward caches."""

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import get_array_module, to_device
-from .kernels import accelerate
+from .kernels import accelerate, move
 from .layers import (Conv2D, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2D, ReLU,
                      Sequential, Tanh)
 
@@ -489,15 +489,7 @@ class AlexNet(Sequential):
         ``minialex.kernels.accelerate``). Create the optimizer after moving: it
         holds references to the arrays.
         """
-        if isinstance(xp, str):
-            from .backend import get_backend
-            xp = get_backend(xp)
-        for layer in self.layers:
-            for k in list(layer.params):
-                layer.params[k] = to_device(layer.params[k], xp)
-            layer.grads = {k: None for k in layer.params} if layer.params else layer.grads
-            layer.cache = None
-        return accelerate(self, xp, kernels)
+        return move(self, xp, kernels)
 
     @property
     def xp(self):

@@ -1,7 +1,7 @@
 """The fast paths, kept apart from the readable layers and chosen once per model.
 
     model = AlexNet(cfg)                  # built with the fast twins (MINIALEX_KERNELS, default "fast")
-    model.to("cupy")                      # moved: the CUDA twins
+    model.to("cupy")                      # moved: the CUDA twins (``move``)
     accelerate(layer_or_model, np, "reference")   # or back to the readable layers
 
 Every fast layer is a subclass of its readable layer in ``minialex.layers``
@@ -26,7 +26,7 @@ import this package.
 """
 from __future__ import annotations
 
-from ..backend import get_array_module, kernels_choice
+from ..backend import get_array_module, get_backend, kernels_choice, to_device
 from ..layers import Conv2D, Dropout, LocalResponseNorm, MaxPool2D, ReLU
 from .activation import NumbaReLU
 from .conv import CudaConv2D, NumbaConv2D
@@ -72,7 +72,6 @@ def accelerate(obj, xp=None, kernels=None):
     """
     choice = kernels_choice(kernels)
     if isinstance(xp, str):
-        from ..backend import get_backend
         xp = get_backend(xp)
     if xp is None:
         params = [p for layer in _layers(obj) for p in layer.params.values()]
@@ -85,3 +84,23 @@ def accelerate(obj, xp=None, kernels=None):
         fast = FAST[base].get(device) if choice == "fast" else None
         layer.__class__ = fast or base
     return obj
+
+
+def move(obj, xp, kernels=None):
+    """Move every parameter of ``obj`` to ``xp`` in place, then ``accelerate`` it there; returns ``obj``.
+
+    ``obj``: a layer or a Sequential / AlexNet (its layers, recursively);
+    ``xp``: ``numpy``, ``cupy`` or their names. Gradients and backward caches
+    are dropped (they live on the old device). This is what ``AlexNet.to`` and
+    ``CudaConvnetNet.to`` do; create the optimizer after moving, since it holds
+    references to the parameter arrays.
+    """
+    if isinstance(xp, str):
+        xp = get_backend(xp)
+    for layer in _layers(obj):
+        for k in list(layer.params):
+            layer.params[k] = to_device(layer.params[k], xp)
+        if layer.params:
+            layer.grads = {k: None for k in layer.params}
+        layer.cache = None
+    return accelerate(obj, xp, kernels)

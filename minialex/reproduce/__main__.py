@@ -39,6 +39,10 @@ def build_parser(names):
                    help="CIFAR-10: the official cifar-10-batches-py folder's parent or a JPEG copy "
                         "(default ../shared/data/cifar10-jpg)")
     p.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                   help="numpy: the CPU (default; runs repeat bit for bit with the same seed and threads); "
+                        "cupy: one CUDA GPU, the same recipe with the CUDA kernels (sums may be reordered, "
+                        "so a GPU run is close to, not identical with, a CPU run)")
     p.add_argument("--rerun", default=None, metavar="RUN_DIR",
                    help="train one finished run (a folder with run.json) again into --out (default "
                         "RUN_DIR-rerun) and compare its metrics.csv and test errors with the original: "
@@ -61,6 +65,9 @@ def main(argv=None):
         for name, mod in exps.items():
             print(f"{name:12s} {mod.SECTION}: {mod.CLAIM}")
         return 0
+    if args.rerun and args.backend != "numpy":
+        p.error(f"--rerun checks that a run repeats bit for bit, which holds on the numpy backend only; "
+                f"drop --backend {args.backend}")
     if args.rerun:
         from .rerun import default_out, rerun
         try:
@@ -74,9 +81,16 @@ def main(argv=None):
     if args.name is None:
         p.error("name an experiment (--list shows them, --rerun RUN_DIR re-runs one run)")
     out = Path(args.out or f"runs/reproduce/{args.name}{'-quick' if args.quick else ''}")
+    xp = None
+    if args.backend != "numpy" and not args.report:
+        from ..backend import get_backend
+        try:
+            xp = get_backend(args.backend)
+        except RuntimeError as e:
+            p.error(f"--backend {args.backend}: {e}")
     ctx = Context(args.name, out, quick=args.quick, seeds=args.seeds, resume=args.resume,
                   report_only=args.report, data=args.data, argv=argv, progress=args.progress,
-                  only=args.only)
+                  only=args.only, xp=xp)
     try:
         exps[args.name].run(ctx)
     except Stopped as e:

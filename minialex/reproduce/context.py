@@ -37,13 +37,14 @@ class Context:
     """The state of one ``python -m minialex.reproduce NAME`` call; see the module docstring."""
 
     def __init__(self, name, out, quick=False, seeds=None, resume=False, report_only=False, data=None,
-                 argv=None, log=print, progress=False, only=None):
+                 argv=None, log=print, progress=False, only=None, xp=None):
         self.name, self.out, self.quick = name, Path(out), quick
         self.only = [pat.strip() for pat in only.split(",") if pat.strip()] if only else None
         self.seeds = seeds
         self.resume, self.report_only, self.data_path = resume, report_only, data
         self.argv = list(argv) if argv is not None else sys.argv[1:]
         self.log, self.progress = log, progress
+        self.xp = xp                         # None: numpy (the CPU); cupy: one GPU (--backend cupy)
         self._data = None
         self.t0 = time.perf_counter()
 
@@ -82,8 +83,9 @@ class Context:
             r["dir"] = str(d)
             return r
         resume = self.resume or (shared is not None and (d / "run.json").is_file())
+        kw = {} if self.xp is None else {"xp": self.xp}
         r = train_run(spec, self.data, d, resume=resume, extra_epochs_until=until, log=self.log,
-                      progress=self.progress)
+                      progress=self.progress, **kw)
         r["dir"] = str(d)
         if r["status"] != "done":
             raise Stopped(spec.name)
@@ -120,7 +122,7 @@ class Context:
                 shutil.copyfile(src, mdir / f"{r['spec']['name']}.csv")
         done = [r for r in runs if r.get("status") == "done"]
         wall = sum(r["wall_s"] for r in done)
-        mach = done[0]["machine"] if done else machine()
+        mach = done[0]["machine"] if done else machine(self.xp)
         scale = "miniature (--quick): bundled 10,000-image subset, a few hundred steps" if self.quick \
             else "full CIFAR-10"
         lines = [f"# {title}", "",

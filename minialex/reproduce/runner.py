@@ -158,8 +158,8 @@ def _subset(x, y, n, seed):
     return x[idx], y[idx]
 
 
-def machine():
-    """One line naming the CPU, its cores and the thread settings of this process."""
+def machine(xp=None):
+    """One line naming the CPU, its cores and the thread settings of this process (and the GPU on cupy)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -167,7 +167,18 @@ def machine():
     except OSError:
         pass
     threads = os.environ.get("NUMBA_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS") or "all"
-    return f"{cpu}, {os.cpu_count()} cores, {threads} thread(s), no GPU (numpy backend)"
+    if xp is None or xp is np:
+        return f"{cpu}, {os.cpu_count()} cores, {threads} thread(s), no GPU (numpy backend)"
+    return f"{gpu_name(xp)} (cupy backend), host {cpu}, {os.cpu_count()} cores"
+
+
+def gpu_name(xp):
+    """The current CUDA device's name, e.g. "NVIDIA H200", or "a CUDA GPU" where CuPy cannot say."""
+    try:
+        name = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)["name"]
+    except Exception:                               # a stand-in, or a driver that does not answer
+        return "a CUDA GPU"
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def load_average():
@@ -178,7 +189,7 @@ def load_average():
 
 
 # ---------------------------------------------------------------- one run
-def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=print, progress=False):
+def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=print, progress=False, xp=np):
     """Train (or continue, or read back) one run; returns its result dict.
 
     The dict has "spec", "status" ("done", "stopped"), "metrics" (dict of
@@ -189,6 +200,11 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     returns True when the run may stop (Figure 1: training error <= 25%);
     the run then trains one epoch at a time up to ``spec.epochs`` (with a
     constant schedule, stopping early changes nothing that was trained).
+    xp: numpy (the CPU, the default) or cupy (one GPU: the net's CUDA twins,
+    batches on the device). A run is reproducible bit for bit on the numpy
+    backend; on a GPU, atomics and cuBLAS may reorder sums. The backend is
+    not part of the spec: a run may resume on the other one (its run.json
+    names the machine that finished it).
     """
     from ..data import BatchLoader, image_statistics
     from ..evaluation import model_input_size
@@ -208,13 +224,15 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
         return result
 
     model = build_net(spec)
+    if xp is not np:
+        model.to(xp)                                # the CUDA twins; the optimizer is made after the move
     if hasattr(model.layers[0], "input_grad"):
         model.layers[0].input_grad = False          # dL/d(image) is never used in training
     xtr, ytr = _subset(data.x_train, data.y_train, spec.train_limit, spec.seed)
     mean, _ = image_statistics(xtr)
     mean = np.asarray(mean, dtype=np.float32)
     tt, et = transforms(spec, model, mean)
-    loader = BatchLoader(xtr, ytr, spec.batch_size, transform=tt, seed=spec.seed)
+    loader = BatchLoader(xtr, ytr, spec.batch_size, transform=tt, seed=spec.seed, xp=xp)
     tricks = Tricks(**spec.tricks)
     net = model
     if tricks.precision == "fp16":                  # Bag of Tricks Sec. 3.2
@@ -225,11 +243,11 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
             "class_names": list(data.class_names),
             "preprocess": {"crop": model_input_size(model), "pad": spec.pad, "scale": spec.input_scale,
                            "mean": mean.tolist()}}
-    teacher = load_teacher(tricks.distill, data.class_names, meta["preprocess"]) if tricks.distill else None
+    teacher = load_teacher(tricks.distill, data.class_names, meta["preprocess"], xp=xp) if tricks.distill else None
     until = extra_epochs_until
     trainer = Trainer(net, opt, sched, loader, (data.x_val, data.y_val, et), run_dir,
                       spec.epochs if until is None else 1, meta=meta, progress=progress, plot=False,
-                      log=log, tricks=tricks, teacher=teacher)
+                      log=log, tricks=tricks, teacher=teacher, xp=xp)
     if (run_dir / CHECKPOINT).is_file():
         extra = trainer.restore(run_dir / CHECKPOINT)
         _check_spec(extra.get("spec", {}), spec, run_dir / CHECKPOINT)
@@ -253,7 +271,7 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
         if until is None:
             break
     prep = dict(meta["preprocess"], mean=mean)          # the record, with the mean as the array it came from
-    return _test_and_record(spec, model, trainer, data, (xtr, ytr), et, prep, run_dir, load0, log)
+    return _test_and_record(spec, model, trainer, data, (xtr, ytr), et, prep, run_dir, load0, log, xp)
 
 
 def _optimizer(spec, net, tricks):
@@ -273,7 +291,7 @@ def _optimizer(spec, net, tricks):
     raise ValueError(f"RunSpec.schedule must be cosine, constant or step, got {spec.schedule!r}")
 
 
-def _test_and_record(spec, model, trainer, data, train, et, prep, run_dir, load0, log):
+def _test_and_record(spec, model, trainer, data, train, et, prep, run_dir, load0, log, xp=np):
     """Test a finished run once, write its run.json (atomically) and return the result dict.
 
     The test error is that of the centre crop; with ``spec.ten_crop`` also that of the ten
@@ -284,21 +302,21 @@ def _test_and_record(spec, model, trainer, data, train, et, prep, run_dir, load0
     from ..metrics import read_metrics, topk_error
 
     xtr, ytr = train
-    _, test1, test5 = evaluate_batches(model, data.x_test, data.y_test, et)
+    _, test1, test5 = evaluate_batches(model, data.x_test, data.y_test, et, xp=xp)
     views = {}
     if spec.ten_crop:
-        probs = predict_proba(model, data.x_test, prep, ten_crop=True)          # (N, K)
+        probs = predict_proba(model, data.x_test, prep, ten_crop=True, xp=xp)   # (N, K)
         views = {"test_top1_ten_crop": topk_error(probs, data.y_test, 1),
                  "test_top5_ten_crop": topk_error(probs, data.y_test, 5)}
     # the training error in test mode (centre crop, no dropout) on a fixed sample of the training
     # images: with the test error, the train/test gap of Sec. 4.1 and 4.2
     xs, ys = _subset(xtr, ytr, len(data.y_val), 4242)
-    _, clean1, _ = evaluate_batches(model, xs, ys, et)
+    _, clean1, _ = evaluate_batches(model, xs, ys, et, xp=xp)
     m = read_metrics(run_dir / "metrics.csv")
     result = {"spec": spec.to_dict(), "status": "done", "epochs": trainer.epoch, "steps": trainer.step,
               "test_top1": test1, "test_top5": test5, **views, "val_top1": m["val_top1"][-1],
               "train_eval_top1": clean1, "train_eval_images": len(ys),
-              "train_top1": m["train_top1"][-1], "wall_s": trainer.wall, "machine": machine(),
+              "train_top1": m["train_top1"][-1], "wall_s": trainer.wall, "machine": machine(xp),
               "load_avg": f"{load0} at the start, {load_average()} at the end", "data": data.name,
               "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     done_file = run_dir / RUN_FILE
