@@ -121,6 +121,23 @@ def test_unknown_experiment_is_one_line_error(capsys):
     assert "invalid choice: 'no-such-claim'" in capsys.readouterr().err
 
 
+def test_backend_cupy_errors_name_the_problem(tmp_path, capsys, monkeypatch):
+    """--backend cupy without a usable CuPy is a one-line error naming the backend (no silent CPU
+    fallback); --rerun refuses it, since only the numpy backend repeats a run bit for bit."""
+    import minialex.backend as backend
+
+    monkeypatch.setattr(backend, "_import_cupy", lambda: None)      # as on a machine without CuPy
+    with pytest.raises(SystemExit) as e:
+        main(["lrn-cifar", "--quick", "--backend", "cupy", "--out", str(tmp_path / "x")])
+    assert e.value.code == 2
+    assert "--backend cupy: backend 'cupy' requested but CuPy is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(SystemExit) as e:
+        main(["--rerun", str(tmp_path), "--backend", "cupy"])
+    assert e.value.code == 2
+    assert "bit for bit, which holds on the numpy backend only" in capsys.readouterr().err
+
+
 def test_published_headline_reads_a_result_and_says_when_there_is_none(tmp_path):
     from minialex.reproduce.published import figure, headline
 
