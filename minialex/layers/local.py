@@ -3,7 +3,8 @@
 cuda-convnet, the authors' 2012 code, calls it a "local" layer. Its
 CIFAR-10 nets of Sec. 3.3 (``layers-conv-local-13pct`` without response
 normalisation, ``-11pct`` with it) end in two of them, local3 and local4,
-on a 5x5 map (``minialex.cuda_convnet``).
+on a 6x6 map there (5x5 with minialex's default whole-window pools; see
+``minialex.cuda_convnet``, ``cover_pools``).
 """
 from __future__ import annotations
 
