@@ -83,9 +83,8 @@ class Context:
             r["dir"] = str(d)
             return r
         resume = self.resume or (shared is not None and (d / "run.json").is_file())
-        kw = {} if self.xp is None else {"xp": self.xp}
         r = train_run(spec, self.data, d, resume=resume, extra_epochs_until=until, log=self.log,
-                      progress=self.progress, **kw)
+                      progress=self.progress, xp=self.xp)
         r["dir"] = str(d)
         if r["status"] != "done":
             raise Stopped(spec.name)

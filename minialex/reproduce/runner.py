@@ -189,7 +189,7 @@ def load_average():
 
 
 # ---------------------------------------------------------------- one run
-def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=print, progress=False, xp=np):
+def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=print, progress=False, xp=None):
     """Train (or continue, or read back) one run; returns its result dict.
 
     The dict has "spec", "status" ("done", "stopped"), "metrics" (dict of
@@ -200,7 +200,7 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     returns True when the run may stop (Figure 1: training error <= 25%);
     the run then trains one epoch at a time up to ``spec.epochs`` (with a
     constant schedule, stopping early changes nothing that was trained).
-    xp: numpy (the CPU, the default) or cupy (one GPU: the net's CUDA twins,
+    xp: numpy (the CPU; None means numpy) or cupy (one GPU: the net's CUDA twins,
     batches on the device). A run is reproducible bit for bit on the numpy
     backend; on a GPU, atomics and cuBLAS may reorder sums. The backend is
     not part of the spec: a run may resume on the other one (its run.json
@@ -223,6 +223,7 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
         result["metrics"] = read_metrics(run_dir / "metrics.csv")
         return result
 
+    xp = np if xp is None else xp
     model = build_net(spec)
     if xp is not np:
         model.to(xp)                                # the CUDA twins; the optimizer is made after the move
