@@ -272,3 +272,30 @@ def test_reproduce_trains_a_run_on_the_device_as_on_the_cpu(cp, tmp_path, monkey
     for key in ("test_top1", "test_top1_ten_crop", "val_top1"):
         assert gpu[key] == cpu[key], key
     assert "cupy backend" in gpu["machine"] and "numpy backend" in cpu["machine"]
+
+
+def test_evaluate_runs_a_cuda_convnet_checkpoint_on_the_device(cp, tmp_path):
+    """evaluation.evaluate(xp=cupy) moves a cuda-convnet checkpoint's net to the device (it used to
+    refuse: the net had no .to) and gives the CPU's probabilities, centre and ten patches."""
+    from minialex import cuda_convnet
+    from minialex.checkpoint import save_checkpoint
+    from minialex.evaluation import evaluate, load_model, predict_proba
+
+    net = cuda_convnet.build("conv-local", seed=5, cover_pools=True, conv2_bias=1.0)
+    rng = np.random.default_rng(1)
+    mean = rng.uniform(100, 150, size=(3, 32, 32)).astype(np.float32)
+    extra = {"preprocess": {"crop": 24, "pad": 0, "image_size": 32, "mean": mean.tolist(), "scale": 1 / 64}}
+    save_checkpoint(tmp_path / "c.npz", net, extra=extra)
+    x = rng.integers(0, 256, size=(12, 3, 32, 32), dtype=np.uint8)
+    y = np.arange(12) % 10
+    rows = {"numpy": evaluate([tmp_path / "c.npz"], x, y, ten_crop=True),
+            "cupy": evaluate([tmp_path / "c.npz"], x, y, ten_crop=True, xp=cp)}
+    assert [r[:2] for r in rows["cupy"]] == [r[:2] for r in rows["numpy"]]
+    for a, b in zip(rows["numpy"], rows["cupy"]):
+        assert a[2:] == b[2:], a[:2]
+    model, meta = load_model(tmp_path / "c.npz")
+    want = predict_proba(model, x, meta["preprocess"], ten_crop=True)
+    model.to(cp)
+    assert isinstance(dict(model.named_params())["fc10.w"], cp.array_class)
+    np.testing.assert_allclose(predict_proba(model, x, meta["preprocess"], ten_crop=True, xp=cp), want,
+                               rtol=1e-5, atol=1e-7)
