@@ -36,7 +36,7 @@ docs/results/lrn-cifar-r3) reached 16.30 +- 0.04% with LRN on the ten
 patches (seeds 0 and 1), short of the 15% target, and its nets were still
 improving at the end. With cuda-convnet's pools and 60 epochs (the fifth
 recipe, seed 0 with LRN) the validation error was 18.66% against 18.74%,
-with 120 epochs {V120}.
+with 120 epochs 16.74%.
 
 Tried and not chosen, a fourth recipe (docs/results/lrn-cifar-wc): this
 one with cuda-convnet's per-layer weight costs (``wc`` of
