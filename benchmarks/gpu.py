@@ -586,8 +586,7 @@ def main(argv=None):
         except ImportError:
             print("PyTorch is not installed: measuring minialex alone (pip install torch for the ratio)")
 
-    props = cp.cuda.runtime.getDeviceProperties(args.device)
-    gpu_name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+    gpu_name = backend.gpu_name(cp, args.device)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch, 3, 224, 224)).astype(np.float32)
     y = rng.integers(0, 1000, args.batch).astype(np.int64)

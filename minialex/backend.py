@@ -97,6 +97,16 @@ def get_backend(name: str = "numpy"):
     return cp
 
 
+def gpu_name(cp, device=None):
+    """A CUDA device's name, e.g. "NVIDIA H200" (``device``: its id, default the current one);
+    "a CUDA GPU" where CuPy cannot say (a stand-in, or a driver that does not answer)."""
+    try:
+        name = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id if device is None else device)["name"]
+    except Exception:
+        return "a CUDA GPU"
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
 def to_numpy(a):
     """Return ``a`` as a NumPy array (copies from the GPU when needed)."""
     if isinstance(a, np.ndarray):

@@ -169,16 +169,9 @@ def machine(xp=None):
     threads = os.environ.get("NUMBA_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS") or "all"
     if xp is None or xp is np:
         return f"{cpu}, {os.cpu_count()} cores, {threads} thread(s), no GPU (numpy backend)"
+    from ..backend import gpu_name
+
     return f"{gpu_name(xp)} (cupy backend), host {cpu}, {os.cpu_count()} cores"
-
-
-def gpu_name(xp):
-    """The current CUDA device's name, e.g. "NVIDIA H200", or "a CUDA GPU" where CuPy cannot say."""
-    try:
-        name = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)["name"]
-    except Exception:                               # a stand-in, or a driver that does not answer
-        return "a CUDA GPU"
-    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def load_average():
@@ -202,7 +195,7 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     constant schedule, stopping early changes nothing that was trained).
     xp: numpy (the CPU; None means numpy) or cupy (one GPU: the net's CUDA twins,
     batches on the device). A run is reproducible bit for bit on the numpy
-    backend; on a GPU, atomics and cuBLAS may reorder sums. The backend is
+    backend; on a GPU, cuBLAS sums in another order than the CPU. The backend is
     not part of the spec: a run may resume on the other one (its run.json
     names the machine that finished it).
     """
