@@ -11,7 +11,9 @@
 # $OUT on a device machine, else ./gpu-out; a device call returns at most 8):
 #   1. bench.md     first the machine: GPU, driver, python/numpy/cupy/torch versions, date
 #   2. tests.log    the GPU tests (tests/test_gpu.py, test_gpu_precision.py) and NVRTC's compile
-#                   of every kernel (test_cuda_compile.py, float16 included)
+#                   of every kernel (test_cuda_compile.py, float16 included), then
+#                   python -m minialex.reproduce lrn-cifar --quick --backend cupy and its result.md
+#                   (the cuda-convnet nets' .to(cupy) and a reproduction's runner on the GPU)
 #   3. bench.md     benchmarks/gpu.py --suite: paper and cifar nets x fp32/tf32/fp16 vs PyTorch
 #      bench.json   the same rows
 #   4. data.log     pack_images.py --unpack (parts only), python -m minialex.data prepare DIR
@@ -59,13 +61,13 @@ if [ "$SMOKE" = 1 ]; then      # the CPU: a few images, two steps, the same comm
   PREP_ARGS=(--max-per-class 8 --workers 1)
   EVAL_ARGS=(--limit 16 --batch-size 16)
   BENCH_ARGS=(--suite --steps 1 --warmup 0)
-  TEST_LIMIT=120 BENCH_LIMIT=60 PREP_LIMIT=300 TRAIN_LIMIT=600 EVAL_LIMIT=300
+  TEST_LIMIT=120 BENCH_LIMIT=60 PREP_LIMIT=300 TRAIN_LIMIT=600 EVAL_LIMIT=300 REPRO_LIMIT=400
 else
   TRAIN_ARGS=(--epochs "$EPOCHS" --loader-workers 8)
   EVAL_ARGS=(--batch-size 256)
   BENCH_ARGS=(--suite --cuda-graphs --steps 20 --warmup 5)
   PREP_ARGS=(--workers "$(nproc 2>/dev/null || echo 4)")
-  TEST_LIMIT=150 BENCH_LIMIT=150 PREP_LIMIT=120 EVAL_LIMIT=60
+  TEST_LIMIT=150 BENCH_LIMIT=150 PREP_LIMIT=120 EVAL_LIMIT=60 REPRO_LIMIT=120
   TRAIN_LIMIT=$(awk "BEGIN { print int($TRAIN_MIN * 60) }")
 fi
 
@@ -102,6 +104,13 @@ fi
 # 2. the GPU tests (they skip without CuPy or a device: the smoke run shows them skipping)
 stage "gpu tests" "$TEST_LIMIT" tests.log "$PY" -m pytest -q -p no:cacheprovider \
   tests/test_gpu.py tests/test_gpu_precision.py tests/test_cuda_compile.py
+
+# 2b. a reproduction on the GPU: lrn-cifar's miniature (bundled data, the cuda-convnet nets)
+REPRO="$WORK/repro"
+[ "$DRY" = 0 ] && rm -rf "$REPRO"
+stage "reproduce" "$REPRO_LIMIT" tests.log "$PY" -m minialex.reproduce lrn-cifar --quick \
+  --backend "$BACKEND" --out "$REPRO"
+[ "$DRY" = 0 ] && [ -f "$REPRO/result.md" ] && cat "$REPRO/result.md" >>"$OUTDIR/tests.log"
 
 # 3. the benchmark table
 stage "benchmark" "$BENCH_LIMIT" bench.md "$PY" benchmarks/gpu.py "${BENCH_ARGS[@]}" --json "$OUTDIR/bench.json"

@@ -3,7 +3,8 @@
 The script's GPU stages need a device; here: its plan (--dry-run), its
 argument errors, the data parts round trip (pack, unpack, check), and the
 whole pipeline in --smoke mode on a tiny synthetic Imagenette (numpy
-backend, two steps; the GPU tests and the benchmark skip with their reasons).
+backend, two steps; the GPU tests and the benchmark skip with their reasons;
+lrn-cifar's --quick reproduction runs on numpy).
 """
 import importlib.util
 import os
@@ -53,7 +54,8 @@ def test_dry_run_prints_every_stage_and_runs_nothing(tmp_path, tiny_imagenette):
            "--", "--precision", "fp16")
     assert r.returncode == 0, r.stderr
     stages = [line.split(" (limit")[0] for line in r.stdout.splitlines() if line.startswith("== ")]
-    assert stages == ["== gpu tests", "== benchmark", "== prepare", "== train", "== evaluate"]
+    assert stages == ["== gpu tests", "== reproduce", "== benchmark", "== prepare", "== train", "== evaluate"]
+    assert "minialex.reproduce lrn-cifar --quick --backend cupy" in r.stdout
     assert "--backend cupy --config paper" in r.stdout and "--epochs 7" in r.stdout
     assert r.stdout.rstrip().endswith("--precision fp16") is False and "--precision fp16" in r.stdout
     assert "--ten-crop" in r.stdout and "benchmarks/gpu.py --suite" in r.stdout
@@ -97,4 +99,6 @@ def test_smoke_runs_every_stage_on_the_cpu(tmp_path, tiny_imagenette):
                                                      "metrics.csv", "tests.log", "train.log"]
     assert "ten-crop" in (out / "eval.txt").read_text()
     assert "nothing measured" in (out / "bench.md").read_text()          # no CuPy here
-    assert "skipped" in (out / "tests.log").read_text()
+    tests_log = (out / "tests.log").read_text()
+    assert "skipped" in tests_log
+    assert "# lrn-cifar:" in tests_log and "Scale: miniature" in tests_log    # reproduce's result.md
