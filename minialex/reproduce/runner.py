@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backend import gpu_name
+
 VAL_IMAGES = 5000          # held out from the 50,000 CIFAR-10 training images (500 per class)
 QUICK_VAL_IMAGES = 300     # held out from the bundled subset's 10,000 (30 per class)
 QUICK_TEST_IMAGES = 1000   # of the bundled 2,000 test images (a seeded, class-mixed sample)
@@ -169,8 +171,6 @@ def machine(xp=None):
     threads = os.environ.get("NUMBA_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS") or "all"
     if xp is None or xp is np:
         return f"{cpu}, {os.cpu_count()} cores, {threads} thread(s), no GPU (numpy backend)"
-    from ..backend import gpu_name
-
     return f"{gpu_name(xp)} (cupy backend), host {cpu}, {os.cpu_count()} cores"
 
 
