@@ -323,3 +323,69 @@ def test_lrn_cifar_cover_pools_switch_builds_cuda_convnets_pooling(monkeypatch):
     (whole, opts_whole), (cover, opts_cover) = fc10_inputs(False), fc10_inputs(True)
     assert (whole, cover) == (32 * 5 * 5, 32 * 6 * 6)
     assert "cover_pools" not in opts_whole and opts_cover["cover_pools"] is True   # old specs still resume
+
+
+def test_published_records_restore_finished_runs_into_a_new_out(tmp_path):
+    """--publish writes runs/RUN.json; --restore puts a lost machine's finished runs back, marked restored."""
+    from minialex.reproduce.__main__ import publish
+    from minialex.reproduce.context import run_row
+    from minialex.reproduce.restore import restore
+    from minialex.reproduce.runner import RunSpec, load_splits, read_run, train_run
+
+    data = load_splits(quick=True)
+    old = tmp_path / "old"
+    spec = RunSpec("tiny", net="cifar", epochs=1, lr=0.02, train_limit=256, seed=3)
+    done = train_run(spec, data, old / "runs" / "tiny", log=lambda *_: None)
+    (old / "metrics").mkdir()
+    (old / "metrics" / "tiny.csv").write_text((old / "runs" / "tiny" / "metrics.csv").read_text())
+    (old / "result.md").write_text("# tiny\n")
+    dest = publish(old, tmp_path / "published")
+    record = json.loads((dest / "runs" / "tiny.json").read_text())
+    assert record["test_top1"] == done["test_top1"] and "metrics" not in record
+
+    new = tmp_path / "new"                              # a new machine: the run folders are gone
+    assert restore(dest, new, log=lambda *_: None) == ["tiny"]
+    back = read_run(new / "runs" / "tiny")
+    assert back["status"] == "done" and back["restored_from"] == str(dest)
+    assert back["test_top1"] == done["test_top1"] and back["metrics"] == done["metrics"]
+    assert "| done (restored) |" in run_row(back)
+    assert restore(dest, new, log=lambda *_: None) == []          # what --out holds is left alone
+    again = train_run(spec, data, new / "runs" / "tiny", resume=True, log=lambda *_: None)
+    assert again["test_top1"] == done["test_top1"]                 # counted as finished, not retrained
+
+    (dest / "metrics" / "tiny.csv").unlink()
+    with pytest.raises(ValueError, match="no metrics/tiny.csv"):
+        restore(dest, tmp_path / "third", log=lambda *_: None)
+    with pytest.raises(ValueError, match="no finished-run records"):
+        restore(tmp_path / "empty", tmp_path / "fourth", log=lambda *_: None)
+
+
+def test_a_run_folder_is_trained_by_one_process_at_a_time(tmp_path):
+    """lock.py: a live owner's lock refuses a second trainer; a dead owner's lock is taken over; released after."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from minialex.reproduce.lock import LOCK, run_lock
+    from minialex.reproduce.runner import RunSpec, load_splits, train_run
+
+    run_dir = tmp_path / "r"
+    with run_lock(run_dir, log=lambda *_: None) as path:
+        assert path.read_text().split()[0] == str(os.getpid())
+        with pytest.raises(ValueError, match=f"being trained by process {os.getpid()}"):
+            with run_lock(run_dir, log=lambda *_: None):
+                pass
+        spec = RunSpec("tiny", net="cifar", epochs=1, lr=0.02, train_limit=64, seed=0)
+        with pytest.raises(ValueError, match="being trained by process"):      # train_run takes the lock too
+            train_run(spec, load_splits(quick=True), run_dir, resume=True, log=lambda *_: None)
+    assert not (run_dir / LOCK).exists()
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()            # a pid that has exited
+    (run_dir / LOCK).write_text(f"{dead} {socket.gethostname()}\n")
+    said = []
+    with run_lock(run_dir, log=said.append) as path:
+        assert path.read_text().split()[0] == str(os.getpid())
+    assert said and "stale lock" in said[0] and dead in said[0]
+    assert not (run_dir / LOCK).exists()

@@ -48,8 +48,13 @@ def build_parser(names):
                         "RUN_DIR-rerun) and compare its metrics.csv and test errors with the original: "
                         "exit 0 when identical, 1 when not")
     p.add_argument("--publish", default=None, metavar="DIR",
-                   help="afterwards copy result.md, the figure and metrics/ (small files, no checkpoints) "
-                        "to DIR, e.g. docs/results/NAME")
+                   help="afterwards copy result.md, the figure, metrics/ and each finished run's record "
+                        "(runs/RUN.json) to DIR, e.g. docs/results/NAME: small files, no checkpoints")
+    p.add_argument("--restore", default=None, metavar="DIR",
+                   help="first put the finished runs that a --publish folder records (DIR/runs/*.json, "
+                        "DIR/metrics/*.csv) back into --out, where --out lacks them: for a new machine "
+                        "that lost the run folders. They count as finished (result.md: 'done (restored)'); "
+                        "the other runs train or resume as usual")
     return p
 
 
@@ -88,6 +93,13 @@ def main(argv=None):
             xp = get_backend(args.backend)
         except RuntimeError as e:
             p.error(f"--backend {args.backend}: {e}")
+    if args.restore:
+        from .restore import restore
+        try:
+            restore(Path(args.restore), out, log=lambda msg: print(msg, flush=True))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     ctx = Context(args.name, out, quick=args.quick, seeds=args.seeds, resume=args.resume,
                   report_only=args.report, data=args.data, argv=argv, progress=args.progress,
                   only=args.only, xp=xp)
@@ -107,14 +119,18 @@ def main(argv=None):
 
 
 def publish(out, dest):
-    """Copy the small files of an experiment folder (result.md, *.png, metrics/*.csv) to ``dest``."""
+    """Copy the small files of an experiment folder to ``dest``: result.md, *.png, metrics/*.csv, and
+    the finished runs' records as runs/RUN.json (``restore.write_records``; ``--restore`` reads them)."""
     import shutil
+
+    from .restore import write_records
 
     (dest / "metrics").mkdir(parents=True, exist_ok=True)
     for f in [out / "result.md", *out.glob("*.png")]:
         shutil.copyfile(f, dest / f.name)
     for f in (out / "metrics").glob("*.csv"):
         shutil.copyfile(f, dest / "metrics" / f.name)
+    write_records(out, dest)
     return dest
 
 

@@ -142,6 +142,11 @@ class Context:
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in runs:
             lines.append(run_row(r))
+        restored = sorted({r["restored_from"] for r in done if r.get("restored_from")})
+        if restored:
+            names = ", ".join(r["spec"]["name"] for r in done if r.get("restored_from"))
+            lines += ["", f"Restored runs ({names}): their folders were lost with the machine that trained them; "
+                      f"their numbers are as published in {', '.join(restored)} (`--restore`)."]
         lines += ["", "Train top-1 is the running error over the last epoch's (augmented, dropout-on) "
                   "batches; val is the held-out part of the training images; test is the "
                   f"{'1,000-image sample of the bundled' if self.quick else '10,000-image'} test split, read once per "
@@ -169,7 +174,7 @@ def run_row(r):
     ep = int(r.get("epochs") or (m["epoch"][-1] if m.get("epoch") else 0))
     last = (lambda k: m[k][-1] if m.get(k) else None)
     wall = r.get("wall_s") or last("wall_s")
-    status = r.get("status", "?")
+    status = r.get("status", "?") + (" (restored)" if r.get("restored_from") else "")
     return (f"| {s['name']} | {s['seed']} | {ep}/{s['epochs']} | {s['lr']:g} | {pct(last('train_top1'))} | "
             f"{pct(last('val_top1'))} | {pct(r.get('test_top1'))} | "
             f"{'–' if wall is None else f'{wall / 60:.1f} min'} | {status} |")

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import gpu_name
+from .lock import run_lock
 
 VAL_IMAGES = 5000          # held out from the 50,000 CIFAR-10 training images (500 per class)
 QUICK_VAL_IMAGES = 300     # held out from the bundled subset's 10,000 (30 per class)
@@ -161,17 +162,44 @@ def _subset(x, y, n, seed):
 
 
 def machine(xp=None):
-    """One line naming the CPU, its cores and the thread settings of this process (and the GPU on cupy)."""
-    cpu = platform.processor() or platform.machine()
+    """One line naming the CPU (with its family and model), its cores, the thread settings of this
+    process and the versions that decide the order of float sums (and the GPU on cupy).
+
+    A numpy-backend run repeats bit for bit with the same seed and threads on the same CPU model and
+    library versions; another CPU may pick other BLAS kernels (an lrn-cifar sweep re-run on a newer
+    AMD EPYC differed from its first epoch on), hence the detail.
+    """
+    cpu, ident = platform.processor() or platform.machine(), {}
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+            for ln in f:
+                key, _, val = ln.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model") and key not in ident:
+                    ident[key] = val.strip()
+                if not ln.strip() and ident:          # the first processor's block is enough
+                    break
     except OSError:
         pass
+    cpu = ident.get("model name", cpu)
+    if "cpu family" in ident and "model" in ident:
+        cpu += f" (family {ident['cpu family']}, model {ident['model']})"
     threads = os.environ.get("NUMBA_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS") or "all"
     if xp is None or xp is np:
-        return f"{cpu}, {os.cpu_count()} cores, {threads} thread(s), no GPU (numpy backend)"
+        return (f"{cpu}, {os.cpu_count()} cores, {threads} thread(s), no GPU (numpy backend; "
+                f"{_versions()})")
     return f"{gpu_name(xp)} (cupy backend), host {cpu}, {os.cpu_count()} cores"
+
+
+def _versions():
+    """'numpy 2.4.6, numba 0.68.1' (numba where installed)."""
+    out = [f"numpy {np.__version__}"]
+    try:
+        import numba
+        out.append(f"numba {numba.__version__}")
+    except ImportError:
+        pass
+    return ", ".join(out)
 
 
 def load_average():
@@ -199,11 +227,7 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
     not part of the spec: a run may resume on the other one (its run.json
     names the machine that finished it).
     """
-    from ..data import BatchLoader, image_statistics
-    from ..evaluation import model_input_size
     from ..metrics import read_metrics
-    from ..tricks import Tricks, load_teacher
-    from ..trainer import CHECKPOINT, Trainer
 
     run_dir = Path(run_dir)
     done_file = run_dir / RUN_FILE
@@ -215,6 +239,17 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
         _check_spec(result["spec"], spec, done_file)
         result["metrics"] = read_metrics(run_dir / "metrics.csv")
         return result
+    with run_lock(run_dir, log=log):                 # one process per run (lock.py)
+        return _train(spec, data, run_dir, extra_epochs_until, log, progress, xp)
+
+
+def _train(spec, data, run_dir, until, log, progress, xp):
+    """train_run's training part: build, restore a checkpoint if there is one, fit, test, record."""
+    from ..data import BatchLoader, image_statistics
+    from ..evaluation import model_input_size
+    from ..metrics import read_metrics
+    from ..tricks import Tricks, load_teacher
+    from ..trainer import CHECKPOINT, Trainer
 
     xp = np if xp is None else xp
     model = build_net(spec)
@@ -238,7 +273,6 @@ def train_run(spec, data, run_dir, resume=False, extra_epochs_until=None, log=pr
             "preprocess": {"crop": model_input_size(model), "pad": spec.pad, "scale": spec.input_scale,
                            "mean": mean.tolist()}}
     teacher = load_teacher(tricks.distill, data.class_names, meta["preprocess"], xp=xp) if tricks.distill else None
-    until = extra_epochs_until
     trainer = Trainer(net, opt, sched, loader, (data.x_val, data.y_val, et), run_dir,
                       spec.epochs if until is None else 1, meta=meta, progress=progress, plot=False,
                       log=log, tricks=tricks, teacher=teacher, xp=xp)
