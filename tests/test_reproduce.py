@@ -326,7 +326,7 @@ def test_lrn_cifar_cover_pools_switch_builds_cuda_convnets_pooling(monkeypatch):
 
 
 def test_published_records_restore_finished_runs_into_a_new_out(tmp_path):
-    """--publish writes runs/RUN.json; --restore puts a lost machine's finished runs back, marked restored."""
+    """--publish writes records/RUN.json; --restore puts a lost machine's finished runs back, marked restored."""
     from minialex.reproduce.__main__ import publish
     from minialex.reproduce.context import run_row
     from minialex.reproduce.restore import restore
@@ -340,7 +340,7 @@ def test_published_records_restore_finished_runs_into_a_new_out(tmp_path):
     (old / "metrics" / "tiny.csv").write_text((old / "runs" / "tiny" / "metrics.csv").read_text())
     (old / "result.md").write_text("# tiny\n")
     dest = publish(old, tmp_path / "published")
-    record = json.loads((dest / "runs" / "tiny.json").read_text())
+    record = json.loads((dest / "records" / "tiny.json").read_text())
     assert record["test_top1"] == done["test_top1"] and "metrics" not in record
 
     new = tmp_path / "new"                              # a new machine: the run folders are gone

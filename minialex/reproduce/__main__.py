@@ -49,9 +49,9 @@ def build_parser(names):
                         "exit 0 when identical, 1 when not")
     p.add_argument("--publish", default=None, metavar="DIR",
                    help="afterwards copy result.md, the figure, metrics/ and each finished run's record "
-                        "(runs/RUN.json) to DIR, e.g. docs/results/NAME: small files, no checkpoints")
+                        "(records/RUN.json) to DIR, e.g. docs/results/NAME: small files, no checkpoints")
     p.add_argument("--restore", default=None, metavar="DIR",
-                   help="first put the finished runs that a --publish folder records (DIR/runs/*.json, "
+                   help="first put the finished runs that a --publish folder records (DIR/records/*.json, "
                         "DIR/metrics/*.csv) back into --out, where --out lacks them: for a new machine "
                         "that lost the run folders. They count as finished (result.md: 'done (restored)'); "
                         "the other runs train or resume as usual")
@@ -120,7 +120,7 @@ def main(argv=None):
 
 def publish(out, dest):
     """Copy the small files of an experiment folder to ``dest``: result.md, *.png, metrics/*.csv, and
-    the finished runs' records as runs/RUN.json (``restore.write_records``; ``--restore`` reads them)."""
+    the finished runs' records as records/RUN.json (``restore.write_records``; ``--restore`` reads them)."""
     import shutil
 
     from .restore import write_records

@@ -9,12 +9,12 @@ the machine that trained it and is never committed (its checkpoint is large).
 When that machine is lost, the finished runs would have to be trained again
 (hours each) before the experiment's result.md could count them. So
 ``--publish DIR`` also writes each finished run's record, its run.json
-without the metrics (a few hundred bytes), as ``DIR/runs/RUN.json``, beside
+without the metrics (a few hundred bytes), as ``DIR/records/RUN.json``, beside
 the ``DIR/metrics/RUN.csv`` it already copies; and ``--restore DIR`` puts
 them back:
 
-    DIR/runs/RUN.json   ->  OUT/runs/RUN/run.json     (with "restored_from": DIR)
-    DIR/metrics/RUN.csv ->  OUT/runs/RUN/metrics.csv
+    DIR/records/RUN.json   ->  OUT/runs/RUN/run.json     (with "restored_from": DIR)
+    DIR/metrics/RUN.csv    ->  OUT/runs/RUN/metrics.csv
 
 A restored run counts as finished, with the numbers it was published with;
 result.md marks it "done (restored)". It has no checkpoint, so it cannot be
@@ -30,11 +30,11 @@ from pathlib import Path
 
 from .runner import RUN_FILE
 
-RECORDS = "runs"          # DIR/runs/RUN.json in a published folder
+RECORDS = "records"       # DIR/records/RUN.json in a published folder
 
 
 def write_records(out, dest):
-    """Write ``dest/runs/RUN.json`` for every finished run in ``out/runs``; returns their names."""
+    """Write ``dest/records/RUN.json`` for every finished run in ``out/runs``; returns their names."""
     out, dest = Path(out), Path(dest)
     names = []
     for done in sorted((out / "runs").glob(f"*/{RUN_FILE}")):
