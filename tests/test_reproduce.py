@@ -350,6 +350,9 @@ def test_published_records_restore_finished_runs_into_a_new_out(tmp_path):
     assert back["test_top1"] == done["test_top1"] and back["metrics"] == done["metrics"]
     assert "| done (restored) |" in run_row(back)
     assert restore(dest, new, log=lambda *_: None) == []          # what --out holds is left alone
+    (new / "result.md").write_text("# tiny\n")
+    publish(new, tmp_path / "again")                               # republished: the record, not its origin
+    assert json.loads((tmp_path / "again" / "records" / "tiny.json").read_text()) == record
     again = train_run(spec, data, new / "runs" / "tiny", resume=True, log=lambda *_: None)
     assert again["test_top1"] == done["test_top1"]                 # counted as finished, not retrained
 

@@ -97,9 +97,10 @@ class Context:
         for a in self.argv:                  # drop the options that do not change what is trained
             if skip:
                 skip = False
-            elif a in ("--publish", "--only"):
+            elif a in ("--publish", "--only", "--restore"):
                 skip = True
-            elif a not in ("--resume", "--report", "--progress") and not a.startswith(("--publish=", "--only=")):
+            elif a not in ("--resume", "--report", "--progress") and not a.startswith(
+                    ("--publish=", "--only=", "--restore=")):
                 args.append(a)
         return "python -m minialex.reproduce " + " ".join(shlex.quote(a) for a in args)
 

@@ -40,6 +40,7 @@ def write_records(out, dest):
     for done in sorted((out / "runs").glob(f"*/{RUN_FILE}")):
         record = json.loads(done.read_text())
         record.pop("metrics", None)                  # metrics/RUN.csv holds them
+        record.pop("restored_from", None)            # where this machine got it from: not part of the record
         (dest / RECORDS).mkdir(parents=True, exist_ok=True)
         (dest / RECORDS / f"{done.parent.name}.json").write_text(json.dumps(record, indent=1) + "\n")
         names.append(done.parent.name)
