@@ -53,8 +53,8 @@ def run_lock(run_dir, log=print):
         except FileExistsError:
             pid, host = _owner(path)
             if pid is not None and (host != socket.gethostname() or _alive(pid)):
-                raise ValueError(f"{run_dir} is being trained by process {pid} on {host} ({path}); "
-                                 "wait for it or stop it (if that process no longer runs, delete the lock file)") from None
+                raise ValueError(f"{run_dir} is being trained by process {pid} on {host} ({path}); wait for "
+                                 "it or stop it (if that process no longer runs, delete the lock file)") from None
             log(f"{run_dir}: taking over a stale lock ({path}: process {pid} is not running)")
             path.unlink(missing_ok=True)
             continue
