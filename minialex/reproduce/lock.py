@@ -19,17 +19,9 @@ import os
 import socket
 from pathlib import Path
 
+from ..tempfiles import pid_alive
+
 LOCK = "lock"
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:                 # someone else's process: alive
-        return True
-    return True
 
 
 def _owner(path):
@@ -52,7 +44,7 @@ def run_lock(run_dir, log=print):
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             pid, host = _owner(path)
-            if pid is not None and (host != socket.gethostname() or _alive(pid)):
+            if pid is not None and (host != socket.gethostname() or pid_alive(pid)):
                 raise ValueError(f"{run_dir} is being trained by process {pid} on {host} ({path}); wait for "
                                  "it or stop it (if that process no longer runs, delete the lock file)") from None
             log(f"{run_dir}: taking over a stale lock ({path}: process {pid} is not running)")

@@ -24,11 +24,10 @@ that OUT already holds, finished or not, is left as it is.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
-from .runner import RUN_FILE
+from .runner import RUN_FILE, write_run_file
 
 RECORDS = "records"       # DIR/records/RUN.json in a published folder
 
@@ -72,9 +71,7 @@ def restore(published, out, log=print):
         record["restored_from"] = str(published)
         run_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(csv, run_dir / "metrics.csv")
-        tmp = run_dir / (RUN_FILE + ".tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, run_dir / RUN_FILE)             # run.json last: a half-restored run is not "done"
+        write_run_file(run_dir, record)                 # run.json last: a half-restored run is not "done"
         restored.append(name)
         log(f"restore: {name} from {rec} (finished {record.get('finished', 'at an unrecorded time')})")
     return restored

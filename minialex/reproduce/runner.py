@@ -347,15 +347,20 @@ def _test_and_record(spec, model, trainer, data, train, et, prep, run_dir, load0
               "train_top1": m["train_top1"][-1], "wall_s": trainer.wall, "machine": machine(xp),
               "load_avg": f"{load0} at the start, {load_average()} at the end", "data": data.name,
               "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    done_file = run_dir / RUN_FILE
-    tmp = done_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, done_file)
+    write_run_file(run_dir, result)
     ten = f", ten patches {100 * views['test_top1_ten_crop']:.2f}%" if views else ""
     log(f"{spec.name}: done, {trainer.epoch} epochs, test top-1 error {100 * test1:.2f}%{ten} "
         f"(val {100 * result['val_top1']:.2f}%), {trainer.wall / 60:.1f} min")
     result["metrics"] = m
     return result
+
+
+def write_run_file(run_dir, result):
+    """Write ``run_dir/run.json`` atomically (temporary file, then ``os.replace``): it marks a run finished."""
+    done_file = Path(run_dir) / RUN_FILE
+    tmp = done_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, done_file)
 
 
 def read_run(run_dir):
