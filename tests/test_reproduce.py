@@ -61,12 +61,19 @@ def test_quick_writes_result_figure_and_metrics(name, quick_root, capsys):
     for run in runs:
         info = json.loads((out / "runs" / run / "run.json").read_text())
         assert info["status"] == "done"
-        assert 0 <= info["test_top1"] <= 1
-        assert re.search(rf"^\| {re.escape(run)} \| {info['spec']['seed']} \|.*\| done \|$", text, re.M), run
+        row = re.search(rf"^\| {re.escape(run)} \| {info['spec']['seed']} \|.*\| done \|$", text, re.M)
+        assert row, run
+        if info["spec"]["test"]:
+            assert 0 <= info["test_top1"] <= 1
+        else:                              # a learning-rate sweep's run never reads the test split
+            assert run.startswith("sweep-") and info["test_top1"] is None and "test_top1_ten_crop" not in info
+            assert row.group(0).split("|")[7].strip() == "–", row.group(0)
         copied = (out / "metrics" / f"{run}.csv").read_text()
         assert copied == (out / "runs" / run / "metrics.csv").read_text()
         assert len(copied.strip().splitlines()) == 1 + info["epochs"]
         assert "300 validation (held out" in info["data"]
+    sweeps = [r for r in runs if r.startswith("sweep-")]
+    assert all(not json.loads((out / "runs" / r / "run.json").read_text())["spec"]["test"] for r in sweeps)
     last = max(json.loads((out / "runs" / r / "run.json").read_text())["finished"] for r in runs)
     assert f"; the last run finished {last}" in text          # the runs' time, not only the writing's
     pngs = list(out.glob("*.png"))
@@ -166,6 +173,22 @@ def test_until_stops_at_the_target_and_a_resumed_run_does_not_train_past_it(tmp_
     (tmp_path / "r" / "run.json").unlink()
     again = train_run(spec, data, tmp_path / "r", resume=True, extra_epochs_until=two, log=lambda *_: None)
     assert again["epochs"] == 2 and again["test_top1"] == r["test_top1"]
+
+
+def test_a_sweeps_run_never_reads_the_test_split(tmp_path, capsys):
+    """RunSpec(test=False), as context.choose_lr trains a sweep: finished and recorded without a test error."""
+    import dataclasses
+
+    from minialex.reproduce.runner import RunSpec, load_splits, train_run
+
+    spec = RunSpec("sweep-lr0.02", net="cifar", epochs=1, lr=0.02, train_limit=256, seed=3, test=False)
+    blind = dataclasses.replace(load_splits(quick=True), x_test=None, y_test=None)   # reading it would fail
+    r = train_run(spec, blind, tmp_path / "a", log=lambda *_: None)
+    assert r["status"] == "done" and r["test_top1"] is None and r["test_top5"] is None
+    assert r["val_top1"] == r["metrics"]["val_top1"][-1]
+    assert json.loads((tmp_path / "a" / "run.json").read_text())["spec"]["test"] is False
+    assert main(["--rerun", str(tmp_path / "a"), "--out", str(tmp_path / "b")]) == 0
+    assert "SAME: all 1 rows" in capsys.readouterr().out
 
 
 def test_rerun_reproduces_a_finished_run_and_reports_a_difference(tmp_path, capsys):

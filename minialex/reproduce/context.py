@@ -19,6 +19,7 @@ Layout of ``--out`` (default runs/reproduce/NAME, NAME-quick with --quick):
 """
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import shutil
 import sys
@@ -151,7 +152,7 @@ class Context:
         lines += ["", "Train top-1 is the running error over the last epoch's (augmented, dropout-on) "
                   "batches; val is the held-out part of the training images; test is the "
                   f"{'1,000-image sample of the bundled' if self.quick else '10,000-image'} test split, read once per "
-                  "finished run.", ""]
+                  "finished run (not by a learning-rate sweep's runs, chosen on validation alone: –).", ""]
         lines += [n + "\n" for n in notes]
         path = self.out / "result.md"
         path.write_text("\n".join(lines))
@@ -217,6 +218,9 @@ EXTEND = 2          # past-the-edge tries of a full experiment's sweep; --quick 
 def choose_lr(ctx, make_spec, lrs, score="val_top1", shared=None, extend=None):
     """Train ``make_spec(lr)`` for each lr and return (best lr, the sweep's results).
 
+    The sweep's runs are trained with ``test=False``: they never read the test
+    split (result.md shows their test error as "–").
+
     The score is the last epoch's ``score`` column of metrics.csv (validation
     top-1 error by default: never the test set). Ties go to the smaller lr.
     extend: while the best lr is at an end of the grid, try one more lr past
@@ -229,7 +233,8 @@ def choose_lr(ctx, make_spec, lrs, score="val_top1", shared=None, extend=None):
     if extend is None:
         extend = 0 if ctx.quick else EXTEND
     lrs = sorted(lrs)
-    results = {lr: ctx.train(make_spec(lr), shared=shared) for lr in lrs}
+    untested = lambda lr: dataclasses.replace(make_spec(lr), test=False)   # a sweep never reads the test set
+    results = {lr: ctx.train(untested(lr), shared=shared) for lr in lrs}
     while True:
         scored = [(r["metrics"][score][-1], lr) for lr, r in results.items()
                   if r.get("status") == "done" and r["metrics"].get(score)]
@@ -241,5 +246,5 @@ def choose_lr(ctx, make_spec, lrs, score="val_top1", shared=None, extend=None):
             return best, [results[lr] for lr in grid]
         nxt = best * grid[-1] / grid[-2] if best == grid[-1] else best * grid[0] / grid[1]
         nxt = float(f"{nxt:.6g}")                    # 0.01 / 2 -> 0.005, not 0.0049999...
-        results[nxt] = ctx.train(make_spec(nxt), shared=shared)
+        results[nxt] = ctx.train(untested(nxt), shared=shared)
         extend -= 1

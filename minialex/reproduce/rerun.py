@@ -81,8 +81,10 @@ def rerun(run_dir, out, data=None, log=print):
         return False, ([f"DIFFERENT: {len(diffs)} value(s) differ (timing columns ignored); the first ones:"]
                        + [f"  {col} row {row}: then {x!r}, now {y!r}" for col, row, x, y in diffs[:10]])
     n = len(new["metrics"].get("epoch", []))
-    return True, [f"SAME: all {n} rows of metrics.csv (every column but {', '.join(TIMING)}) and the test "
-                  f"errors ({100 * new['test_top1']:.2f}% top-1) are identical"]
+    tested = (f"the test errors ({100 * new['test_top1']:.2f}% top-1) are identical"
+              if new.get("test_top1") is not None else "the run is a sweep's, not tested")
+    return True, [f"SAME: all {n} rows of metrics.csv (every column but {', '.join(TIMING)}) are identical; "
+                  + tested]
 
 
 def default_out(run_dir):

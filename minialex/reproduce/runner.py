@@ -65,6 +65,8 @@ class RunSpec:
     train_limit: int = None          # use only this many training images (sweeps, --quick)
     tricks: dict = field(default_factory=dict)   # minialex.tricks.Tricks fields (Bag of Tricks); {} = none
     ten_crop: bool = False           # also test on Sec. 4.1's ten patches (cuda-convnet's --multiview-test)
+    test: bool = True                # read the test split once when finished; a learning-rate sweep's runs
+                                     # (context.choose_lr) do not: they are chosen on validation alone
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -324,15 +326,18 @@ def _test_and_record(spec, model, trainer, data, train, et, prep, run_dir, load0
 
     The test error is that of the centre crop; with ``spec.ten_crop`` also that of the ten
     patches of Sec. 4.1 (softmax averaged; ``prep`` is the run's preprocessing record, its
-    mean image an array).
+    mean image an array). A run with ``spec.test`` False (a sweep's) never reads the test
+    split: its test errors are None.
     """
     from ..evaluation import evaluate_batches, predict_proba
     from ..metrics import read_metrics, topk_error
 
     xtr, ytr = train
-    _, test1, test5 = evaluate_batches(model, data.x_test, data.y_test, et, xp=xp)
+    test1 = test5 = None
+    if spec.test:
+        _, test1, test5 = evaluate_batches(model, data.x_test, data.y_test, et, xp=xp)
     views = {}
-    if spec.ten_crop:
+    if spec.test and spec.ten_crop:
         probs = predict_proba(model, data.x_test, prep, ten_crop=True, xp=xp)   # (N, K)
         views = {"test_top1_ten_crop": topk_error(probs, data.y_test, 1),
                  "test_top5_ten_crop": topk_error(probs, data.y_test, 5)}
@@ -349,7 +354,8 @@ def _test_and_record(spec, model, trainer, data, train, et, prep, run_dir, load0
               "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     write_run_file(run_dir, result)
     ten = f", ten patches {100 * views['test_top1_ten_crop']:.2f}%" if views else ""
-    log(f"{spec.name}: done, {trainer.epoch} epochs, test top-1 error {100 * test1:.2f}%{ten} "
+    tested = f"test top-1 error {100 * test1:.2f}%{ten}" if spec.test else "not tested (a sweep's run)"
+    log(f"{spec.name}: done, {trainer.epoch} epochs, {tested} "
         f"(val {100 * result['val_top1']:.2f}%), {trainer.wall / 60:.1f} min")
     result["metrics"] = m
     return result
