@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check of issue 20 in one run, for one H100/H200 session (under 10 minutes).
 #
-#   bash benchmarks/gpu_all.sh --data DIR [--out DIR] [--epochs N] [--train-minutes M] [-- TRAIN ARGS...]
+#   bash benchmarks/gpu_all.sh --data DIR [--out DIR] [--epochs N] [--train-minutes M] [--budget S] [-- TRAIN ARGS...]
 #   bash benchmarks/gpu_all.sh --dry-run --data DIR      # print the plan, run nothing
 #   bash benchmarks/gpu_all.sh --smoke --data DIR        # the same stages on the CPU (numpy, 2 steps)
 #
@@ -25,15 +25,22 @@
 # Installs nothing: the device image has cupy, torch, numpy, numba, pillow,
 # matplotlib, pytest (docs/gpu.md). Every stage runs even if one before it
 # failed; the exit status is the number of failed stages.
+# --budget S (default 540 on the GPU: a device call is cut at 600 s) caps the
+# whole script: each stage's limit shrinks to what is left of the budget, less
+# the evaluation's reserve (its limit + 30 s), so the last stages still run
+# when early ones take their full limits; a stage with under 10 s left is
+# skipped and counted failed. The stages' own limits add up to more than the
+# budget (990 s with unpacking): they are maxima, and most stages end early.
 set -u
 
-DATA="" OUTDIR="${OUT:-}" EPOCHS=60 TRAIN_MIN=4.5 DRY=0 SMOKE=0 EXTRA=()
+DATA="" OUTDIR="${OUT:-}" EPOCHS=60 TRAIN_MIN=4.5 DRY=0 SMOKE=0 EXTRA=() BUDGET=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA="$2"; shift 2 ;;
     --out) OUTDIR="$2"; shift 2 ;;
     --epochs) EPOCHS="$2"; shift 2 ;;
     --train-minutes) TRAIN_MIN="$2"; shift 2 ;;
+    --budget) BUDGET="$2"; shift 2 ;;
     --dry-run) DRY=1; shift ;;
     --smoke) SMOKE=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
@@ -45,6 +52,9 @@ if [ -z "$DATA" ]; then
 fi
 if [ ! -d "$DATA" ]; then
   echo "gpu_all.sh: --data $DATA: no such folder" >&2; exit 2
+fi
+if [ -n "$BUDGET" ] && ! [[ "$BUDGET" =~ ^[0-9]+$ ]]; then
+  echo "gpu_all.sh: --budget $BUDGET: expected whole seconds, e.g. --budget 540" >&2; exit 2
 fi
 OUTDIR="${OUTDIR:-gpu-out}"
 DATA="$(cd "$DATA" && pwd)"                                  # absolute: the script moves to the repo root
@@ -62,6 +72,7 @@ if [ "$SMOKE" = 1 ]; then      # the CPU: a few images, two steps, the same comm
   EVAL_ARGS=(--limit 16 --batch-size 16)
   BENCH_ARGS=(--suite --steps 1 --warmup 0)
   TEST_LIMIT=120 BENCH_LIMIT=60 PREP_LIMIT=300 TRAIN_LIMIT=600 EVAL_LIMIT=300 REPRO_LIMIT=400
+  BUDGET="${BUDGET:-3600}"     # a CPU has no device call's 600 s; the stages' own limits rule
 else
   TRAIN_ARGS=(--epochs "$EPOCHS" --loader-workers 8)
   EVAL_ARGS=(--batch-size 256)
@@ -69,11 +80,21 @@ else
   PREP_ARGS=(--workers "$(nproc 2>/dev/null || echo 4)")
   TEST_LIMIT=150 BENCH_LIMIT=150 PREP_LIMIT=120 EVAL_LIMIT=60 REPRO_LIMIT=120
   TRAIN_LIMIT=$(awk "BEGIN { print int($TRAIN_MIN * 60) }")
+  BUDGET="${BUDGET:-540}"      # a device call is cut at 600 s; 60 s for bench.md's first lines and slack
 fi
+DEADLINE=$((SECONDS + BUDGET))
 
 FAILED=0
 stage() {   # stage NAME LIMIT_S LOGFILE CMD...: run CMD under a time limit, output appended to LOGFILE
   local name="$1" limit="$2" log="$3"; shift 3
+  local reserve=$((EVAL_LIMIT + 30))            # the evaluation's own time is kept for it
+  [ "$name" = "evaluate" ] && reserve=0
+  local left=$((DEADLINE - SECONDS - reserve))
+  if [ "$left" -lt 10 ]; then
+    echo "== $name: skipped, the --budget of ${BUDGET}s is spent (${left}s left after the evaluation's reserve)"
+    FAILED=$((FAILED + 1)); return 0
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
   echo "== $name (limit ${limit}s): $*"
   [ "$DRY" = 1 ] && return 0
   local t0=$SECONDS

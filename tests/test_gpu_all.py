@@ -62,6 +62,32 @@ def test_dry_run_prints_every_stage_and_runs_nothing(tmp_path, tiny_imagenette):
     assert not (tmp_path / "out").exists()
 
 
+def test_budget_caps_every_stage_and_keeps_the_evaluations_time(tiny_imagenette):
+    """A device call is cut at 600 s: --budget (default 540) shrinks each stage's limit to what is left."""
+    def limits(*extra):
+        r = sh("--dry-run", "--data", str(tiny_imagenette), *extra)
+        assert r.returncode == 0, r.stderr
+        return {line[3:].split(" (limit")[0]: int(line.split("(limit ")[1].split("s)")[0])
+                for line in r.stdout.splitlines() if line.startswith("== ")}
+    full = limits()
+    assert full == {"gpu tests": 150, "reproduce": 120, "benchmark": 150, "prepare": 120, "train": 270,
+                    "evaluate": 60}                    # under the default budget, the stages' own limits
+    capped = limits("--budget", "200")                 # 200 s less the evaluation's 60 + 30 s reserve
+    assert capped == {**{k: 110 for k in full if k != "evaluate"}, "evaluate": 60}
+    r = sh("--dry-run", "--data", str(tiny_imagenette), "--budget", "9m")
+    assert r.returncode == 2 and "--budget 9m: expected whole seconds" in r.stderr
+
+
+def test_a_spent_budget_skips_the_stages_and_counts_them_failed(tmp_path, tiny_imagenette):
+    env = {**os.environ, "GPU_ALL_WORK": str(tmp_path / "work"), "PYTHON": sys.executable}
+    env.pop("OUT", None)
+    r = sh("--smoke", "--budget", "5", "--data", str(tiny_imagenette), "--out", str(tmp_path / "out"),
+           env=env, timeout=300)
+    skipped = [line for line in r.stdout.splitlines() if "skipped, the --budget of 5s is spent" in line]
+    assert len(skipped) == 6 and r.returncode == 6, r.stdout + r.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["bench.md"]   # the machine's lines only
+
+
 @pytest.mark.parametrize("argv, needle", [([], "--data DIR is required"),
                                           (["--data", "/no/such/dir"], "--data /no/such/dir: no such folder"),
                                           (["--bogus"], "unknown option --bogus")])
