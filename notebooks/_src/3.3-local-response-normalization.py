@@ -241,7 +241,7 @@ print(f"notebook ran in {time.perf_counter() - t_start:.1f} s wall, {time.proces
 # ## Full scale, beside this miniature
 #
 # Everything above is this notebook's **miniature**, run live in about a minute. Below is the
-# **full-scale** result, read from `docs/results/lrn-cifar/` (not computed here): Sec. 3.3 at full scale: cuda-convnet's four-layer CIFAR-10 net (two conv, two locally connected layers) with and without LRN, two seeds per arm, on the full CIFAR-10 (the table says which runs have finished).
+# **full-scale** result, read from `docs/results/lrn-cifar/` (not computed here): Sec. 3.3 at full scale: cuda-convnet's four-layer CIFAR-10 net (two conv, two locally connected layers) with and without LRN, two seeds per arm, on the full CIFAR-10.
 # `docs/results.md` has every claim; `python -m minialex.reproduce lrn-cifar --quick` runs the same
 # experiment's own miniature, and without `--quick` the full run (hours on a CPU).
 
@@ -254,7 +254,9 @@ show("lrn-cifar")
 # The recipe shown above is the experiment's sixth, chosen on validation: cuda-convnet's own pooling sizes
 # (partial windows at the edge, 24 -> 12 -> 6, so the locally connected layers see 6x6 maps) and 120 epochs,
 # with one epoch of learning-rate warm-up, conv2's biases at 1 as Sec. 5 sets them, and the ten-patch test
-# beside the centre crop. Its runs are still being trained: the table says which have finished.
+# beside the centre crop. All four runs have finished: LRN lowers the test error by about 0.3 points in both
+# seeds and both test views, the paper's direction but a seventh of its 2 points, and less than one standard
+# error of a single run's test error (about 0.38 points on 10,000 images); `docs/results.md` discusses why.
 # The earlier recipes' finished runs, kept for the record: the third (whole-window pools, 60 epochs, 2 seeds
 # per arm: the published result until the sixth was chosen), the second and the first (20 epochs without
 # warm-up, at learning rate 0.005 and 0.01; their nets underfit because most of conv2's ReLUs died in the
