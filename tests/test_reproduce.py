@@ -348,6 +348,17 @@ def test_lrn_cifar_cover_pools_switch_builds_cuda_convnets_pooling(monkeypatch):
     assert "cover_pools" not in opts_whole and opts_cover["cover_pools"] is True   # old specs still resume
 
 
+def test_the_machine_line_names_every_machine_that_trained_a_run():
+    """Runs restored from a lost machine beside runs trained on a new one: result.md names both."""
+    from minialex.reproduce.context import machines
+
+    run = lambda name, m: {"spec": {"name": name}, "status": "done", "machine": m}
+    assert machines([run("a", "CPU X"), run("b", "CPU X")]) == "CPU X"
+    assert machines([run("a", "CPU X"), run("b", "CPU Y"), run("c", "CPU X")]) == \
+        "CPU X (runs a, c); CPU Y (run b)"
+    assert machines([]) == "" and machines([{"spec": {"name": "a"}, "status": "done"}]) == ""
+
+
 def test_published_records_restore_finished_runs_into_a_new_out(tmp_path):
     """--publish writes records/RUN.json; --restore puts a lost machine's finished runs back, marked restored."""
     from minialex.reproduce.__main__ import publish

@@ -123,7 +123,7 @@ class Context:
                 shutil.copyfile(src, mdir / f"{r['spec']['name']}.csv")
         done = [r for r in runs if r.get("status") == "done"]
         wall = sum(r["wall_s"] for r in done)
-        mach = done[0]["machine"] if done else machine(self.xp)
+        mach = machines(done) or machine(self.xp)
         scale = "miniature (--quick): bundled 10,000-image subset, a few hundred steps" if self.quick \
             else "full CIFAR-10"
         lines = [f"# {title}", "",
@@ -199,6 +199,21 @@ def mean_spread(values):
 
 EXTENDED = ("a grid whose best learning rate lies at one of its ends is extended past that end by the grid's "
             "own ratio, at most twice, so that the choice is not at an edge of what was tried")
+
+
+def machines(done):
+    """The machine(s) that trained the finished runs, as result.md's Machine line says it.
+
+    One machine: its description. Several (runs restored from a lost machine beside runs trained
+    on a new one): each with the runs it trained, "X (runs a, b); Y (run c)". "" when none is recorded.
+    """
+    by = {}
+    for r in done:
+        if r.get("machine"):
+            by.setdefault(r["machine"], []).append(r["spec"]["name"])
+    if len(by) <= 1:
+        return next(iter(by), "")
+    return "; ".join(f"{m} ({'runs' if len(names) > 1 else 'run'} {', '.join(names)})" for m, names in by.items())
 
 
 def last_finished(done):
