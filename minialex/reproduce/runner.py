@@ -334,13 +334,13 @@ def _test_and_record(spec, model, trainer, data, train, et, prep, run_dir, load0
 
     xtr, ytr = train
     test1 = test5 = None
+    views = {}
     if spec.test:
         _, test1, test5 = evaluate_batches(model, data.x_test, data.y_test, et, xp=xp)
-    views = {}
-    if spec.test and spec.ten_crop:
-        probs = predict_proba(model, data.x_test, prep, ten_crop=True, xp=xp)   # (N, K)
-        views = {"test_top1_ten_crop": topk_error(probs, data.y_test, 1),
-                 "test_top5_ten_crop": topk_error(probs, data.y_test, 5)}
+        if spec.ten_crop:
+            probs = predict_proba(model, data.x_test, prep, ten_crop=True, xp=xp)   # (N, K)
+            views = {"test_top1_ten_crop": topk_error(probs, data.y_test, 1),
+                     "test_top5_ten_crop": topk_error(probs, data.y_test, 5)}
     # the training error in test mode (centre crop, no dropout) on a fixed sample of the training
     # images: with the test error, the train/test gap of Sec. 4.1 and 4.2
     xs, ys = _subset(xtr, ytr, len(data.y_val), 4242)
